@@ -1,0 +1,20 @@
+"""bayesgmm: Gaussian mixture models fitted by EM and by Bayesian inference (PyMC)."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets
+from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
+from .em import GaussianMixtureEM
+
+try:
+    __version__ = version("bayesgmm")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "COVARIANCE_STRUCTURES",
+    "GaussianMixtureEM",
+    "__version__",
+    "datasets",
+    "get_covariance_structure",
+]

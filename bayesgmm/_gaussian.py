@@ -1,0 +1,454 @@
+"""Per-covariance-structure Gaussian maths shared by the EM and Bayesian engines.
+
+Every covariance structure writes the component log-density as a *linear* function
+of a few per-point features, so that both EM steps become large matrix products:
+
+    log N(x | mu_k, Sigma_k) = -1/2 q(x) . a_k  +  x . b_k  +  c_k
+
+where ``q(x)`` are second-moment features of the point (the upper triangle of
+``x x^T`` for full and tied covariances, ``x**2`` for diagonal ones, ``|x|^2`` for
+spherical ones), ``a_k`` holds the matching entries of the precision matrix, ``b_k =
+P_k mu_k`` and ``c_k`` gathers the constant terms.  The same features summed with
+responsibilities, ``sum_n r_nk q(x_n)``, are the sufficient statistics of the M-step.
+
+Adding a covariance structure (say one of mclust's volume/shape/orientation models)
+means adding one subclass of :class:`CovarianceStructure` and registering it in
+:data:`COVARIANCE_STRUCTURES`; nothing else branches on the name.
+
+The data handed to these functions is expected to be centred (the engines subtract
+the weighted data mean), which keeps the expanded quadratic form accurate.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import linalg
+
+__all__ = [
+    "COVARIANCE_STRUCTURES",
+    "CovarianceStructure",
+    "GaussianCoefficients",
+    "get_covariance_structure",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+#: A component has collapsed when its covariance matrix, standardised by the data's
+#: variances, has an eigenvalue below this: it then sits on points with (nearly)
+#: identical values, held up only by ``reg_covar``, and its likelihood is spurious.
+COLLAPSE_TOLERANCE = 1e-5
+
+
+class CollapsedComponentError(ValueError):
+    """A component's covariance is not positive definite (it collapsed)."""
+
+    def __init__(self, components, reg_covar=None, prefix="Fitting the mixture model failed because "):
+        self.components = list(components)
+        names = ", ".join(str(k) for k in self.components)
+        noun = "component" if len(self.components) == 1 else "components"
+        reg = "" if reg_covar is None else f" (currently reg_covar={reg_covar:g})"
+        super().__init__(
+            f"{prefix}{noun} {names} collapsed: its "
+            "covariance matrix is singular or not positive definite, typically because "
+            "too few points, or points lying on a line or plane, were assigned to it. "
+            f"Try increasing reg_covar{reg}, using fewer components, a more constrained "
+            "covariance_type (e.g. 'tied' or 'diag'), or scaling the input data."
+        )
+
+
+@dataclass(frozen=True)
+class GaussianCoefficients:
+    """Coefficients of the component log-densities as a linear function of features.
+
+    ``log N(x_n | k) = -0.5 * quad[k] @ q(x_n) + lin[k] @ x_n + const[k]``.
+    """
+
+    quad: np.ndarray  # (n_components, n_quad_features)
+    lin: np.ndarray  # (n_components, n_features)
+    const: np.ndarray  # (n_components,)
+
+
+class CovarianceStructure(ABC):
+    """One covariance structure: its parameter layout, M-step and log-density."""
+
+    #: scikit-learn's name of the structure.
+    name: str
+    #: mclust's three-letter name (volume, shape, orientation).
+    mclust_name: str
+    #: a one-line description for documentation and error messages.
+    description: str
+
+    # -- layout -----------------------------------------------------------------
+    @abstractmethod
+    def covariance_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of ``covariances_`` (and of ``precisions_cholesky_``)."""
+
+    @abstractmethod
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
+        """Number of free parameters in the covariances."""
+
+    def n_parameters(self, n_components: int, n_features: int) -> int:
+        """Free parameters of the whole mixture: covariances, means and weights."""
+        return (
+            self.n_covariance_parameters(n_components, n_features)
+            + n_components * n_features
+            + n_components
+            - 1
+        )
+
+    @abstractmethod
+    def to_full(self, values: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
+        """Covariances, or precision Cholesky factors, as full matrices of shape (K, D, D).
+
+        Both are stored in the same layout, and the map from the stored values to
+        the full matrices is the same for the two.
+        """
+
+    # -- features and M-step ------------------------------------------------------
+    @abstractmethod
+    def quad_features(self, X: np.ndarray) -> np.ndarray:
+        """Second-moment features ``q(x)`` of each row, shape (n, n_quad_features)."""
+
+    @abstractmethod
+    def covariances(
+        self,
+        nk: np.ndarray,
+        means: np.ndarray,
+        quad_moments: np.ndarray,
+        reg_covar: float,
+    ) -> np.ndarray:
+        """M-step covariances from the weighted moments.
+
+        Parameters
+        ----------
+        nk : ndarray of shape (n_components,)
+            Sum of responsibilities (times sample weights) per component.
+        means : ndarray of shape (n_components, n_features)
+            The component means, in the same (centred) coordinates as the moments.
+        quad_moments : ndarray of shape (n_components, n_quad_features)
+            ``sum_n r_nk q(x_n)``.
+        reg_covar : float
+            Added to the diagonal of every covariance.
+        """
+
+    # -- precisions and log-density -------------------------------------------
+    @abstractmethod
+    def precisions_cholesky(self, covariances: np.ndarray, reg_covar=None) -> np.ndarray:
+        """A factor ``L`` with ``L @ L.T`` equal to the precision (inverse covariance).
+
+        Raises :class:`CollapsedComponentError` naming the components whose
+        covariance is not positive definite (``reg_covar`` only enters its message).
+        """
+
+    @abstractmethod
+    def covariances_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        """Covariances from precision matrices (same layout)."""
+
+    @abstractmethod
+    def precisions_cholesky_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        """The Cholesky factor of given precision matrices (same layout)."""
+
+    @abstractmethod
+    def coefficients(
+        self, means: np.ndarray, precisions_cholesky: np.ndarray
+    ) -> GaussianCoefficients:
+        """Coefficients of the log-density as a linear function of the features."""
+
+    def log_prob(
+        self, X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray
+    ) -> np.ndarray:
+        """Log-density of each row under each component, shape (n, n_components).
+
+        The reference formulation (a whitening transform per component), independent
+        of the feature expansion used by the engines; kept for tests and for
+        callers who want one clear formula.
+        """
+        n_features = X.shape[1]
+        full_chol = self.to_full(precisions_cholesky, len(means), n_features)
+        out = np.empty((X.shape[0], len(means)))
+        for k, (mu, chol) in enumerate(zip(means, full_chol)):
+            y = (X - mu) @ chol
+            out[:, k] = (
+                -0.5 * (n_features * _LOG_2PI + np.sum(y * y, axis=1))
+                + np.sum(np.log(np.abs(np.diag(chol))))
+            )
+        return out
+
+    def __repr__(self) -> str:
+        return f"<covariance structure {self.name!r} (mclust {self.mclust_name})>"
+
+
+# -- helpers for full matrices ---------------------------------------------------
+def _triu_pairs(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n_features)
+
+
+def _outer_features(X: np.ndarray) -> np.ndarray:
+    rows, cols = _triu_pairs(X.shape[1])
+    return X[:, rows] * X[:, cols]
+
+
+def _symmetric_from_triu(values: np.ndarray, n_features: int) -> np.ndarray:
+    """(..., D(D+1)/2) upper-triangle entries -> (..., D, D) symmetric matrices."""
+    rows, cols = _triu_pairs(n_features)
+    out = np.zeros(values.shape[:-1] + (n_features, n_features))
+    out[..., rows, cols] = values
+    out[..., cols, rows] = values
+    return out
+
+
+def _triu_weights(n_features: int) -> np.ndarray:
+    """Off-diagonal entries appear twice in x^T P x."""
+    rows, cols = _triu_pairs(n_features)
+    return np.where(rows == cols, 1.0, 2.0)
+
+
+def _cholesky_of_precision_from_covariance(cov: np.ndarray) -> np.ndarray:
+    """scikit-learn's convention: ``solve(chol(cov), I).T``, upper triangular."""
+    cov_chol = linalg.cholesky(cov, lower=True)
+    return linalg.solve_triangular(cov_chol, np.eye(cov.shape[0]), lower=True).T
+
+
+def _batched_precision_cholesky(covs: np.ndarray, reg_covar=None) -> np.ndarray:
+    out = np.empty_like(covs)
+    failed = []
+    for k, cov in enumerate(covs):
+        try:
+            out[k] = _cholesky_of_precision_from_covariance(cov)
+        except (linalg.LinAlgError, ValueError):
+            failed.append(k)
+    if failed:
+        raise CollapsedComponentError(failed, reg_covar)
+    return out
+
+
+def _full_coefficients(means, prec_chols) -> GaussianCoefficients:
+    """Coefficients for a stack of full precision factors (K, D, D)."""
+    n_features = means.shape[1]
+    precisions = prec_chols @ np.swapaxes(prec_chols, -1, -2)
+    rows, cols = _triu_pairs(n_features)
+    quad = precisions[:, rows, cols] * _triu_weights(n_features)
+    lin = np.einsum("kij,kj->ki", precisions, means)
+    log_det = np.sum(np.log(np.abs(np.diagonal(prec_chols, axis1=-2, axis2=-1))), axis=-1)
+    const = -0.5 * (n_features * _LOG_2PI + np.einsum("ki,ki->k", lin, means)) + log_det
+    return GaussianCoefficients(quad, lin, const)
+
+
+class Full(CovarianceStructure):
+    name = "full"
+    mclust_name = "VVV"
+    description = "each component has its own general covariance matrix"
+
+    def covariance_shape(self, n_components, n_features):
+        return (n_components, n_features, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features * (n_features + 1) // 2
+
+    def to_full(self, values, n_components, n_features):
+        return np.asarray(values)
+
+    def quad_features(self, X):
+        return _outer_features(X)
+
+    def covariances(self, nk, means, quad_moments, reg_covar):
+        n_features = means.shape[1]
+        second = _symmetric_from_triu(quad_moments, n_features) / nk[:, None, None]
+        covs = second - means[:, :, None] * means[:, None, :]
+        covs[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        return covs
+
+    def precisions_cholesky(self, covariances, reg_covar=None):
+        return _batched_precision_cholesky(covariances, reg_covar)
+
+    def covariances_from_precisions(self, precisions):
+        return np.linalg.inv(precisions)
+
+    def precisions_cholesky_from_precisions(self, precisions):
+        return np.linalg.cholesky(precisions)
+
+    def coefficients(self, means, precisions_cholesky):
+        return _full_coefficients(means, precisions_cholesky)
+
+
+class Tied(CovarianceStructure):
+    name = "tied"
+    mclust_name = "EEE"
+    description = "all components share one general covariance matrix"
+
+    def covariance_shape(self, n_components, n_features):
+        return (n_features, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_features * (n_features + 1) // 2
+
+    def to_full(self, values, n_components, n_features):
+        values = np.asarray(values)
+        return np.broadcast_to(values, (n_components,) + values.shape).copy()
+
+    def quad_features(self, X):
+        return _outer_features(X)
+
+    def covariances(self, nk, means, quad_moments, reg_covar):
+        n_features = means.shape[1]
+        second = _symmetric_from_triu(quad_moments.sum(axis=0), n_features)
+        cov = (second - (nk[:, None] * means).T @ means) / nk.sum()
+        cov[np.arange(n_features), np.arange(n_features)] += reg_covar
+        return cov
+
+    def precisions_cholesky(self, covariances, reg_covar=None):
+        return _batched_precision_cholesky(covariances[None], reg_covar)[0]
+
+    def covariances_from_precisions(self, precisions):
+        return np.linalg.inv(precisions)
+
+    def precisions_cholesky_from_precisions(self, precisions):
+        return np.linalg.cholesky(precisions)
+
+    def coefficients(self, means, precisions_cholesky):
+        return _full_coefficients(
+            means, self.to_full(precisions_cholesky, *means.shape)
+        )
+
+
+def _diagonal_coefficients(means, precision_diag, log_det):
+    """Linear and constant coefficients for per-feature precisions of shape (K, D)."""
+    n_features = means.shape[1]
+    lin = means * precision_diag
+    const = -0.5 * (n_features * _LOG_2PI + np.sum(lin * means, axis=1)) + log_det
+    return lin, const
+
+
+class Diag(CovarianceStructure):
+    name = "diag"
+    mclust_name = "VVI"
+    description = "each component has its own diagonal covariance (axis-aligned)"
+
+    def covariance_shape(self, n_components, n_features):
+        return (n_components, n_features)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features
+
+    def to_full(self, values, n_components, n_features):
+        return np.asarray(values)[:, :, None] * np.eye(n_features)
+
+    def quad_features(self, X):
+        return X * X
+
+    def covariances(self, nk, means, quad_moments, reg_covar):
+        return quad_moments / nk[:, None] - means * means + reg_covar
+
+    def precisions_cholesky(self, covariances, reg_covar=None):
+        return _sqrt_precision(covariances, reg_covar)
+
+    def covariances_from_precisions(self, precisions):
+        return 1.0 / np.asarray(precisions)
+
+    def precisions_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def coefficients(self, means, precisions_cholesky):
+        precision = precisions_cholesky**2
+        log_det = np.sum(np.log(precisions_cholesky), axis=1)
+        lin, const = _diagonal_coefficients(means, precision, log_det)
+        return GaussianCoefficients(precision, lin, const)
+
+
+class Spherical(CovarianceStructure):
+    name = "spherical"
+    mclust_name = "VII"
+    description = "each component has its own single variance (round clusters)"
+
+    def covariance_shape(self, n_components, n_features):
+        return (n_components,)
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components
+
+    def to_full(self, values, n_components, n_features):
+        return np.asarray(values)[:, None, None] * np.eye(n_features)
+
+    def quad_features(self, X):
+        return (X * X) @ np.ones((X.shape[1], 1), dtype=X.dtype)
+
+    def covariances(self, nk, means, quad_moments, reg_covar):
+        n_features = means.shape[1]
+        return (quad_moments[:, 0] / nk - np.sum(means * means, axis=1)) / n_features + reg_covar
+
+    def precisions_cholesky(self, covariances, reg_covar=None):
+        return _sqrt_precision(covariances, reg_covar)
+
+    def covariances_from_precisions(self, precisions):
+        return 1.0 / np.asarray(precisions)
+
+    def precisions_cholesky_from_precisions(self, precisions):
+        return np.sqrt(precisions)
+
+    def coefficients(self, means, precisions_cholesky):
+        n_features = means.shape[1]
+        precision = precisions_cholesky**2
+        log_det = n_features * np.log(precisions_cholesky)
+        lin, const = _diagonal_coefficients(
+            means, np.repeat(precision[:, None], n_features, axis=1), log_det
+        )
+        return GaussianCoefficients(precision[:, None], lin, const)
+
+
+def _sqrt_precision(variances, reg_covar=None):
+    variances = np.asarray(variances)
+    bad = ~(variances > 0)
+    if bad.any():
+        failed = np.unique(np.nonzero(bad.reshape(len(bad), -1))[0])
+        raise CollapsedComponentError(failed.tolist(), reg_covar)
+    return 1.0 / np.sqrt(variances)
+
+
+COVARIANCE_STRUCTURES: dict[str, CovarianceStructure] = {
+    structure.name: structure for structure in (Full(), Tied(), Diag(), Spherical())
+}
+"""The covariance structures by scikit-learn name."""
+
+_ALIASES = {s.mclust_name: s.name for s in COVARIANCE_STRUCTURES.values()}
+
+
+def collapsed_components(
+    structure: CovarianceStructure, covariances: np.ndarray, data_variance: np.ndarray
+) -> list[int]:
+    """Components whose standardised covariance has an eigenvalue below the tolerance.
+
+    Features of zero variance (constant columns) are left out of the check.
+    """
+    n_features = len(data_variance)
+    n_components = 1 if covariances.ndim == 2 and structure.name == "tied" else None
+    full = structure.to_full(covariances, n_components or len(covariances), n_features)
+    keep = data_variance > 0
+    scale = 1.0 / np.sqrt(data_variance[keep])
+    standardised = full[:, keep][:, :, keep] * scale[:, None] * scale[None, :]
+    smallest = np.linalg.eigvalsh(standardised)[:, 0] if keep.any() else np.ones(len(full))
+    return np.flatnonzero(smallest < COLLAPSE_TOLERANCE).tolist()
+
+
+def valid_covariance_names() -> list[str]:
+    """All accepted names: scikit-learn's and mclust's."""
+    return list(COVARIANCE_STRUCTURES) + list(_ALIASES)
+
+
+def get_covariance_structure(name) -> CovarianceStructure:
+    """The structure called ``name`` (scikit-learn's or mclust's name).
+
+    >>> get_covariance_structure("VVV").name
+    'full'
+    """
+    if isinstance(name, CovarianceStructure):
+        return name
+    key = _ALIASES.get(name, name) if isinstance(name, str) else None
+    if key not in COVARIANCE_STRUCTURES:
+        raise ValueError(
+            f"covariance_type must be one of {valid_covariance_names()}, got {name!r}."
+        )
+    return COVARIANCE_STRUCTURES[key]
