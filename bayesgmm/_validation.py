@@ -44,6 +44,11 @@ def as_numeric_table(X, *, what: str = "X"):
         For 1-D or >2-D input, non-numeric columns (named), NaN or inf (counted per
         column).
     """
+    if _is_sparse(X):
+        raise TypeError(
+            f"{what} is a sparse matrix, and sparse input is not supported: Gaussian "
+            "mixtures need dense data. Convert it with X.toarray()."
+        )
     X = _from_xarray(X, what)
     if isinstance(X, pd.Series):
         raise ValueError(
@@ -68,11 +73,6 @@ def as_numeric_table(X, *, what: str = "X"):
             raise ValueError(_nonfinite_message(what, message))
         return X
     if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
-        if _is_sparse(X):
-            raise TypeError(
-                f"{what} is a sparse matrix; Gaussian mixtures need dense data. "
-                "Convert it with X.toarray()."
-            )
         array = np.asarray(X)
         if array.ndim == 1:
             raise ValueError(
@@ -86,16 +86,20 @@ def as_numeric_table(X, *, what: str = "X"):
                 f"shape {array.shape}."
             )
         if array.dtype.kind == "c":
-            raise ValueError(f"{what} is complex; Gaussian mixtures need real numbers.")
+            raise ValueError(
+                f"Complex data not supported: {what} is complex, and Gaussian mixtures "
+                "need real numbers."
+            )
         if array.dtype.kind not in "biuf":
-            bad = [j for j in range(array.shape[1]) if not _column_is_numeric(array[:, j])]
-            if bad:
-                raise ValueError(
-                    f"{what} has non-numeric columns {bad} (by position). A Gaussian "
-                    "mixture needs numbers: drop these columns, or encode them "
+            try:
+                array = array.astype(float)
+            except (TypeError, ValueError) as error:
+                bad = [j for j in range(array.shape[1]) if not _column_is_numeric(array[:, j])]
+                raise type(error)(
+                    f"{what} has non-numeric columns {bad} (by position) ({error}). A "
+                    "Gaussian mixture needs numbers: drop these columns, or encode them "
                     "numerically first."
-                )
-            array = array.astype(float)
+                ) from None
         if array.dtype.kind == "f":
             message = _describe_nonfinite(array, None)
             if message:

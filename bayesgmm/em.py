@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gaussian import (
     CollapsedComponentError,
+    COLLAPSE_TOLERANCE,
     CovarianceStructure,
     collapsed_components,
     get_covariance_structure,
@@ -117,14 +118,26 @@ class _BlockEngine:
                 result.sum_q += resp @ qb
         return result
 
-    def moments_from_resp(self, resp, rows=None):
-        """Weighted moments for given responsibilities (n, K) of ``rows`` of X."""
-        X = self.X if rows is None else self.X[rows]
-        w = self.sample_weight if rows is None else self.sample_weight[rows]
-        weighted = resp * w[:, None]
-        xc = X - self.center
-        qc = self.structure.quad_features(xc)
-        return weighted.sum(axis=0), weighted.T @ xc, weighted.T @ qc
+    def moments_from_resp(self, resp):
+        """Weighted moments (nk, sum_x, sum_q) for given responsibilities (n, K)."""
+        n_components = resp.shape[1]
+        nk = np.zeros(n_components)
+        sum_x = np.zeros((n_components, self.X.shape[1]))
+        sum_q = np.zeros((n_components, self.n_quad))
+        for block, xb, qb in self.blocks():
+            weighted = resp[block] * self.sample_weight[block, None]
+            nk += weighted.sum(axis=0)
+            sum_x += weighted.T @ xb
+            sum_q += weighted.T @ qb
+        return nk, sum_x, sum_q
+
+    def data_covariance(self):
+        """Weighted covariance matrix of the data (D, D), accumulated block by block."""
+        n_features = self.X.shape[1]
+        scatter = np.zeros((n_features, n_features))
+        for block, xb, _ in self.blocks():
+            scatter += (xb.T * self.sample_weight[block]) @ xb
+        return scatter / self.sample_weight.sum()
 
     def predict_blocks(self, weights, means, precisions_cholesky):
         """Yield (block, log p(x), responsibilities (b, K)) for prediction."""
@@ -350,7 +363,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         center = (weights @ X) / weights.sum()
         engine = _BlockEngine(X, weights, center, self._structure)
-        engine.data_variance = (weights @ (X - center) ** 2) / weights.sum()
+        engine.data_variance = _variance_if_nonsingular(engine.data_covariance())
         random_state = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -421,7 +434,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 break
         final = engine.sweep(*params[:2], params[3], moments=False, labels=True)
         _check_finite_log_likelihood(final.log_likelihood)
-        collapsed = collapsed_components(engine.structure, params[2], engine.data_variance)
+        collapsed = (
+            collapsed_components(engine.structure, params[2], engine.data_variance)
+            if engine.data_variance is not None else []
+        )
         if collapsed:
             raise CollapsedComponentError(collapsed, self.reg_covar)
         trace.append(final.log_likelihood)
@@ -450,26 +466,22 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         )
 
     def _initial_parameters(self, engine, random_state):
-        """Initial parameters: from responsibilities, overridden by the user's."""
-        structure = engine.structure
-        X, K = engine.X, self.n_components
-        user_given = (self.weights_init, self.means_init, self.precisions_init)
-        if all(p is not None for p in user_given):
-            weights = np.asarray(self.weights_init, dtype=float)
-            means = np.asarray(self.means_init, dtype=float)
-            precisions = np.asarray(self.precisions_init, dtype=float)
-            return (
-                weights,
-                means,
-                structure.covariances_from_precisions(precisions),
-                structure.precisions_cholesky_from_precisions(precisions),
-            )
+        """Initial parameters: from responsibilities, overridden by the user's.
 
-        resp, rows = self._initial_responsibilities(engine, random_state)
-        nk, sum_x, sum_q = engine.moments_from_resp(resp, rows)
-        weights, means, covariances, precisions_cholesky = self._m_step(
-            engine, nk, sum_x, sum_q
-        )
+        As in scikit-learn, the responsibilities are only computed (and the random
+        state only consumed) when some initial parameter is not given.
+        """
+        structure = engine.structure
+        user_given = (self.weights_init, self.means_init, self.precisions_init)
+        weights = means = covariances = precisions_cholesky = None
+        if any(p is None for p in user_given):
+            resp, rows = self._initial_responsibilities(engine, random_state)
+            if rows is not None:
+                engine = _BlockEngine(engine.X[rows], engine.sample_weight[rows],
+                                      engine.center, structure)
+            weights, means, covariances, precisions_cholesky = self._m_step(
+                engine, *engine.moments_from_resp(resp)
+            )
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=float)
         if self.means_init is not None:
@@ -702,6 +714,23 @@ def _as_float_array(name, value, shape):
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains NaN or inf.")
     return array
+
+
+def _variance_if_nonsingular(covariance):
+    """Per-feature variances, or None when the data's own covariance is singular.
+
+    Components are checked for collapse relative to the data's spread; when the
+    data itself spans fewer dimensions than it has features (more features than
+    points, or collinear features) every component is singular and the check is
+    meaningless, so it is skipped.
+    """
+    variance = np.diag(covariance).copy()
+    keep = variance > 0
+    scale = 1.0 / np.sqrt(variance[keep])
+    standardised = covariance[np.ix_(keep, keep)] * scale[:, None] * scale[None, :]
+    if keep.any() and np.linalg.eigvalsh(standardised)[0] < COLLAPSE_TOLERANCE:
+        return None
+    return variance
 
 
 def _check_finite_log_likelihood(value):
