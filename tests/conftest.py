@@ -1,0 +1,45 @@
+"""Shared fixtures: simulated mixtures with known truth, and bundled data."""
+
+import numpy as np
+import pytest
+
+from bayesgmm import datasets
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+class RandomData:
+    """Well-separated mixtures with known parameters, one per covariance type."""
+
+    def __init__(self, n_samples=600, n_features=2, n_components=3, seed=0):
+        rng = np.random.default_rng(seed)
+        self.n_samples, self.n_features, self.n_components = n_samples, n_features, n_components
+        self.weights = np.array([0.2, 0.3, 0.5])[:n_components] / np.array(
+            [0.2, 0.3, 0.5]
+        )[:n_components].sum()
+        self.means = rng.uniform(-1, 1, (n_components, n_features)) * 12
+        self.means[:, 0] = np.arange(n_components) * 12.0  # ordered, well separated
+        A = rng.normal(size=(n_components, n_features, n_features))
+        full = A @ np.swapaxes(A, 1, 2) + n_features * np.eye(n_features)
+        self.covariances = {
+            "full": full,
+            "tied": full[0],
+            "diag": rng.uniform(0.5, 2.0, (n_components, n_features)),
+            "spherical": rng.uniform(0.5, 2.0, n_components),
+        }
+        self.X, self.labels = {}, {}
+        for cov_type, cov in self.covariances.items():
+            as_full = np.broadcast_to(cov, full.shape) if cov_type == "tied" else cov
+            self.X[cov_type], self.labels[cov_type] = datasets.simulate_mixture(
+                n_samples, self.weights, self.means, as_full, random_state=seed + 1
+            )
+
+
+@pytest.fixture(scope="session")
+def random_data():
+    return RandomData()
+
+
+@pytest.fixture(scope="session")
+def faithful():
+    return datasets.load_faithful()

@@ -1,0 +1,416 @@
+"""GaussianMixtureEM against scikit-learn, known truth, mclust and its own invariants."""
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+from sklearn.utils.estimator_checks import check_estimator
+
+from bayesgmm import GaussianMixtureEM, datasets, em as em_module
+from bayesgmm._gaussian import CollapsedComponentError
+
+from .conftest import COVARIANCE_TYPES
+
+# mclust 6, Mclust(faithful, G = 3, modelNames = "EEE"): the published optimum.
+MCLUST_FAITHFUL_EEE3_LOGLIK = -1126.326
+
+
+def initial_parameters(X, n_components, cov_type, seed=0):
+    """Deliberately rough starting values shared by both implementations."""
+    rng = np.random.default_rng(seed)
+    n_features = X.shape[1]
+    means = X[rng.choice(len(X), n_components, replace=False)]
+    variance = X.var(axis=0)
+    precisions = {
+        "full": np.stack([np.diag(1 / variance)] * n_components),
+        "tied": np.diag(1 / variance),
+        "diag": np.tile(1 / variance, (n_components, 1)),
+        "spherical": np.full(n_components, 1 / variance.mean()),
+    }[cov_type]
+    weights = np.full(n_components, 1 / n_components)
+    assert means.shape == (n_components, n_features)
+    return {"weights_init": weights, "means_init": means, "precisions_init": precisions}
+
+
+def fit_quietly(model, X, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, **kwargs)
+
+
+# --------------------------------------------------------------- scikit-learn
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_iter", [1, 7])
+def test_same_start_same_estimates_as_sklearn(random_data, cov_type, n_iter):
+    X = random_data.X[cov_type]
+    init = initial_parameters(X, 3, cov_type)
+    ours = fit_quietly(GaussianMixtureEM(3, covariance_type=cov_type, max_iter=n_iter, tol=0,
+                                         **init), X)
+    theirs = fit_quietly(GaussianMixture(3, covariance_type=cov_type, max_iter=n_iter, tol=0,
+                                         **init), X)
+    assert ours.n_iter_ == theirs.n_iter_ == n_iter
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-6,
+                                   err_msg=name)
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-6)
+    assert ours.log_likelihood_ == pytest.approx(theirs.score(X) * len(X), rel=1e-6)
+    np.testing.assert_allclose(ours.score_samples(X), theirs.score_samples(X), rtol=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), atol=1e-6)
+    assert ours.bic(X) == pytest.approx(theirs.bic(X), rel=1e-6)
+    assert ours.aic(X) == pytest.approx(theirs.aic(X), rel=1e-6)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_same_seed_same_kmeans_start_as_sklearn(random_data, cov_type):
+    """The random state is consumed as scikit-learn does: same k-means start."""
+    X = random_data.X[cov_type]
+    ours = GaussianMixtureEM(3, covariance_type=cov_type, random_state=7).fit(X)
+    theirs = GaussianMixture(3, covariance_type=cov_type, random_state=7).fit(X)
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-6)  # same labelling too
+    assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-6)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_sample_equals_sklearn_sample(random_data, cov_type):
+    X = random_data.X[cov_type]
+    init = initial_parameters(X, 3, cov_type)
+    ours = fit_quietly(GaussianMixtureEM(3, covariance_type=cov_type, max_iter=3, tol=0,
+                                         random_state=5, **init), X)
+    theirs = fit_quietly(GaussianMixture(3, covariance_type=cov_type, max_iter=3, tol=0,
+                                         random_state=5, **init), X)
+    X_ours, y_ours = ours.sample(500)
+    X_theirs, y_theirs = theirs.sample(500)
+    np.testing.assert_array_equal(y_ours, y_theirs)
+    np.testing.assert_allclose(X_ours, X_theirs, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+def test_passes_sklearn_estimator_checks():
+    check_estimator(GaussianMixtureEM())
+
+
+# ----------------------------------------------------------------- invariants
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_log_likelihood_never_decreases(random_data, cov_type):
+    X = random_data.X[cov_type]
+    model = fit_quietly(
+        GaussianMixtureEM(3, covariance_type=cov_type, reg_covar=0, tol=0, max_iter=60,
+                          init_params="random", random_state=0),
+        X,
+    )
+    trace = model.log_likelihood_trace_
+    assert len(trace) == model.n_iter_ + 1 == 61
+    assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:]))
+    assert trace[-1] == pytest.approx(model.log_likelihood_)
+    assert model.lower_bound_ == pytest.approx(model.log_likelihood_ / len(X))
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_responsibilities_sum_to_one_and_labels_agree(random_data, cov_type):
+    X = random_data.X[cov_type]
+    model = GaussianMixtureEM(3, covariance_type=cov_type, random_state=0)
+    labels = model.fit_predict(X)
+    np.testing.assert_allclose(model.predict_proba(X).sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_array_equal(
+        labels, GaussianMixtureEM(3, covariance_type=cov_type, random_state=0).fit(X).predict(X)
+    )
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_recovers_simulated_parameters(cov_type):
+    from .conftest import RandomData
+
+    data = RandomData(n_samples=6000, seed=3)
+    X = data.X[cov_type]
+    model = GaussianMixtureEM(3, covariance_type=cov_type, n_init=3, random_state=0).fit(X)
+    order = np.argsort(model.means_[:, 0])  # the truth is ordered along feature 0
+    n_k = data.weights * len(X)
+    # binomial standard errors of the weights; 5 sigma
+    se_w = np.sqrt(data.weights * (1 - data.weights) / len(X))
+    assert np.all(np.abs(model.weights_[order] - data.weights) < 5 * se_w)
+    # standard errors of the means from the true covariances; 5 sigma
+    true_full = model._structure.to_full(data.covariances[cov_type], 3, 2)
+    se_mu = np.sqrt(np.diagonal(true_full, axis1=1, axis2=2) / n_k[:, None])
+    assert np.all(np.abs(model.means_[order] - data.means) < 5 * se_mu)
+    covariances = model.covariances_ if cov_type == "tied" else model.covariances_[order]
+    np.testing.assert_allclose(covariances, data.covariances[cov_type], rtol=0.15, atol=0.1)
+    agreement = np.mean(model.predict(X) == order[data.labels[cov_type]])
+    assert agreement > 0.99
+
+
+def test_reaches_mclust_optimum_on_old_faithful(faithful):
+    """Best of 10 starts at least as high as mclust's published EEE, G=3 optimum."""
+    model = GaussianMixtureEM(3, covariance_type="EEE", n_init=10, tol=1e-6, random_state=0)
+    model.fit(faithful)
+    assert model.log_likelihood_ >= MCLUST_FAITHFUL_EEE3_LOGLIK
+    assert model.log_likelihood_ == pytest.approx(MCLUST_FAITHFUL_EEE3_LOGLIK, abs=0.05)
+    # mclust's BIC convention (higher is better) is the negative of ours
+    p, n = 11, len(faithful)
+    assert -model.bic(faithful) == pytest.approx(2 * model.log_likelihood_ - p * math.log(n))
+
+
+def test_n_init_keeps_the_best_restart(faithful):
+    """n_init restarts draw from one random stream, as consecutive single fits would."""
+    kwargs = dict(init_params="random_from_data", tol=1e-6, max_iter=1000)
+    rng = np.random.RandomState(0)
+    lls = [GaussianMixtureEM(4, random_state=rng, **kwargs).fit(faithful).log_likelihood_
+           for _ in range(5)]
+    assert max(lls) - min(lls) > 0.1  # the restarts really differ
+    best = GaussianMixtureEM(4, n_init=5, random_state=0, **kwargs).fit(faithful)
+    assert best.log_likelihood_ == pytest.approx(max(lls), rel=1e-12)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_integer_weights_equal_repeated_rows(random_data, cov_type):
+    X = random_data.X[cov_type][:200]
+    counts = np.random.default_rng(0).integers(0, 4, size=len(X))
+    init = initial_parameters(X, 3, cov_type)
+    weighted = fit_quietly(GaussianMixtureEM(3, covariance_type=cov_type, tol=0, max_iter=20,
+                                             **init), X, sample_weight=counts)
+    repeated = fit_quietly(GaussianMixtureEM(3, covariance_type=cov_type, tol=0, max_iter=20,
+                                             **init), np.repeat(X, counts, axis=0))
+    for name in ("weights_", "means_", "covariances_", "log_likelihood_trace_"):
+        np.testing.assert_allclose(getattr(weighted, name), getattr(repeated, name),
+                                   rtol=1e-9, err_msg=name)
+    assert weighted.bic(X, sample_weight=counts) == pytest.approx(
+        repeated.bic(np.repeat(X, counts, axis=0)), rel=1e-9)
+
+
+@pytest.mark.parametrize("init_params", em_module.INIT_METHODS)
+def test_weighted_fit_with_random_init_reaches_the_same_optimum(random_data, init_params):
+    X = random_data.X["full"][:300]
+    counts = np.random.default_rng(1).integers(1, 4, size=len(X))
+    kwargs = dict(init_params=init_params, n_init=3, tol=1e-10, max_iter=500, random_state=0)
+    weighted = GaussianMixtureEM(3, **kwargs).fit(X, sample_weight=counts)
+    repeated = GaussianMixtureEM(3, **kwargs).fit(np.repeat(X, counts, axis=0))
+    assert weighted.log_likelihood_ == pytest.approx(repeated.log_likelihood_, rel=1e-8)
+    order_w, order_r = np.argsort(weighted.means_[:, 0]), np.argsort(repeated.means_[:, 0])
+    np.testing.assert_allclose(weighted.means_[order_w], repeated.means_[order_r], rtol=1e-6)
+
+
+def test_zero_weight_rows_are_ignored(random_data):
+    X = random_data.X["full"]
+    weights = np.ones(len(X))
+    weights[:50] = 0
+    outliers = X.copy()
+    outliers[:50] = 1e3  # huge values that would dominate if counted
+    a = GaussianMixtureEM(3, random_state=0).fit(outliers, sample_weight=weights)
+    b = GaussianMixtureEM(3, random_state=0).fit(X[50:])
+    assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-6)
+
+
+def test_hierarchical_init_uses_a_subsample(monkeypatch):
+    calls = []
+    original = em_module.AgglomerativeClustering.fit
+
+    def spy(self, X, y=None):
+        calls.append(len(X))
+        return original(self, X)
+
+    monkeypatch.setattr(em_module.AgglomerativeClustering, "fit", spy)
+    X, _ = datasets.simulate_mixture(3000, [0.5, 0.5], [[0, 0], [8, 8]], [1.0, 1.0],
+                                     random_state=0)
+    model = GaussianMixtureEM(2, init_params="hierarchical", random_state=0).fit(X)
+    assert calls == [em_module.HIERARCHICAL_SUBSAMPLE]
+    assert sorted(np.round(model.means_[:, 0])) == [0, 8]
+
+
+def test_warm_start_continues_from_previous_fit(random_data):
+    X = random_data.X["full"]
+    init = initial_parameters(X, 3, "full")
+    warm = GaussianMixtureEM(3, warm_start=True, max_iter=5, tol=0, **init)
+    with pytest.warns(ConvergenceWarning):
+        warm.fit(X)
+    with pytest.warns(ConvergenceWarning):
+        warm.fit(X)
+    straight = fit_quietly(GaussianMixtureEM(3, max_iter=10, tol=0, **init), X)
+    np.testing.assert_allclose(warm.means_, straight.means_, rtol=1e-9)
+
+
+def test_non_convergence_warns(random_data):
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        GaussianMixtureEM(3, max_iter=2, tol=0, random_state=0).fit(random_data.X["full"])
+
+
+def test_float32_input_stays_accurate(random_data):
+    X = random_data.X["full"]
+    init = initial_parameters(X, 3, "full")
+    single = fit_quietly(GaussianMixtureEM(3, max_iter=20, tol=0, **init), X.astype(np.float32))
+    double = fit_quietly(GaussianMixtureEM(3, max_iter=20, tol=0, **init), X)
+    np.testing.assert_allclose(single.means_, double.means_, rtol=1e-4, atol=1e-4)
+    assert single.log_likelihood_ == pytest.approx(double.log_likelihood_, rel=1e-5)
+
+
+# --------------------------------------------------------------------- criteria
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_bic_aic_icl_formulas(random_data, cov_type):
+    X = random_data.X[cov_type]
+    model = GaussianMixtureEM(3, covariance_type=cov_type, random_state=0).fit(X)
+    n, loglik, p = len(X), model.score(X) * len(X), model.n_parameters()
+    expected_p = {"full": 17, "tied": 11, "diag": 14, "spherical": 11}[cov_type]
+    assert p == expected_p
+    assert model.bic(X) == pytest.approx(-2 * loglik + p * math.log(n))
+    assert model.aic(X) == pytest.approx(-2 * loglik + 2 * p)
+    resp = model.predict_proba(X)
+    hard_entropy = -np.sum(np.log(resp[np.arange(n), resp.argmax(axis=1)]))
+    assert model.icl(X) == pytest.approx(model.bic(X) + 2 * hard_entropy)
+    assert model.icl(X) >= model.bic(X)
+
+
+# ----------------------------------------------------------------------- inputs
+def test_dataframe_keeps_feature_names(faithful):
+    model = GaussianMixtureEM(2, random_state=0).fit(faithful)
+    np.testing.assert_array_equal(model.feature_names_in_, ["eruptions", "waiting"])
+    ds = model.to_xarray()
+    assert ds["means"].dims == ("component", "feature")
+    assert list(ds["feature"].values) == ["eruptions", "waiting"]
+    assert ds["covariances"].dims == ("component", "feature", "feature2")
+    np.testing.assert_allclose(ds["means"].sel(feature="waiting").values, model.means_[:, 1])
+    assert ds["weights"].sum() == pytest.approx(1.0)
+    assert ds.attrs["mclust_model"] == "VVV"
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_to_xarray_gives_full_covariance_matrices(random_data, cov_type):
+    X = random_data.X[cov_type]
+    model = GaussianMixtureEM(3, covariance_type=cov_type, random_state=0).fit(X)
+    cov = model.to_xarray()["covariances"].values
+    assert cov.shape == (3, 2, 2)
+    sample_cov = np.cov(X[model.predict(X) == 0].T)
+    np.testing.assert_allclose(np.diag(cov[0]), np.diag(model._structure.to_full(
+        model.covariances_, 3, 2)[0]))
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+    if cov_type == "full":
+        np.testing.assert_allclose(cov[0], sample_cov, rtol=0.05)
+
+
+def test_dataarray_input_matches_numpy(faithful):
+    da = xr.DataArray(faithful.values.T, dims=("feature", "sample"),
+                      coords={"feature": ["eruptions", "waiting"]})
+    from_da = GaussianMixtureEM(2, random_state=0).fit(da)
+    from_np = GaussianMixtureEM(2, random_state=0).fit(faithful.values)
+    np.testing.assert_allclose(from_da.means_, from_np.means_)
+    np.testing.assert_array_equal(from_da.feature_names_in_, ["eruptions", "waiting"])
+    np.testing.assert_allclose(from_da.predict_proba(da), from_np.predict_proba(faithful.values))
+
+
+def test_single_feature_galaxies():
+    X = datasets.load_galaxies()
+    model = GaussianMixtureEM(3, n_init=5, random_state=0, tol=1e-8).fit(X)
+    ordered = np.sort(model.means_[:, 0])
+    # the three well-known groups: ~9.7, ~21.4 and ~33.0 thousand km/s
+    np.testing.assert_allclose(ordered, [9710, 21400, 33040], rtol=0.02)
+
+
+# ----------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.array([[1.0, np.nan], [2.0, 3.0], [np.nan, np.nan], [1, 1]]),
+         r"3 NaN \(columns 0: 1, 1: 2\)"),
+        (np.array([[1.0, np.inf], [2.0, 3.0], [1, 1]]), r"1 inf \(column 1: 1\)"),
+        (np.arange(10.0), "got a 1-D array of shape \\(10,\\).*reshape\\(-1, 1\\)"),
+        (np.zeros((3, 2, 2)), "Expected 2-D X"),
+        (pd.Series(np.arange(5.0)), "pandas Series"),
+    ],
+)
+def test_bad_input_is_explained(X, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixtureEM(1).fit(X)
+
+
+def test_nan_in_dataframe_names_columns():
+    df = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0], "b": [1.0, np.nan, np.nan, 2.0]})
+    with pytest.raises(ValueError, match=r"3 NaN \(columns 'a': 1, 'b': 2\).*dropna"):
+        GaussianMixtureEM(1).fit(df)
+
+
+def test_non_numeric_columns_are_named():
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "species": ["a", "b", "c"], "y": [1, 2, 3]})
+    with pytest.raises(ValueError, match=r"non-numeric columns \['species'\]"):
+        GaussianMixtureEM(1).fit(df)
+    with pytest.raises(ValueError, match=r"non-numeric columns \[1\]"):
+        GaussianMixtureEM(1).fit(np.array([[1, "a"], [2, "b"], [3, "c"]], dtype=object))
+
+
+def test_too_few_samples_for_components():
+    with pytest.raises(ValueError, match="n_components = 5, n_samples = 4"):
+        GaussianMixtureEM(5).fit(np.random.default_rng(0).normal(size=(4, 2)))
+    with pytest.raises(ValueError, match="n_components = 3, n_samples = 2"):
+        GaussianMixtureEM(3).fit(np.random.default_rng(0).normal(size=(6, 2)),
+                                 sample_weight=[1, 1, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"n_components": 0}, "n_components must be an integer >= 1, got 0"),
+        ({"n_components": 2.5}, "n_components must be an integer"),
+        ({"covariance_type": "VEV"}, r"covariance_type must be one of \['full', 'tied'"),
+        ({"init_params": "kmedoids"}, r"init_params must be one of \['kmeans'"),
+        ({"reg_covar": -1}, "reg_covar must be a non-negative number"),
+        ({"n_init": 0}, "n_init must be an integer >= 1"),
+        ({"weights_init": [0.5, 0.6]}, "weights_init must be non-negative and sum to 1"),
+        ({"weights_init": [1.0]}, r"weights_init must have shape \(2,\)"),
+        ({"means_init": np.zeros((2, 3))}, r"means_init must have shape \(2, 2\).*\(2, 3\)"),
+        ({"precisions_init": np.ones((2, 2))}, r"precisions_init must have shape \(2, 2, 2\)"),
+        ({"precisions_init": np.stack([np.eye(2), -np.eye(2)])}, "positive definite"),
+    ],
+)
+def test_bad_parameters_are_explained(params, message):
+    params = {"n_components": 2, **params}
+    with pytest.raises(ValueError, match=message):
+        GaussianMixtureEM(**params).fit(np.random.default_rng(0).normal(size=(20, 2)))
+
+
+@pytest.mark.parametrize(
+    ("sample_weight", "message"),
+    [
+        ([1, 1, -1, 1, 1, 1], "1 negative values"),
+        ([0, 0, 0, 0, 0, 0], "all zero"),
+        ([1, 1, 1], r"shape \(6,\)"),
+        ([1, np.nan, 1, 1, 1, 1], "NaN or inf"),
+    ],
+)
+def test_bad_sample_weight_is_explained(sample_weight, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixtureEM(1).fit(np.random.default_rng(0).normal(size=(6, 2)),
+                                 sample_weight=sample_weight)
+
+
+def test_collapsed_component_is_named_with_a_remedy():
+    # two distinct points per component on a grid: diag components collapse onto ties
+    X = np.repeat(np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 5.0], [10.0, 6.0]]), 5, axis=0)
+    with pytest.raises(CollapsedComponentError,
+                       match=r"component.* collapsed.*reg_covar.*fewer components.*scaling"):
+        GaussianMixtureEM(2, covariance_type="diag", random_state=0).fit(X)
+    # a larger reg_covar (a variance floor on the data's scale) is accepted
+    model = GaussianMixtureEM(2, covariance_type="diag", reg_covar=0.1, random_state=0).fit(X)
+    np.testing.assert_allclose(sorted(model.means_[:, 0]), [0.0, 10.0], atol=1e-12)
+
+
+def test_spurious_collapsed_restarts_are_dropped(faithful):
+    """Old Faithful's tied eruption times let a diag K=5 start collapse: it is skipped."""
+    model = GaussianMixtureEM(5, covariance_type="diag", n_init=5, tol=1e-6, max_iter=1000,
+                              random_state=0).fit(faithful)
+    variances = model.covariances_ / faithful.var(ddof=0).to_numpy()
+    assert variances.min() > 1e-5
+
+
+def test_predict_before_fit_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        GaussianMixtureEM(2).predict(np.zeros((3, 2)))
+
+
+def test_wrong_number_of_features_at_predict(faithful):
+    model = GaussianMixtureEM(2, random_state=0).fit(faithful.values)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(np.zeros((3, 3)))

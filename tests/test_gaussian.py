@@ -1,0 +1,137 @@
+"""The per-covariance maths checked against independent references."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayesgmm._gaussian import (
+    COVARIANCE_STRUCTURES,
+    CollapsedComponentError,
+    collapsed_components,
+    get_covariance_structure,
+)
+
+from .conftest import COVARIANCE_TYPES
+
+K, D = 3, 4
+
+
+def random_parameters(cov_type, rng):
+    structure = get_covariance_structure(cov_type)
+    means = rng.normal(size=(K, D)) * 3
+    A = rng.normal(size=(K, D, D))
+    full = A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(D)
+    covariances = {
+        "full": full,
+        "tied": full[0],
+        "diag": rng.uniform(0.2, 3, (K, D)),
+        "spherical": rng.uniform(0.2, 3, K),
+    }[cov_type]
+    return structure, means, covariances
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_log_density_equals_scipy(cov_type):
+    rng = np.random.default_rng(1)
+    structure, means, covariances = random_parameters(cov_type, rng)
+    X = rng.normal(size=(50, D)) * 4
+    chol = structure.precisions_cholesky(covariances)
+    full_cov = structure.to_full(covariances, K, D)
+    expected = np.column_stack(
+        [stats.multivariate_normal(means[k], full_cov[k]).logpdf(X) for k in range(K)]
+    )
+    # the reference formulation
+    np.testing.assert_allclose(structure.log_prob(X, means, chol), expected, rtol=1e-10)
+    # the feature expansion used by the engines
+    coef = structure.coefficients(means, chol)
+    expanded = -0.5 * structure.quad_features(X) @ coef.quad.T + X @ coef.lin.T + coef.const
+    np.testing.assert_allclose(expanded, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_m_step_covariances_equal_weighted_scatter(cov_type):
+    """The moment formula equals the two-pass weighted covariance per structure."""
+    rng = np.random.default_rng(2)
+    structure = get_covariance_structure(cov_type)
+    X = rng.normal(size=(200, D)) * [1, 2, 3, 4]
+    resp = rng.dirichlet(np.ones(K), size=200)
+    nk = resp.sum(axis=0)
+    means = resp.T @ X / nk[:, None]
+    reg = 1e-3
+    scatter = np.stack([(resp[:, k, None] * (X - means[k])).T @ (X - means[k]) for k in range(K)])
+    expected = {
+        "full": scatter / nk[:, None, None] + reg * np.eye(D),
+        "tied": scatter.sum(axis=0) / nk.sum() + reg * np.eye(D),
+        "diag": np.diagonal(scatter, axis1=1, axis2=2) / nk[:, None] + reg,
+        "spherical": np.trace(scatter, axis1=1, axis2=2) / nk / D + reg,
+    }[cov_type]
+    got = structure.covariances(nk, means, resp.T @ structure.quad_features(X), reg)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_precision_factors_invert_covariances(cov_type):
+    rng = np.random.default_rng(3)
+    structure, means, covariances = random_parameters(cov_type, rng)
+    chol = structure.to_full(structure.precisions_cholesky(covariances), K, D)
+    precision = chol @ np.swapaxes(chol, 1, 2)
+    np.testing.assert_allclose(
+        precision @ structure.to_full(covariances, K, D), np.broadcast_to(np.eye(D), (K, D, D)),
+        atol=1e-10,
+    )
+    precisions = np.linalg.inv(covariances) if cov_type in ("full", "tied") else 1 / covariances
+    np.testing.assert_allclose(structure.covariances_from_precisions(precisions), covariances)
+    chol2 = structure.to_full(structure.precisions_cholesky_from_precisions(precisions), K, D)
+    np.testing.assert_allclose(chol2 @ np.swapaxes(chol2, 1, 2), precision, rtol=1e-10)
+
+
+# Pinned: covariance, mean and weight parameters (scikit-learn's and mclust's counts).
+@pytest.mark.parametrize(
+    ("cov_type", "n_components", "n_features", "expected"),
+    [
+        ("full", 3, 2, 3 * 3 + 6 + 2),  # 17
+        ("tied", 3, 2, 3 + 6 + 2),  # 11, mclust EEE G=3 on faithful
+        ("diag", 3, 2, 6 + 6 + 2),  # 14
+        ("spherical", 3, 2, 3 + 6 + 2),  # 11
+        ("full", 8, 10, 8 * 55 + 80 + 7),  # 527
+        ("tied", 8, 10, 55 + 80 + 7),  # 142
+        ("diag", 8, 10, 80 + 80 + 7),  # 167
+        ("spherical", 8, 10, 8 + 80 + 7),  # 95
+        ("full", 1, 1, 1 + 1 + 0),
+        ("spherical", 4, 1, 4 + 4 + 3),
+    ],
+)
+def test_parameter_counts(cov_type, n_components, n_features, expected):
+    structure = get_covariance_structure(cov_type)
+    assert structure.n_parameters(n_components, n_features) == expected
+
+
+@pytest.mark.parametrize(("mclust", "sklearn"), [("VVV", "full"), ("EEE", "tied"),
+                                                 ("VVI", "diag"), ("VII", "spherical")])
+def test_mclust_names_are_aliases(mclust, sklearn):
+    assert get_covariance_structure(mclust) is COVARIANCE_STRUCTURES[sklearn]
+    assert COVARIANCE_STRUCTURES[sklearn].mclust_name == mclust
+
+
+def test_unknown_covariance_type_lists_valid_names():
+    with pytest.raises(ValueError, match=r"one of \['full', 'tied', 'diag', 'spherical', 'VVV'"):
+        get_covariance_structure("VEV-ish")
+
+
+def test_non_positive_definite_covariance_names_the_component():
+    structure = get_covariance_structure("full")
+    covs = np.stack([np.eye(2), np.array([[1.0, 2.0], [2.0, 1.0]]), np.eye(2)])
+    with pytest.raises(CollapsedComponentError, match="component 1 collapsed") as info:
+        structure.precisions_cholesky(covs, reg_covar=1e-6)
+    assert info.value.components == [1]
+    assert "reg_covar" in str(info.value)
+    with pytest.raises(CollapsedComponentError, match="components 0, 2 collapsed"):
+        get_covariance_structure("spherical").precisions_cholesky(np.array([0.0, 1.0, -1.0]))
+
+
+def test_collapsed_components_relative_to_data_spread():
+    structure = get_covariance_structure("diag")
+    data_variance = np.array([1.0, 1e6])
+    covs = np.array([[0.5, 5e5], [1e-7, 1e5], [0.5, 1e-2]])
+    # component 1 is tiny along feature 0; component 2 along feature 1 (1e-8 of its spread)
+    assert collapsed_components(structure, covs, data_variance) == [1, 2]
