@@ -110,8 +110,12 @@ class CovarianceStructure(ABC):
 
     # -- features and M-step ------------------------------------------------------
     @abstractmethod
-    def quad_features(self, X: np.ndarray) -> np.ndarray:
-        """Second-moment features ``q(x)`` of each row, shape (n, n_quad_features)."""
+    def quad_features(self, X, xp=np):
+        """Second-moment features ``q(x)`` of each row, shape (n, n_quad_features).
+
+        ``xp`` is the array namespace: ``numpy`` (EM) or ``pytensor.tensor`` (the
+        PyMC model), so both engines evaluate one and the same log-density.
+        """
 
     @abstractmethod
     def covariances(
@@ -153,10 +157,31 @@ class CovarianceStructure(ABC):
         """The Cholesky factor of given precision matrices (same layout)."""
 
     @abstractmethod
-    def coefficients(
-        self, means: np.ndarray, precisions_cholesky: np.ndarray
-    ) -> GaussianCoefficients:
-        """Coefficients of the log-density as a linear function of the features."""
+    def coefficients(self, means, precisions_cholesky, xp=np) -> GaussianCoefficients:
+        """Coefficients of the log-density as a linear function of the features.
+
+        Works on numpy arrays or, with ``xp=pytensor.tensor``, on symbolic tensors
+        of static shape.
+        """
+
+    def mixture_log_density(self, X, log_weights, means, precisions_cholesky, xp=np):
+        """``log sum_k w_k N(x | k)`` of each row, and the joint terms (n, K).
+
+        The marginal log-likelihood with the labels summed out, in the same
+        expanded form the EM engine uses; ``X`` should be centred (and ``means``
+        expressed in the same coordinates) for accuracy.
+        """
+        coef = self.coefficients(means, precisions_cholesky, xp=xp)
+        joint = (
+            -0.5 * (self.quad_features(X, xp=xp) @ coef.quad.T)
+            + X @ coef.lin.T
+            + (coef.const + log_weights)[None, :]
+        )
+        if xp is np:
+            from scipy.special import logsumexp
+
+            return logsumexp(joint, axis=1), joint
+        return xp.logsumexp(joint, axis=1), joint
 
     def log_prob(
         self, X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray
@@ -187,8 +212,18 @@ def _triu_pairs(n_features: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n_features)
 
 
-def _outer_features(X: np.ndarray) -> np.ndarray:
-    rows, cols = _triu_pairs(X.shape[1])
+def _n_features(x) -> int:
+    """The static size of the last axis of a numpy array or a pytensor variable."""
+    if isinstance(x, np.ndarray):
+        return x.shape[-1]
+    size = x.type.shape[-1]
+    if size is None:
+        raise ValueError("the feature dimension must have a static size in the graph")
+    return size
+
+
+def _outer_features(X) -> np.ndarray:
+    rows, cols = _triu_pairs(_n_features(X))
     return X[:, rows] * X[:, cols]
 
 
@@ -226,15 +261,15 @@ def _batched_precision_cholesky(covs: np.ndarray, reg_covar=None) -> np.ndarray:
     return out
 
 
-def _full_coefficients(means, prec_chols) -> GaussianCoefficients:
+def _full_coefficients(means, prec_chols, xp) -> GaussianCoefficients:
     """Coefficients for a stack of full precision factors (K, D, D)."""
-    n_features = means.shape[1]
-    precisions = prec_chols @ np.swapaxes(prec_chols, -1, -2)
+    n_features = _n_features(means)
+    precisions = prec_chols @ xp.swapaxes(prec_chols, -1, -2)
     rows, cols = _triu_pairs(n_features)
     quad = precisions[:, rows, cols] * _triu_weights(n_features)
-    lin = np.einsum("kij,kj->ki", precisions, means)
-    log_det = np.sum(np.log(np.abs(np.diagonal(prec_chols, axis1=-2, axis2=-1))), axis=-1)
-    const = -0.5 * (n_features * _LOG_2PI + np.einsum("ki,ki->k", lin, means)) + log_det
+    lin = xp.einsum("kij,kj->ki", precisions, means)
+    log_det = xp.sum(xp.log(xp.abs(xp.diagonal(prec_chols, axis1=-2, axis2=-1))), axis=-1)
+    const = -0.5 * (n_features * _LOG_2PI + xp.sum(lin * means, axis=1)) + log_det
     return GaussianCoefficients(quad, lin, const)
 
 
@@ -252,7 +287,7 @@ class Full(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)
 
-    def quad_features(self, X):
+    def quad_features(self, X, xp=np):
         return _outer_features(X)
 
     def covariances(self, nk, means, quad_moments, reg_covar):
@@ -271,8 +306,8 @@ class Full(CovarianceStructure):
     def precisions_cholesky_from_precisions(self, precisions):
         return np.linalg.cholesky(precisions)
 
-    def coefficients(self, means, precisions_cholesky):
-        return _full_coefficients(means, precisions_cholesky)
+    def coefficients(self, means, precisions_cholesky, xp=np):
+        return _full_coefficients(means, precisions_cholesky, xp)
 
 
 class Tied(CovarianceStructure):
@@ -290,7 +325,7 @@ class Tied(CovarianceStructure):
         values = np.asarray(values)
         return np.broadcast_to(values, (n_components,) + values.shape).copy()
 
-    def quad_features(self, X):
+    def quad_features(self, X, xp=np):
         return _outer_features(X)
 
     def covariances(self, nk, means, quad_moments, reg_covar):
@@ -309,17 +344,16 @@ class Tied(CovarianceStructure):
     def precisions_cholesky_from_precisions(self, precisions):
         return np.linalg.cholesky(precisions)
 
-    def coefficients(self, means, precisions_cholesky):
-        return _full_coefficients(
-            means, self.to_full(precisions_cholesky, *means.shape)
-        )
+    def coefficients(self, means, precisions_cholesky, xp=np):
+        n_components, n_features = means.shape[0], _n_features(means)
+        stacked = xp.broadcast_to(precisions_cholesky[None], (n_components, n_features, n_features))
+        return _full_coefficients(means, stacked, xp)
 
 
-def _diagonal_coefficients(means, precision_diag, log_det):
-    """Linear and constant coefficients for per-feature precisions of shape (K, D)."""
-    n_features = means.shape[1]
+def _diagonal_coefficients(means, precision_diag, log_det, xp):
+    """Linear and constant coefficients for per-feature precisions (K, D) or (K, 1)."""
     lin = means * precision_diag
-    const = -0.5 * (n_features * _LOG_2PI + np.sum(lin * means, axis=1)) + log_det
+    const = -0.5 * (_n_features(means) * _LOG_2PI + xp.sum(lin * means, axis=1)) + log_det
     return lin, const
 
 
@@ -337,7 +371,7 @@ class Diag(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)[:, :, None] * np.eye(n_features)
 
-    def quad_features(self, X):
+    def quad_features(self, X, xp=np):
         return X * X
 
     def covariances(self, nk, means, quad_moments, reg_covar):
@@ -352,10 +386,10 @@ class Diag(CovarianceStructure):
     def precisions_cholesky_from_precisions(self, precisions):
         return np.sqrt(precisions)
 
-    def coefficients(self, means, precisions_cholesky):
+    def coefficients(self, means, precisions_cholesky, xp=np):
         precision = precisions_cholesky**2
-        log_det = np.sum(np.log(precisions_cholesky), axis=1)
-        lin, const = _diagonal_coefficients(means, precision, log_det)
+        log_det = xp.sum(xp.log(precisions_cholesky), axis=1)
+        lin, const = _diagonal_coefficients(means, precision, log_det, xp)
         return GaussianCoefficients(precision, lin, const)
 
 
@@ -373,8 +407,10 @@ class Spherical(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)[:, None, None] * np.eye(n_features)
 
-    def quad_features(self, X):
-        return (X * X) @ np.ones((X.shape[1], 1), dtype=X.dtype)
+    def quad_features(self, X, xp=np):
+        if xp is np:  # a reduction along the short feature axis is slow in numpy
+            return (X * X) @ np.ones((X.shape[1], 1), dtype=X.dtype)
+        return xp.sum(X * X, axis=1, keepdims=True)
 
     def covariances(self, nk, means, quad_moments, reg_covar):
         n_features = means.shape[1]
@@ -389,13 +425,10 @@ class Spherical(CovarianceStructure):
     def precisions_cholesky_from_precisions(self, precisions):
         return np.sqrt(precisions)
 
-    def coefficients(self, means, precisions_cholesky):
-        n_features = means.shape[1]
+    def coefficients(self, means, precisions_cholesky, xp=np):
         precision = precisions_cholesky**2
-        log_det = n_features * np.log(precisions_cholesky)
-        lin, const = _diagonal_coefficients(
-            means, np.repeat(precision[:, None], n_features, axis=1), log_det
-        )
+        log_det = _n_features(means) * xp.log(precisions_cholesky)
+        lin, const = _diagonal_coefficients(means, precision[:, None], log_det, xp)
         return GaussianCoefficients(precision[:, None], lin, const)
 
 

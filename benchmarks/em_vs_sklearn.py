@@ -77,6 +77,9 @@ INIT_SUBSAMPLE = 20_000
 MiB = 2.0**20
 MIN_SECONDS = 3.0  # fast cases: keep repeating until this much time was spent ...
 MAX_REPEATS = 25  # ... or this many repetitions were made
+MIN_LOAD_WINDOW = 0.25  # seconds; shorter fits are not checked individually
+QUIET_THRESHOLD = 0.1  # a timed fit counts as clean if other processes used < 0.1 CPU
+MAX_DISTURBED = 10  # disturbed (re-done) repetitions allowed per library and case
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Result:
     loglik_bayesgmm: float = float("nan")
     loglik_rel_diff: float = float("nan")
     max_abs_mean_diff: float = float("nan")
+    foreign_load_cpus: float = float("nan")
 
     @property
     def speedup(self):
@@ -224,13 +228,13 @@ def make_estimator(library, case, init, max_iter):
 def timed_fit(library, case, init, X, max_iter):
     model = make_estimator(library, case, init, max_iter)
     gc.collect()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), ForeignLoad() as load:
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
         model.fit(X)
         elapsed = time.perf_counter() - start
     assert model.n_iter_ == max_iter, (library, model.n_iter_, max_iter)
-    return elapsed, model
+    return elapsed, model, load.cpus
 
 
 def peak_memory_of_fit(library, case, init, X, max_iter):
@@ -266,6 +270,73 @@ def matmul_gflops(dtype, size=2000, repeats=5):
     return 2.0 * size**3 / best / 1e9
 
 
+class ForeignLoad:
+    """CPU used by *other* processes while a block of code runs, in CPUs.
+
+    The machine's busy time (/proc/stat) minus this process's own CPU time,
+    divided by the wall time: 0 on a quiet machine, 1 if another process kept
+    one core busy. BLAS threads spin and stall when cores are shared, so
+    timings taken under foreign load are not comparable.
+    """
+
+    def __enter__(self):
+        self.start = (_machine_busy_seconds(), _own_cpu_seconds(), time.perf_counter())
+        return self
+
+    def __exit__(self, *exc):
+        busy, own, wall = _machine_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
+        wall -= self.start[2]
+        # /proc/stat and os.times() count in clock ticks (10 ms): too coarse for
+        # shorter windows, which report NaN (unknown) instead.
+        self.cpus = (
+            max(0.0, (busy - self.start[0]) - (own - self.start[1])) / wall
+            if wall >= MIN_LOAD_WINDOW else float("nan")
+        )
+        return False
+
+
+def foreign_load_now(seconds=1.0):
+    """Other processes' CPU use (in CPUs) measured over the next `seconds`."""
+    with ForeignLoad() as load:
+        time.sleep(seconds)
+    return load.cpus
+
+
+def wait_until_quiet(max_wait, log, threshold=None):
+    """Sleep until other processes use less than `threshold` CPUs (at most max_wait s)."""
+    threshold = QUIET_THRESHOLD if threshold is None else threshold
+    waited = 0.0
+    while waited < max_wait:
+        busy = foreign_load_now(0.5)
+        if busy < threshold:
+            return True
+        if waited == 0.0:
+            log(f"    machine busy (other processes use {busy:.2f} CPUs); waiting up to "
+                f"{max_wait:.0f} s for it to become quiet ...")
+        waited += 0.5 + 4.0
+        time.sleep(4.0)
+    return False
+
+
+def _machine_busy_seconds():
+    try:
+        import os
+
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def _own_cpu_seconds():
+    import os
+
+    t = os.times()
+    return t.user + t.system
+
+
 def _time(fn):
     start = time.perf_counter()
     fn()
@@ -273,7 +344,7 @@ def _time(fn):
 
 
 # ---------------------------------------------------------------------- runner
-def run_case(case, X64, iters, repeats, gflops, log, min_seconds=MIN_SECONDS):
+def run_case(case, X64, iters, repeats, gflops, log, min_seconds=MIN_SECONDS, wait_quiet=0.0):
     n1, n2 = iters
     X = X64 if case.dtype == "float64" else X64.astype(case.dtype)
     init = initial_parameters(X64, case.n_components, case.covariance_type)
@@ -287,17 +358,38 @@ def run_case(case, X64, iters, repeats, gflops, log, min_seconds=MIN_SECONDS):
     fitted = {}
     for library in ("sklearn", "bayesgmm"):
         times = {n1: [], n2: []}
-        spent, rep = 0.0, 0
-        # At least `repeats` pairs; fast cases are repeated up to MAX_REPEATS times
-        # or until MIN_SECONDS have been spent, so their minima are stable too.
+        disturbed = {n1: [], n2: []}
+        spent, rep, n_disturbed, kept_busy = 0.0, 0, 0, 0.0
+        # At least `repeats` clean pairs; fast cases are repeated up to MAX_REPEATS
+        # times or until MIN_SECONDS have been spent, so their minima are stable
+        # too. A pair during which other processes used CPU is set aside and redone
+        # (up to MAX_DISTURBED times), after waiting for the machine to be quiet.
         while rep < repeats or (spent < min_seconds and rep < MAX_REPEATS):
+            if wait_quiet:
+                wait_until_quiet(wait_quiet, log)
+            pair, pair_busy = {}, 0.0
             for max_iter in (n1, n2):
-                elapsed, model = timed_fit(library, case, init, X, max_iter)
-                times[max_iter].append(elapsed)
+                elapsed, model, busy = timed_fit(library, case, init, X, max_iter)
+                pair[max_iter] = elapsed
+                if not np.isnan(busy):
+                    pair_busy = max(pair_busy, busy)
                 spent += elapsed
                 if max_iter == n2:
                     fitted[library] = model
-            rep += 1
+            if pair_busy < QUIET_THRESHOLD or n_disturbed >= MAX_DISTURBED:
+                for k, v in pair.items():
+                    times[k].append(v)
+                rep += 1
+                kept_busy = max(kept_busy, pair_busy)
+            else:
+                n_disturbed += 1
+                for k, v in pair.items():
+                    disturbed[k].append(v)
+        if n_disturbed:
+            log(f"    {library}: {n_disturbed} repetition(s) disturbed by other processes "
+                "were discarded")
+        res.foreign_load_cpus = max(
+            0.0 if np.isnan(res.foreign_load_cpus) else res.foreign_load_cpus, kept_busy)
         best1, best2 = min(times[n1]), min(times[n2])
         per_iter = (best2 - best1) / (n2 - n1)
         setattr(res, f"{library}_times", {str(k): v for k, v in times.items()})
@@ -310,6 +402,9 @@ def run_case(case, X64, iters, repeats, gflops, log, min_seconds=MIN_SECONDS):
             f"{best2:8.3f} s -> {per_iter:.4f} s/iter (set-up + final pass "
             f"{best1 - n1 * per_iter:.3f} s); peak extra {peak / MiB:.1f} MiB"
         )
+    if res.foreign_load_cpus >= QUIET_THRESHOLD:
+        log(f"    WARNING: other processes used up to {res.foreign_load_cpus:.2f} CPUs during "
+            "the kept timings of this case; they are disturbed.")
     res.bayesgmm_gflops = res.flops_per_iter / res.bayesgmm_s_per_iter / 1e9
     res.loglik_sklearn = model_log_likelihood(X64, fitted["sklearn"], case.covariance_type)
     res.loglik_bayesgmm = model_log_likelihood(X64, fitted["bayesgmm"], case.covariance_type)
@@ -433,6 +528,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None,
                         help="minimum repetitions of each timed fit, best kept (default 3; quick 2); "
                              f"fast cases repeat until {MIN_SECONDS:g} s or {MAX_REPEATS} repetitions")
+    parser.add_argument("--wait-quiet", type=float, default=120.0, metavar="SECONDS",
+                        help="before each timed repetition wait up to this long for other "
+                             "processes to leave the CPUs idle (default 120; 0 disables)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
@@ -453,9 +551,17 @@ def main(argv=None):
     log("EM per-iteration benchmark: bayesgmm.GaussianMixtureEM vs sklearn GaussianMixture")
     for key, value in env.items():
         log(f"  {key:10s} {value}")
-    gflops = {"float64": matmul_gflops(np.float64), "float32": matmul_gflops(np.float32)}
+    for _attempt in range(5):
+        if args.wait_quiet:
+            wait_until_quiet(args.wait_quiet, log)
+        with ForeignLoad() as load:
+            gflops = {"float64": matmul_gflops(np.float64), "float32": matmul_gflops(np.float32)}
+        if load.cpus < QUIET_THRESHOLD:
+            break
     log(f"  matmul     2000x2000 @ 2000x2000: float64 {gflops['float64']:.1f} GFLOP/s, "
         f"float32 {gflops['float32']:.1f} GFLOP/s (best of 5)")
+    log(f"  load       other processes: {load.cpus:.2f} CPUs during the matmul test; "
+        f"load average {open('/proc/loadavg').read().split()[0]}")
     log(f"  timing     max_iter={iters[0]} and {iters[1]}, tol=0, best of {repeats}"
         + ("  [QUICK smoke run: reduced n]" if args.quick else ""))
     log()
@@ -473,12 +579,17 @@ def main(argv=None):
             data_cache[key] = simulate(*key)
         log(f"{case.name}  ({case.dtype}, {data_cache[key].nbytes / MiB:.0f} MiB of float64 data)")
         result = run_case(case, data_cache[key], iters, repeats, gflops, log,
-                          min_seconds=0.5 if args.quick else MIN_SECONDS)
+                          min_seconds=0.5 if args.quick else MIN_SECONDS,
+                          wait_quiet=args.wait_quiet)
         results.append(result)
         log()
 
     log(format_text(results))
     log()
+    worst = max((r.foreign_load_cpus for r in results), default=0.0)
+    log(f"Other processes' CPU use during the kept timings: at most {worst:.2f} CPUs"
+        + ("  -- WARNING: timings disturbed, rerun on a quiet machine." if worst > 0.1 else
+           " (quiet machine)."))
     log("s/iter: (best fit(N2) - best fit(N1)) / (N2 - N1). MiB: tracemalloc peak of one fit "
         "beyond the input. mem ratio: bayesgmm / sklearn. GFLOP/s: bayesgmm's matrix-product "
         "flops per iteration / s per iteration (machine matmul rate in brackets, same dtype).")
@@ -494,6 +605,7 @@ def main(argv=None):
         payload = {
             "environment": env,
             "matmul_gflops": gflops,
+            "matmul_foreign_load_cpus": load.cpus,
             "quick": args.quick,
             "results": [asdict(r) | {"speedup": r.speedup, "memory_ratio": r.memory_ratio}
                         for r in results],
