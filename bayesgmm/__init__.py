@@ -4,7 +4,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets
 from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
+from .bayes import GaussianMixtureBayes
 from .em import GaussianMixtureEM
+from .model import build_model
 
 try:
     __version__ = version("bayesgmm")
@@ -13,7 +15,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "COVARIANCE_STRUCTURES",
+    "GaussianMixtureBayes",
     "GaussianMixtureEM",
+    "build_model",
     "__version__",
     "datasets",
     "get_covariance_structure",

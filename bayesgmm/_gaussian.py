@@ -101,6 +101,10 @@ class CovarianceStructure(ABC):
         )
 
     @abstractmethod
+    def from_full(self, full: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_full`: full matrices (..., K, D, D) to this layout."""
+
+    @abstractmethod
     def to_full(self, values: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
         """Covariances, or precision Cholesky factors, as full matrices of shape (K, D, D).
 
@@ -287,6 +291,9 @@ class Full(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)
 
+    def from_full(self, full):
+        return np.asarray(full)
+
     def quad_features(self, X, xp=np):
         return _outer_features(X)
 
@@ -324,6 +331,9 @@ class Tied(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         values = np.asarray(values)
         return np.broadcast_to(values, (n_components,) + values.shape).copy()
+
+    def from_full(self, full):
+        return np.asarray(full)[..., 0, :, :]
 
     def quad_features(self, X, xp=np):
         return _outer_features(X)
@@ -371,6 +381,9 @@ class Diag(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)[:, :, None] * np.eye(n_features)
 
+    def from_full(self, full):
+        return np.diagonal(full, axis1=-2, axis2=-1).copy()
+
     def quad_features(self, X, xp=np):
         return X * X
 
@@ -406,6 +419,9 @@ class Spherical(CovarianceStructure):
 
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)[:, None, None] * np.eye(n_features)
+
+    def from_full(self, full):
+        return np.diagonal(full, axis1=-2, axis2=-1).mean(axis=-1)
 
     def quad_features(self, X, xp=np):
         if xp is np:  # a reduction along the short feature axis is slow in numpy

@@ -1,0 +1,766 @@
+"""Bayesian Gaussian mixtures in PyMC: MAP, NUTS and ADVI behind one estimator."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
+from .em import GaussianMixtureEM
+from .model import ModelSpec, as_array_and_names, build_model_from_spec, make_spec, sample_mixture
+from .priors import GMMPriors
+from .relabel import permute_components, stephens_relabel
+
+__all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "METHODS"]
+
+#: Accepted values of ``fit(method=...)``.
+METHODS = ("nuts", "map", "advi")
+NUTS_SAMPLERS = ("pymc", "nutpie")
+INITS = ("em", "default")
+#: Thresholds of :meth:`GaussianMixtureBayes.diagnose`.
+RHAT_MAX, ESS_MIN, EBFMI_MIN = 1.01, 400, 0.3
+#: The labelled variables kept in the posterior (others are internal to the model).
+POSTERIOR_VARS = ("weights", "means", "sigmas", "variances", "correlations", "covariances")
+_FILE_KIND = "bayesgmm.GaussianMixtureBayes"
+
+
+class DiagnosticsWarning(UserWarning):
+    """A sampling diagnostic failed its threshold."""
+
+
+def _choice(name, value, valid):
+    if value not in valid:
+        raise ValueError(f"{name} must be one of {list(valid)}, got {value!r}.")
+
+
+class GaussianMixtureBayes(BaseEstimator):
+    """Bayesian Gaussian mixture: Dirichlet weights, Normal means, LKJ covariances.
+
+    The model is :func:`bayesgmm.build_model` (labels summed out, same
+    log-density as the EM engine). ``fit`` finds the MAP, samples the posterior
+    with NUTS, or fits ADVI; every chain starts near the EM solution, and the draws
+    are relabelled to one common labelling (Stephens' KL algorithm against the EM
+    solution) so that R-hat and summaries of component parameters mean something.
+
+    Parameters
+    ----------
+    n_components : int
+    covariance_type : {"full", "tied", "diag", "spherical"} or mclust's names
+    priors : GMMPriors, dict or None
+        See :mod:`bayesgmm.priors`; None uses data-scaled defaults.
+    order_by : str or int, optional
+        Order the component means along this feature (an identifiability
+        constraint). When given, draws are not relabelled.
+    random_state : int or None
+        Seeds EM, the chains' starting points and the sampler.
+
+    Attributes
+    ----------
+    idata_ : xarray.DataTree
+        Groups ``posterior`` (weights, means, sigmas, covariances and, for full
+        and tied, correlations; dims chain, draw, component, feature),
+        ``sample_stats`` (NUTS), ``log_likelihood`` (``obs``: chain, draw,
+        obs_id), ``observed_data``; the configuration in its attributes.
+    em_ : GaussianMixtureEM
+        The EM fit used as starting point and labelling pivot.
+    relabel_ : dict
+        ``n_permuted`` draws, ``n_iterations``, ``converged``.
+    model_ : pymc.Model
+    n_features_in_, feature_names_in_
+
+    Examples
+    --------
+    >>> from bayesgmm import GaussianMixtureBayes, datasets
+    >>> X = datasets.load_faithful()
+    >>> gmm = GaussianMixtureBayes(2, random_state=0).fit(X, draws=500, chains=2)  # doctest: +SKIP
+    >>> gmm.summary()  # doctest: +SKIP
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="full", priors=None, order_by=None,
+                 random_state=None):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.priors = priors
+        self.order_by = order_by
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, method="nuts", *, draws=1000, tune=1000, chains=4, nuts_sampler="pymc",
+            init="em", target_accept=0.9, progressbar=True, relabel=True, advi_steps=20000):
+        """Fit the model to ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        method : {"nuts", "map", "advi"}
+            Full posterior sampling, the posterior mode (stored as one chain of one
+            draw) or mean-field variational inference (``draws`` draws from the
+            approximation).
+        draws, tune, chains : int
+            NUTS draws and warm-up steps per chain, and the number of chains.
+        nuts_sampler : {"pymc", "nutpie"}
+            ``"nutpie"`` needs the optional nutpie package (``pip install
+            bayesgmm[nutpie]``).
+        init : {"em", "default"}
+            ``"em"`` starts every chain near the EM solution (with jitter);
+            ``"default"`` uses PyMC's initial point.
+        target_accept : float
+        progressbar : bool
+        relabel : bool
+            Relabel the draws to a common labelling (ignored with ``order_by``).
+        advi_steps : int
+            Optimisation steps of ADVI.
+
+        Returns
+        -------
+        self
+        """
+        _choice("method", method, METHODS)
+        _choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
+        _choice("init", init, INITS)
+        for name, value, minimum in (("draws", draws, 1), ("chains", chains, 1),
+                                     ("tune", tune, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        if nuts_sampler == "nutpie" and method == "nuts":
+            try:
+                import nutpie  # noqa: F401
+            except ImportError:
+                raise ValueError(
+                    "nuts_sampler='nutpie' needs the nutpie package: pip install nutpie "
+                    "(or bayesgmm[nutpie]), or use nuts_sampler='pymc'."
+                ) from None
+
+        X, names = as_array_and_names(X)
+        spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
+                         self.order_by, names)  # every check happens before compiling
+        seeds = np.random.SeedSequence(self.random_state).generate_state(4)
+        self.em_ = _fit_em(X, spec, int(seeds[0]))
+        self.spec_ = spec
+        self.model_ = build_model_from_spec(X, spec)
+        self._X = X
+        rng = np.random.default_rng(seeds[1])
+        starts = _start_points(self.em_, spec, max(chains, 1), rng) if init == "em" else None
+
+        if method == "nuts":
+            posterior, sample_stats = self._sample_nuts(
+                starts, draws, tune, chains, nuts_sampler, target_accept, progressbar,
+                int(seeds[2]))
+        elif method == "map":
+            posterior, sample_stats = self._find_map(starts, progressbar), None
+        else:
+            posterior, sample_stats = self._fit_advi(starts, draws, advi_steps, progressbar,
+                                                     int(seeds[2]))
+
+        self.relabel_ = {"n_permuted": 0, "n_iterations": 0, "converged": True,
+                         "method": "none"}
+        n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
+        if relabel and spec.order_by is None and spec.n_components > 1 and n_samples > 1:
+            posterior = self._relabel(posterior)
+        self.idata_ = self._assemble(posterior, sample_stats, method, locals_for_attrs={
+            "draws": draws, "tune": tune, "chains": chains, "nuts_sampler": nuts_sampler,
+            "init": init, "target_accept": target_accept})
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        return self
+
+    def _sample_nuts(self, starts, draws, tune, chains, nuts_sampler, target_accept,
+                     progressbar, seed):
+        import pymc as pm
+
+        kwargs = {}
+        if starts is not None:
+            kwargs["initvals"] = starts[:chains] if nuts_sampler == "pymc" else starts[0]
+        if nuts_sampler == "pymc":
+            kwargs["init"] = "adapt_diag"
+            kwargs["cores"] = min(chains, os.cpu_count() or 1)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            idata = pm.sample(
+                draws=draws, tune=tune, chains=chains, model=self.model_,
+                nuts_sampler=nuts_sampler, target_accept=target_accept,
+                random_seed=seed, progressbar=progressbar,
+                compute_convergence_checks=False, **kwargs,
+            )
+        return _posterior_vars(idata["posterior"].to_dataset()), \
+            idata["sample_stats"].to_dataset()
+
+    def _find_map(self, starts, progressbar):
+        import pymc as pm
+
+        start = starts[0] if starts is not None else None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=UserWarning)
+            point = pm.find_MAP(start=start, model=self.model_, progressbar=progressbar)
+        self.map_ = _posterior_vars(_point_to_dataset(point, self.model_))
+        return self.map_
+
+    def _fit_advi(self, starts, draws, steps, progressbar, seed):
+        import pymc as pm
+
+        start = starts[0] if starts is not None else None
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            approx = pm.fit(n=steps, method="advi", model=self.model_, start=start,
+                            random_seed=seed, progressbar=progressbar)
+            idata = approx.sample(draws, random_seed=seed)
+        return _posterior_vars(idata["posterior"].to_dataset())
+
+    def _relabel(self, posterior):
+        """Stephens' KL relabelling of all draws against the EM memberships."""
+        reference = self.em_.predict_proba(self._X)
+        params = _stacked_parameters(posterior, self.spec_)
+        membership = _Memberships(self._X, params, self.spec_)
+        result = stephens_relabel(membership, reference)
+        self.relabel_ = {"n_permuted": result.n_permuted, "n_iterations": result.n_iterations,
+                         "converged": result.converged, "method": "stephens-kl"}
+        return permute_components(posterior, result.permutations)
+
+    def _assemble(self, posterior, sample_stats, method, locals_for_attrs):
+        X, spec = self._X, self.spec_
+        log_lik = self._pointwise_log_likelihood(posterior, X)
+        groups = {
+            "posterior": posterior,
+            "log_likelihood": xr.Dataset({"obs": log_lik}),
+            "observed_data": xr.Dataset(
+                {"obs": (("obs_id", "feature"), X)},
+                coords={"obs_id": np.arange(len(X)), "feature": list(spec.feature_names)},
+            ),
+        }
+        if sample_stats is not None:
+            groups["sample_stats"] = sample_stats
+        tree = xr.DataTree.from_dict(groups)
+        tree.attrs = {
+            "bayesgmm_kind": _FILE_KIND,
+            "bayesgmm_version": _version(),
+            "method": method,
+            "config": json.dumps(self._config(locals_for_attrs)),
+        }
+        return tree
+
+    def _config(self, fit_kwargs):
+        spec = self.spec_
+        return {
+            "n_components": spec.n_components,
+            "covariance_type": spec.structure.name,
+            "priors": GMMPriors.from_any(self.priors).to_dict(),
+            "resolved_priors": spec.priors.priors.to_dict(),
+            "order_by": spec.order_by,
+            "random_state": self.random_state if isinstance(self.random_state, int) else None,
+            "center": spec.center.tolist(),
+            "feature_names": list(spec.feature_names),
+            "fit": fit_kwargs,
+            "relabel": self.relabel_,
+            "em": {
+                "weights": self.em_.weights_.tolist(),
+                "means": self.em_.means_.tolist(),
+                "covariances": np.asarray(self.em_.covariances_).tolist(),
+                "log_likelihood": self.em_.log_likelihood_,
+            },
+        }
+
+    # ---------------------------------------------------------- per-draw maths
+    def _pointwise_log_likelihood(self, posterior, X):
+        params = _stacked_parameters(posterior, self.spec_)
+        out = np.concatenate([
+            logsumexp(joint, axis=2) for joint in _joint_log_prob_chunks(X, params, self.spec_)
+        ])
+        chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        return xr.DataArray(
+            out.reshape(chains, draws, len(X)), dims=("chain", "draw", "obs_id"),
+            coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
+                    "obs_id": np.arange(len(X))},
+        )
+
+    # --------------------------------------------------------------- results
+    @property
+    def posterior(self) -> xr.Dataset:
+        check_is_fitted(self, "idata_")
+        return self.idata_["posterior"].to_dataset()
+
+    def _check_X(self, X):
+        check_is_fitted(self, "idata_")
+        X, names = as_array_and_names(X)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the model was fitted with "
+                f"{self.n_features_in_}."
+            )
+        return X
+
+    def _membership_draws(self, X):
+        """Membership probabilities of every draw, (n_draws, n_samples, K)."""
+        params = _stacked_parameters(self.posterior, self.spec_)
+        return np.concatenate([
+            np.exp(joint - logsumexp(joint, axis=2, keepdims=True))
+            for joint in _joint_log_prob_chunks(X, params, self.spec_)
+        ])
+
+    def predict_proba(self, X):
+        """Posterior mean membership probabilities, shape (n_samples, n_components)."""
+        return self._membership_draws(self._check_X(X)).mean(axis=0)
+
+    def predict(self, X):
+        """Most probable component of each sample (from the posterior mean memberships)."""
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def membership(self, X, hdi_prob=0.94):
+        """Membership probability of every point with its credible interval.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``mean``, ``lower`` and ``upper`` (HDI of probability ``hdi_prob``),
+            dims (obs_id, component).
+        """
+        import arviz as az
+
+        X = self._check_X(X)
+        draws = self._membership_draws(X)
+        da = xr.DataArray(draws[None], dims=("chain", "draw", "obs_id", "component"),
+                          coords={"component": np.arange(self.spec_.n_components),
+                                  "obs_id": np.arange(len(X))})
+        interval = az.hdi(da, prob=hdi_prob) if draws.shape[0] > 2 else None
+        out = xr.Dataset({"mean": da.mean(("chain", "draw"))})
+        if interval is not None:
+            out["lower"] = interval.isel(ci_bound=0, drop=True)
+            out["upper"] = interval.isel(ci_bound=1, drop=True)
+        else:
+            out["lower"] = out["upper"] = out["mean"]
+        out.attrs["hdi_prob"] = hdi_prob
+        return out
+
+    def diagnose(self, *, warn=True):
+        """Convergence diagnostics per parameter, with a warning naming failures.
+
+        Returns a table (pandas DataFrame) of R-hat, bulk and tail ESS and the
+        Monte Carlo standard error per parameter, and in ``.attrs``: divergences,
+        tree-depth hits and the lowest E-BFMI. Thresholds: R-hat <= 1.01, ESS >=
+        400, no divergence, E-BFMI >= 0.3.
+        """
+        import arviz as az
+
+        check_is_fitted(self, "idata_")
+        if "sample_stats" not in self.idata_.children:
+            raise ValueError(
+                "diagnostics need posterior samples: fit with method='nuts' "
+                f"(this fit used method={self.idata_.attrs['method']!r})."
+            )
+        ds = _diagnostic_dataset(self.posterior)
+        table = az.summary(ds, kind="diagnostics", round_to=None)
+        stats = self.idata_["sample_stats"].to_dataset()
+        divergence_stat = next((v for v in ("divergences", "diverging") if v in stats), None)
+        divergences = int(stats[divergence_stat].sum()) if divergence_stat else 0
+        depth_hits = int(stats["reached_max_treedepth"].sum()) \
+            if "reached_max_treedepth" in stats else 0
+        bfmi = np.atleast_1d(np.asarray(az.bfmi(self.idata_)["energy"]
+                                        if "energy" in stats else np.nan))
+        table.attrs = {"divergences": divergences, "max_treedepth_hits": depth_hits,
+                       "min_ebfmi": float(np.nanmin(bfmi)) if np.isfinite(bfmi).any()
+                       else float("nan")}
+        problems = []
+        bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
+        if bad_rhat:
+            problems.append(
+                f"R-hat > {RHAT_MAX} for {_few(bad_rhat)}: chains disagree; run longer "
+                "(more tune and draws) or check for multiple modes (fewer components?)."
+            )
+        low_ess = table.index[(table["ess_bulk"] < ESS_MIN) | (table["ess_tail"] < ESS_MIN)]
+        if len(low_ess):
+            problems.append(
+                f"ESS < {ESS_MIN} for {_few(low_ess.tolist())}: increase draws (or chains)."
+            )
+        if divergences:
+            problems.append(
+                f"{divergences} divergent transitions: increase target_accept (e.g. 0.95 or "
+                "0.99), or use more informative priors."
+            )
+        if depth_hits:
+            problems.append(
+                f"{depth_hits} draws hit the maximum tree depth: the posterior is hard to "
+                "explore; consider stronger priors or fewer components."
+            )
+        if table.attrs["min_ebfmi"] < EBFMI_MIN:
+            problems.append(
+                f"E-BFMI {table.attrs['min_ebfmi']:.2f} < {EBFMI_MIN}: poor energy "
+                "exploration; longer tuning or a reparametrisation may help."
+            )
+        table.attrs["problems"] = problems
+        if problems and warn:
+            warnings.warn("Sampling diagnostics failed: " + " ".join(problems),
+                          DiagnosticsWarning, stacklevel=2)
+        return table
+
+    def summary(self, hdi_prob=0.94):
+        """Posterior mean, sd and HDI of weights, means, sds and correlations.
+
+        Columns ``map`` and ``em`` give the posterior mode and the EM estimate of
+        the same parameters beside the posterior summaries.
+        """
+        import arviz as az
+
+        check_is_fitted(self, "idata_")
+        ds = _summary_dataset(self.posterior)
+        if ds.sizes["chain"] * ds.sizes["draw"] > 1:
+            table = az.summary(ds, kind="stats", ci_prob=hdi_prob, ci_kind="hdi", round_to=None)
+        else:
+            table = az.summary(ds, kind="stats", round_to=None).iloc[:, :1]
+        estimates = {"map": self._map_posterior(), "em": self._em_posterior()}
+        for name, point in estimates.items():
+            if point is not None:
+                values = _summary_dataset(point)
+                table[name] = az.summary(values, kind="stats", round_to=None)["mean"].reindex(
+                    table.index)
+        return table
+
+    def _map_posterior(self):
+        if getattr(self, "map_", None) is None:
+            if getattr(self, "model_", None) is None:
+                self.model_ = build_model_from_spec(self._X, self.spec_)
+            starts = _start_points(self.em_, self.spec_, 1, np.random.default_rng(0))
+            self._find_map(starts, progressbar=False)
+        return self.map_
+
+    def _em_posterior(self):
+        em, spec = self.em_, self.spec_
+        K, D = spec.n_components, spec.n_features
+        full = spec.structure.to_full(em.covariances_, K, D)
+        sd = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
+        data = {
+            "weights": (("component",), em.weights_),
+            "means": (("component", "feature"), em.means_),
+            "sigmas": (("component", "feature"), sd),
+            "covariances": (("component", "feature", "feature2"), full),
+        }
+        if spec.covariance_kind == "matrix":
+            data["correlations"] = (("component", "feature", "feature2"),
+                                    full / (sd[:, :, None] * sd[:, None, :]))
+        ds = xr.Dataset(data, coords=_coords(spec))
+        return ds.expand_dims(chain=[0], draw=[0])
+
+    # ------------------------------------------------------------- predictive
+    def sample_prior_predictive(self, draws=500, random_state=None):
+        """Draws from the prior and the prior predictive distribution.
+
+        The ``prior`` group also holds ``n_nonempty_components``: per prior draw,
+        how many components receive at least one of the n observations, the
+        implied prior on the number of clusters actually used.
+        """
+        import pymc as pm
+
+        check_is_fitted(self, "spec_")
+        model = self.model_ if getattr(self, "model_", None) is not None \
+            else build_model_from_spec(self._X, self.spec_)
+        seed = np.random.SeedSequence(random_state).generate_state(1)[0]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            tree = pm.sample_prior_predictive(draws=draws, model=model, random_seed=int(seed))
+        prior = tree["prior"].to_dataset()
+        rng = np.random.default_rng(seed)
+        weights = prior["weights"].values  # (chain, draw, K)
+        counts = rng.multinomial(len(self._X), weights.reshape(-1, weights.shape[-1]))
+        prior["n_nonempty_components"] = (
+            ("chain", "draw"), (counts > 0).sum(axis=1).reshape(weights.shape[:2]))
+        tree["prior"] = xr.DataTree(prior)
+        return tree
+
+    def sample_posterior_predictive(self, random_state=None):
+        """Replicate data sets, one per posterior draw (group ``posterior_predictive``).
+
+        Returns ``idata_`` with the group added: ``obs`` with dims (chain, draw,
+        obs_id, feature).
+        """
+        check_is_fitted(self, "idata_")
+        posterior = self.posterior
+        params = _stacked_parameters(posterior, self.spec_)
+        rng = np.random.default_rng(np.random.SeedSequence(random_state).generate_state(1)[0])
+        n = len(self._X)
+        out = np.empty((len(params["weights"]), n, self.spec_.n_features))
+        for s in range(len(out)):
+            out[s] = sample_mixture(self.spec_.structure, params["weights"][s],
+                                    params["means"][s], params["precisions_cholesky"][s], n,
+                                    rng)[0]
+        chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        pp = xr.Dataset(
+            {"obs": (("chain", "draw", "obs_id", "feature"),
+                     out.reshape(chains, draws, n, -1))},
+            coords={"feature": list(self.spec_.feature_names), "obs_id": np.arange(n)},
+        )
+        self.idata_["posterior_predictive"] = xr.DataTree(pp)
+        return self.idata_
+
+    # --------------------------------------------------------------- storage
+    def save(self, path):
+        """Write the result (netCDF, with the model configuration) atomically.
+
+        The file is written beside ``path`` and renamed over it only when
+        complete, so a failed save leaves any earlier file intact.
+        """
+        check_is_fitted(self, "idata_")
+        path = Path(path)
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                       dir=path.parent or ".")
+        os.close(handle)
+        try:
+            self.idata_.to_netcdf(tmp, engine="h5netcdf")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read a result written by :meth:`save`; refuses files of other models."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no such file: {path}")
+        try:
+            tree = xr.open_datatree(path, engine="h5netcdf").load()
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a netCDF file written by bayesgmm: {error}") from None
+        kind = tree.attrs.get("bayesgmm_kind")
+        if kind != _FILE_KIND:
+            raise ValueError(
+                f"{path} was not written by bayesgmm's GaussianMixtureBayes.save "
+                f"(its bayesgmm_kind attribute is {kind!r}); it cannot be loaded as one."
+            )
+        config = json.loads(tree.attrs["config"])
+        model = cls(config["n_components"], covariance_type=config["covariance_type"],
+                    priors=GMMPriors.from_dict(config["priors"]),
+                    order_by=config["order_by"], random_state=config["random_state"])
+        X = tree["observed_data"]["obs"].values
+        model._X = X
+        model.spec_ = ModelSpec(
+            config["n_components"], get_covariance_structure(config["covariance_type"]),
+            GMMPriors.from_dict(config["priors"]).resolve(
+                X, config["n_components"],
+                _kind(config["covariance_type"], X.shape[1])),
+            tuple(config["feature_names"]), np.asarray(config["center"]), config["order_by"],
+        )
+        model.em_ = _em_from_config(config, X)
+        model.relabel_ = config["relabel"]
+        model.model_ = None
+        model.map_ = None
+        model.idata_ = tree
+        model.n_features_in_ = X.shape[1]
+        model.feature_names_in_ = np.asarray(config["feature_names"], dtype=object)
+        return model
+
+
+# ----------------------------------------------------------------- helpers
+def _version():
+    from . import __version__
+
+    return __version__
+
+
+def _kind(covariance_type, n_features):
+    from .model import covariance_kind
+
+    return covariance_kind(get_covariance_structure(covariance_type), n_features)
+
+
+def _few(labels, limit=6):
+    labels = [str(x) for x in labels]
+    return ", ".join(labels[:limit]) + (f" and {len(labels) - limit} more"
+                                        if len(labels) > limit else "")
+
+
+def _coords(spec):
+    return {"component": np.arange(spec.n_components), "feature": list(spec.feature_names),
+            "feature2": list(spec.feature_names)}
+
+
+def _fit_em(X, spec, seed):
+    em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name, n_init=5,
+                           tol=1e-6, max_iter=1000, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        em.fit(X)
+    if spec.order_by is not None:  # start the ordered means in order
+        order = np.argsort(em.means_[:, spec.order_by])
+        em = _reordered(em, order)
+    return em
+
+
+def _reordered(em, order):
+    em.weights_ = em.weights_[order]
+    em.means_ = em.means_[order]
+    if em._structure.name != "tied":
+        em.covariances_ = em.covariances_[order]
+        em.precisions_cholesky_ = em.precisions_cholesky_[order]
+    return em
+
+
+def _em_from_config(config, X):
+    structure = get_covariance_structure(config["covariance_type"])
+    em = GaussianMixtureEM(config["n_components"], covariance_type=structure.name)
+    em.weights_ = np.asarray(config["em"]["weights"])
+    em.means_ = np.asarray(config["em"]["means"])
+    em.covariances_ = np.asarray(config["em"]["covariances"])
+    em.precisions_cholesky_ = structure.precisions_cholesky(em.covariances_)
+    em.log_likelihood_ = config["em"]["log_likelihood"]
+    em.n_features_in_ = X.shape[1]
+    em.converged_, em.n_iter_ = True, 0
+    em.lower_bound_ = em.log_likelihood_ / len(X)
+    em.log_likelihood_trace_ = np.array([em.log_likelihood_])
+    return em
+
+
+def _start_points(em, spec, n_chains, rng):
+    """Initial values near the EM solution for each chain (constrained space)."""
+    K, D, name = spec.n_components, spec.n_features, spec.structure.name
+    full = spec.structure.to_full(em.covariances_, K, D)
+    data_sd = np.sqrt(np.maximum(np.diagonal(full, axis1=1, axis2=2).mean(axis=0), 1e-12))
+    starts = []
+    for _ in range(n_chains):
+        weights = np.maximum(em.weights_, 1e-3) * np.exp(rng.normal(0, 0.05, K))
+        point = {"weights": weights / weights.sum()}
+        means = em.means_ + rng.normal(0, 0.05, (K, D)) * data_sd
+        if spec.order_by is None:
+            point["means"] = means
+        else:
+            f = spec.order_by
+            point["means_ordered"] = np.sort(means[:, f])
+            if D > 1:
+                point["means_rest"] = np.delete(means, f, axis=1)
+        scale = np.exp(rng.normal(0, 0.05, K))
+        if spec.covariance_kind == "matrix":
+            rows, cols = np.tril_indices(D)
+            chols = np.linalg.cholesky(full) * scale[:, None, None]
+            if name == "full":
+                for k in range(K):
+                    point[f"chol_cov_{k}"] = chols[k][rows, cols]
+            else:
+                point["chol_cov"] = chols[0][rows, cols]
+        else:
+            variances = spec.structure.from_full(full)
+            if name == "tied":
+                variances = variances.reshape(D)
+            elif name == "full":
+                variances = variances.reshape(K, D)
+            variances = variances * (scale if name == "spherical" else
+                                     (scale[:, None] if variances.ndim == 2 else scale[0]))
+            if spec.priors.covariance == "halfnormal":
+                point["sigmas"] = np.sqrt(variances)
+            else:
+                point["variances"] = variances
+        starts.append(point)
+    return starts
+
+
+def _posterior_vars(ds):
+    keep = [v for v in POSTERIOR_VARS if v in ds]
+    return ds[keep]
+
+
+def _point_to_dataset(point, model):
+    dims = model.named_vars_to_dims
+    data = {}
+    for name, value in point.items():
+        if name in POSTERIOR_VARS:
+            data[name] = (("chain", "draw") + tuple(dims.get(name, ())),
+                          np.asarray(value)[None, None])
+    coords = {k: list(v) for k, v in model.coords.items() if k in ("component", "feature", "feature2")}
+    return xr.Dataset(data, coords={**coords, "chain": [0], "draw": [0]})
+
+
+def _stacked_parameters(posterior, spec):
+    """Per-draw weights (S, K), means (S, K, D) and precision factors (structure layout)."""
+    K, D = spec.n_components, spec.n_features
+    stacked = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    weights = stacked["weights"].values
+    means = stacked["means"].transpose("sample", "component", "feature").values
+    full = stacked["covariances"].transpose("sample", "component", "feature", "feature2").values
+    return {
+        "weights": weights,
+        "means": means,
+        "precisions_cholesky": _batched_precisions_cholesky(spec.structure, full),
+    }
+
+
+def _batched_precisions_cholesky(structure, full):
+    """Precision factors for a batch of full covariances (S, K, D, D)."""
+    if structure.name in ("full", "tied"):
+        chol = np.linalg.cholesky(full)
+        factors = np.swapaxes(np.linalg.inv(chol), -1, -2)  # U = L^-T, P = U U^T
+        return factors if structure.name == "full" else factors[:, 0]
+    return 1.0 / np.sqrt(structure.from_full(full))
+
+
+def _joint_log_prob_chunks(X, params, spec, max_elements=2**23):
+    """Yield log w_k + log N(x_n | k) for chunks of draws: arrays (s, n, K).
+
+    Draws and components are flattened into one batch of S*K Gaussians, so a
+    chunk of draws costs one matrix product with the shared data features.
+    """
+    structure, center = spec.structure, spec.center
+    K, D = spec.n_components, spec.n_features
+    Xc = X - center
+    per_component = COVARIANCE_STRUCTURES["full"] if structure.name == "tied" else structure
+    features = per_component.quad_features(Xc)
+    n_draws = len(params["weights"])
+    step = max(1, max_elements // (len(X) * K))
+    for start in range(0, n_draws, step):
+        sl = slice(start, min(start + step, n_draws))
+        s = sl.stop - sl.start
+        means = (params["means"][sl] - center).reshape(s * K, D)
+        factors = params["precisions_cholesky"][sl]
+        if structure.name == "tied":
+            factors = np.broadcast_to(factors[:, None], (s, K, D, D))
+        factors = factors.reshape((s * K,) + factors.shape[2:])
+        coef = per_component.coefficients(means, factors)
+        joint = -0.5 * features @ coef.quad.T + Xc @ coef.lin.T + coef.const  # (n, s*K)
+        with np.errstate(divide="ignore"):
+            joint = joint.reshape(len(X), s, K) + np.log(params["weights"][sl])[None]
+        yield np.swapaxes(joint, 0, 1)
+
+
+class _Memberships:
+    """Membership probabilities per draw, computed in chunks and cached."""
+
+    def __init__(self, X, params, spec):
+        self.n_draws = len(params["weights"])
+        self._values = np.concatenate([
+            np.exp(joint - logsumexp(joint, axis=2, keepdims=True)).astype(np.float32)
+            for joint in _joint_log_prob_chunks(X, params, spec)
+        ])
+
+    def __call__(self, i):
+        return self._values[i]
+
+
+def _summary_dataset(posterior):
+    """Weights, means, sigmas and (off-diagonal) correlations, for tables."""
+    ds = posterior[[v for v in ("weights", "means", "sigmas") if v in posterior]]
+    if "correlations" in posterior:
+        ds = ds.assign(correlations=_correlation_pairs(posterior["correlations"]))
+    return ds
+
+
+_diagnostic_dataset = _summary_dataset
+
+
+def _correlation_pairs(corr):
+    features = list(corr["feature"].values)
+    pairs, values = [], []
+    for i in range(len(features)):
+        for j in range(i + 1, len(features)):
+            pairs.append(f"{features[i]}:{features[j]}")
+            values.append(corr.isel(feature=i, feature2=j, drop=True))
+    return xr.concat(values, dim=pd.Index(pairs, name="pair"))

@@ -1,0 +1,265 @@
+"""The Bayesian Gaussian mixture as a PyMC model.
+
+:func:`build_model` returns an ordinary ``pm.Model`` that users can inspect, extend
+or sample themselves. The component labels are summed out: the likelihood of each
+point is ``log sum_k w_k N(x | mu_k, Sigma_k)``, evaluated for all components at
+once by the same covariance maths as the EM engine (``bayesgmm._gaussian``), so
+the two engines share one log-density.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._gaussian import CovarianceStructure, get_covariance_structure
+from ._pytensor import configure_pytensor
+from ._validation import as_numeric_table, check_enough_samples
+from .priors import GMMPriors, ResolvedPriors
+
+__all__ = ["build_model", "ModelSpec"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that defines a built model besides the data values."""
+
+    n_components: int
+    structure: CovarianceStructure
+    priors: ResolvedPriors
+    feature_names: tuple[str, ...]
+    center: np.ndarray  # constant shift of the data inside the likelihood (accuracy)
+    order_by: int | None = None
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def covariance_kind(self) -> str:
+        return covariance_kind(self.structure, self.n_features)
+
+
+def covariance_kind(structure: CovarianceStructure, n_features: int) -> str:
+    """How the covariance is parametrised: 'matrix', 'per_feature' or 'single'."""
+    if structure.name in ("full", "tied") and n_features > 1:
+        return "matrix"
+    if structure.name == "spherical":
+        return "single"
+    return "per_feature"
+
+
+def as_array_and_names(X, what="X"):
+    """A checked float array (n, D) and its feature names."""
+    table = as_numeric_table(X, what=what)
+    if isinstance(table, pd.DataFrame):
+        return table.to_numpy(dtype=float), tuple(str(c) for c in table.columns)
+    array = np.asarray(table, dtype=float)
+    return array, tuple(f"x{j}" for j in range(array.shape[1]))
+
+
+def make_spec(X, n_components, covariance_type="full", priors=None, order_by=None, names=None):
+    """Check the inputs and resolve the priors: all that can fail before compiling."""
+    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
+            or n_components < 1:
+        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}.")
+    structure = get_covariance_structure(covariance_type)
+    check_enough_samples(X.shape[0], n_components)
+    names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(X.shape[1]))
+    kind = covariance_kind(structure, X.shape[1])
+    resolved = GMMPriors.from_any(priors).resolve(X, n_components, kind)
+    if order_by is not None:
+        if isinstance(order_by, str):
+            if order_by not in names:
+                raise ValueError(f"order_by must be one of the features {list(names)}, "
+                                 f"got {order_by!r}.")
+            order_by = names.index(order_by)
+        elif not (0 <= int(order_by) < X.shape[1]):
+            raise ValueError(f"order_by must be a feature name or index below {X.shape[1]}, "
+                             f"got {order_by!r}.")
+        order_by = int(order_by)
+    return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by)
+
+
+def build_model(X, n_components, *, covariance_type="full", priors=None, order_by=None):
+    """Build the PyMC model of a Gaussian mixture with the labels marginalised.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Numpy array, pandas DataFrame (column names become the ``feature``
+        coordinate) or xarray DataArray. Stored as ``pm.Data("X")``.
+    n_components : int
+    covariance_type : {"full", "tied", "diag", "spherical"} or mclust's names
+    priors : GMMPriors, dict or None
+        See :mod:`bayesgmm.priors`; ``None`` uses the data-scaled defaults.
+    order_by : str or int, optional
+        Identifiability constraint: the component means of this feature are
+        ordered (``means[0, f] < means[1, f] < ...``). Off by default; the
+        posterior is relabelled after sampling instead.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables: ``weights`` (component), ``means`` (component, feature)
+        and the covariance parameters: ``chol_cov_<k>`` (one
+        ``LKJCholeskyCov`` per component) for full, ``chol_cov`` for tied,
+        ``sigmas`` (``HalfNormal``) or ``variances`` (``InverseGamma``) for diag,
+        spherical and one-dimensional data. Deterministics ``sigmas``,
+        ``correlations`` and ``covariances`` (component, feature, feature2) give
+        every structure the same labelled output. The observed variable ``obs``
+        has dims (obs_id, feature).
+
+    Examples
+    --------
+    >>> from bayesgmm import build_model, datasets
+    >>> model = build_model(datasets.load_faithful(), 2, covariance_type="diag")
+    >>> sorted(model.named_vars)[:3]
+    ['X', 'covariances', 'means']
+    """
+    array, names = as_array_and_names(X)
+    spec = make_spec(array, n_components, covariance_type, priors, order_by, names)
+    return build_model_from_spec(array, spec)
+
+
+def build_model_from_spec(X, spec: ModelSpec):
+    configure_pytensor()
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    K, D = spec.n_components, spec.n_features
+    structure, priors = spec.structure, spec.priors
+    coords = {
+        "component": np.arange(K),
+        "feature": list(spec.feature_names),
+        "feature2": list(spec.feature_names),
+        "obs_id": np.arange(X.shape[0]),
+    }
+    with pm.Model(coords=coords) as model:
+        data = pm.Data("X", X, dims=("obs_id", "feature"))
+        weights = pm.Dirichlet("weights", a=priors.alpha, shape=(K,), dims="component")
+        means = _means(pm, pt, spec)
+        prec_chol = _covariance(pm, pt, spec)
+        centred_means = means - spec.center
+
+        def logp(value, log_w, mu, chol):
+            value = pt.specify_shape(value, (None, D))
+            log_w, mu = log_w.reshape((K,)), mu.reshape((K, D))
+            chol = chol.reshape(structure.covariance_shape(K, D))
+            return structure.mixture_log_density(value - spec.center, log_w, mu, chol, xp=pt)[0]
+
+        def random(log_w, mu, chol, rng=None, size=None):
+            n = int(np.prod(size)) if size else 1
+            draws = sample_mixture(
+                structure, np.exp(np.reshape(log_w, (K,))), np.reshape(mu, (K, D)) + spec.center,
+                np.reshape(chol, structure.covariance_shape(K, D)), n, rng,
+            )[0]
+            return draws.reshape(tuple(size or ()) + (D,))
+
+        pm.CustomDist(
+            "obs", pt.log(weights), centred_means, prec_chol,
+            logp=logp, random=random, signature=_SIGNATURES[structure.name],
+            observed=data, dims=("obs_id", "feature"),
+        )
+    return model
+
+
+_SIGNATURES = {
+    "full": "(k),(k,d),(k,d,d)->(d)",
+    "tied": "(k),(k,d),(d,d)->(d)",
+    "diag": "(k),(k,d),(k,d)->(d)",
+    "spherical": "(k),(k,d),(k)->(d)",
+}
+
+
+def _means(pm, pt, spec):
+    priors, K, D = spec.priors, spec.n_components, spec.n_features
+    if spec.order_by is None:
+        return pm.Normal("means", mu=priors.means_mu, sigma=priors.means_sigma, shape=(K, D),
+                         dims=("component", "feature"))
+    f = spec.order_by
+    mu_sorted = np.sort(priors.means_mu[:, f])
+    ordered = pm.Normal(
+        "means_ordered", mu=priors.means_mu[:, f], sigma=priors.means_sigma[:, f], shape=(K,),
+        transform=pm.distributions.transforms.ordered,
+        initval=mu_sorted + np.linspace(-1, 1, K) * priors.means_sigma[:, f] / 4,
+    )
+    columns = []
+    if D > 1:
+        rest = [j for j in range(D) if j != f]
+        others = pm.Normal("means_rest", mu=priors.means_mu[:, rest],
+                           sigma=priors.means_sigma[:, rest], shape=(K, D - 1))
+    for j in range(D):
+        columns.append(ordered if j == f else others[:, rest.index(j)])
+    return pm.Deterministic("means", pt.stack(columns, axis=1), dims=("component", "feature"))
+
+
+def _covariance(pm, pt, spec):
+    """Covariance parameters; returns the precision factors in the structure's layout.
+
+    Also records the deterministics ``sigmas``, ``correlations`` (matrix kinds) and
+    ``covariances`` (component, feature, feature2) for every structure.
+    """
+    from pytensor.tensor.linalg import solve_triangular
+
+    priors, K, D, name = spec.priors, spec.n_components, spec.n_features, spec.structure.name
+    kind = spec.covariance_kind
+    if kind == "matrix":
+        n_cov = K if name == "full" else 1
+        chols = []
+        for k in range(n_cov):
+            label = f"chol_cov_{k}" if name == "full" else "chol_cov"
+            packed = pm.LKJCholeskyCov(
+                label, n=D, eta=priors.eta,
+                sd_dist=pm.HalfNormal.dist(sigma=priors.sd_sigma, shape=(D,)),
+                compute_corr=False,
+            )
+            chols.append(pm.math.expand_packed_triangular(D, packed, lower=True))
+        cov_chol = pt.stack(chols)  # (n_cov, D, D), lower, cov = L L^T
+        cov = cov_chol @ pt.swapaxes(cov_chol, 1, 2)
+        sd = pt.sqrt(pt.diagonal(cov, axis1=1, axis2=2))
+        corr = cov / (sd[:, :, None] * sd[:, None, :])
+        full_cov = pt.broadcast_to(cov, (K, D, D))
+        pm.Deterministic("sigmas", pt.broadcast_to(sd, (K, D)), dims=("component", "feature"))
+        pm.Deterministic("correlations", pt.broadcast_to(corr, (K, D, D)),
+                         dims=("component", "feature", "feature2"))
+        pm.Deterministic("covariances", full_cov, dims=("component", "feature", "feature2"))
+        # precision factor: P = L^-T L^-1 = U U^T with U = L^-T (upper triangular)
+        inv = solve_triangular(cov_chol, pt.broadcast_to(pt.eye(D), (n_cov, D, D)), lower=True)
+        prec_chol = pt.swapaxes(inv, 1, 2)
+        return prec_chol if name == "full" else prec_chol[0]
+
+    shape = {"per_feature": (K, D) if name != "tied" else (D,), "single": (K,)}[kind]
+    dims = {(K, D): ("component", "feature"), (D,): "feature", (K,): "component"}[shape]
+    if priors.covariance == "halfnormal":
+        sigmas = pm.HalfNormal("sigmas", sigma=priors.sd_sigma, shape=shape, dims=dims)
+    else:
+        variances = pm.InverseGamma("variances", alpha=priors.ig_alpha, beta=priors.ig_beta,
+                                    shape=shape, dims=dims)
+        sigmas = pm.Deterministic("sigmas", pt.sqrt(variances), dims=dims)
+    if kind == "single":
+        per_feature = pt.broadcast_to(sigmas[:, None], (K, D))
+    else:
+        per_feature = pt.broadcast_to(sigmas, (K, D))
+    pm.Deterministic("covariances", per_feature[:, :, None] ** 2 * pt.eye(D),
+                     dims=("component", "feature", "feature2"))
+    precision_sd = 1.0 / sigmas
+    if name == "full":  # one feature: a 1x1 "matrix" per component
+        return precision_sd.reshape((K, 1, 1))
+    if name == "tied":  # one feature, shared
+        return precision_sd.reshape((1, 1))
+    return precision_sd
+
+
+def sample_mixture(structure, weights, means, precisions_cholesky, n, rng):
+    """Draw ``n`` points from a mixture given in the structure's precision layout."""
+    rng = np.random.default_rng(rng)
+    K, D = means.shape
+    labels = rng.choice(K, size=n, p=weights / weights.sum())
+    factors = structure.to_full(precisions_cholesky, K, D)  # P = F F^T
+    noise = rng.standard_normal((n, D))
+    # x = mu + F^-T z has covariance F^-T F^-1 = P^-1
+    steps = np.linalg.solve(np.swapaxes(factors, 1, 2)[labels], noise[:, :, None])[:, :, 0]
+    return means[labels] + steps, labels

@@ -1,0 +1,345 @@
+"""Prior distributions of the Bayesian Gaussian mixture, with data-scaled defaults.
+
+A prior is a small immutable object with a readable ``repr``. Parameters left as
+``None`` are filled from the data when the model is built (:meth:`GMMPriors.resolve`)
+and the filled values are stored with every result, so a fit can be reproduced.
+
+Defaults (Richardson and Green 1997 scale their priors by the data range ``R``):
+
+=============  =====================================================================
+weights        ``Dirichlet(alpha=1)``: uniform on the simplex. ``alpha < 1`` favours
+               sparse weights (an overfitted mixture whose extra components empty).
+means          ``Normal(mu=data mean, sigma=data range)`` per feature.
+full, tied     ``LKJ(eta=2, sd=HalfNormal(sigma=data sd))``: LKJ prior on the
+               correlation matrix (eta = 2 mildly favours weak correlations) and a
+               half-normal prior on each component standard deviation.
+diag,          ``HalfNormal(sigma=data sd)`` on the standard deviations, or
+spherical      ``InverseGamma(alpha=2, beta=0.02 R^2)`` on the variances, the
+               conjugate-style choice of the literature (Richardson and Green).
+=============  =====================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+__all__ = [
+    "Dirichlet",
+    "GMMPriors",
+    "HalfNormal",
+    "InverseGamma",
+    "LKJ",
+    "Normal",
+    "ResolvedPriors",
+]
+
+
+def _check_positive(name, value, *, allow_none=True):
+    """Positive and finite (scalar or array); shapes are checked in ``resolve``."""
+    if value is None:
+        if allow_none:
+            return
+        raise ValueError(f"{name} must be given.")
+    array = np.asarray(value, dtype=float)
+    if not np.all(np.isfinite(array)) or np.any(array <= 0):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}.")
+
+
+def _fmt(value, default):
+    if value is None:
+        return f"<{default}>"
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return f"{float(array):g}"
+    return np.array2string(array, precision=4, separator=", ")
+
+
+def _plain(value):
+    if value is None or isinstance(value, (str, numbers.Number)):
+        return value
+    if isinstance(value, Prior):
+        return value.to_dict()
+    return np.asarray(value).tolist()
+
+
+class Prior:
+    """Base class: validation hook, readable repr and a JSON-friendly dict."""
+
+    _defaults: dict = {}
+
+    def __repr__(self):
+        parts = ", ".join(
+            f"{f.name}={_fmt(getattr(self, f.name), self._defaults.get(f.name))}"
+            if not isinstance(getattr(self, f.name), Prior)
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"{type(self).__name__}({parts})"
+
+    def to_dict(self):
+        return {"dist": type(self).__name__, **{f.name: _plain(getattr(self, f.name))
+                                                for f in fields(self)}}
+
+    @staticmethod
+    def from_dict(spec):
+        spec = dict(spec)
+        cls = _PRIOR_CLASSES[spec.pop("dist")]
+        kwargs = {k: Prior.from_dict(v) if isinstance(v, dict) else v for k, v in spec.items()}
+        return cls(**kwargs)
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Dirichlet(Prior):
+    """Dirichlet prior on the mixture weights; ``alpha`` scalar or one per component."""
+
+    alpha: object = 1.0
+
+    def __post_init__(self):
+        if self.alpha is None:
+            raise ValueError("Dirichlet alpha must be given (e.g. 1.0).")
+        array = np.asarray(self.alpha, dtype=float)
+        if array.ndim > 1:
+            raise ValueError(f"Dirichlet alpha must be a scalar or a vector, got shape {array.shape}.")
+        if not np.all(np.isfinite(array)) or np.any(array <= 0):
+            raise ValueError(
+                f"Dirichlet alpha must be positive, got {self.alpha!r}. Use alpha = 1 for a "
+                "uniform prior on the weights, or alpha < 1 (e.g. 0.1) to favour emptying "
+                "unneeded components."
+            )
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Normal(Prior):
+    """Normal prior on the component means (per component and feature)."""
+
+    mu: object = None
+    sigma: object = None
+    _defaults = {"mu": "data mean", "sigma": "data range"}
+
+    def __post_init__(self):
+        if self.mu is not None and not np.all(np.isfinite(np.asarray(self.mu, dtype=float))):
+            raise ValueError(f"Normal mu must be finite, got {self.mu!r}.")
+        _check_positive("Normal sigma", self.sigma)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class HalfNormal(Prior):
+    """Half-normal prior on standard deviations."""
+
+    sigma: object = None
+    _defaults = {"sigma": "data sd"}
+
+    def __post_init__(self):
+        _check_positive("HalfNormal sigma", self.sigma)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class InverseGamma(Prior):
+    """Inverse-gamma prior on variances (diag and spherical covariances, 1-D data)."""
+
+    alpha: object = 2.0
+    beta: object = None
+    _defaults = {"beta": "0.02 data range^2"}
+
+    def __post_init__(self):
+        _check_positive("InverseGamma alpha", self.alpha, allow_none=False)
+        _check_positive("InverseGamma beta", self.beta)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class LKJ(Prior):
+    """LKJ prior on a correlation matrix with a prior on the standard deviations."""
+
+    eta: object = 2.0
+    sd: Prior = field(default_factory=HalfNormal)
+
+    def __post_init__(self):
+        eta = np.asarray(self.eta, dtype=float)
+        if eta.ndim or not np.isfinite(eta) or eta <= 0:
+            raise ValueError(
+                f"LKJ eta must be a positive number, got {self.eta!r} (1 is uniform over "
+                "correlation matrices, larger values favour weak correlations)."
+            )
+        if not isinstance(self.sd, HalfNormal):
+            raise ValueError(
+                f"LKJ sd must be a HalfNormal prior on the standard deviations, got {self.sd!r}."
+            )
+
+
+_PRIOR_CLASSES = {c.__name__: c for c in (Dirichlet, Normal, HalfNormal, InverseGamma, LKJ)}
+
+
+@dataclass(frozen=True)
+class ResolvedPriors:
+    """Concrete prior parameters for given data, K and covariance structure."""
+
+    alpha: np.ndarray  # (K,)
+    means_mu: np.ndarray  # (K, D)
+    means_sigma: np.ndarray  # (K, D)
+    covariance: str  # "lkj", "halfnormal" or "inversegamma"
+    eta: float | None
+    sd_sigma: np.ndarray | None  # (D,) or () for spherical / tied 1-D
+    ig_alpha: np.ndarray | None
+    ig_beta: np.ndarray | None
+    priors: "GMMPriors"  # with every None filled in
+
+
+@dataclass(frozen=True)
+class GMMPriors:
+    """The priors of a Bayesian Gaussian mixture.
+
+    Parameters
+    ----------
+    weights : Dirichlet
+        Prior on the mixture weights.
+    means : Normal
+        Prior on the component means.
+    covariance : LKJ, HalfNormal, InverseGamma or None
+        ``LKJ`` for full and tied covariances; ``HalfNormal`` (on standard
+        deviations) or ``InverseGamma`` (on variances) for diag and spherical ones
+        and for one-dimensional data. ``None`` picks the default of the structure.
+
+    Examples
+    --------
+    >>> GMMPriors(weights=Dirichlet(0.1))
+    GMMPriors(weights=Dirichlet(alpha=0.1), means=Normal(mu=<data mean>, sigma=<data range>), covariance=<default>)
+    """
+
+    weights: Dirichlet = field(default_factory=Dirichlet)
+    means: Normal = field(default_factory=Normal)
+    covariance: Prior | None = None
+
+    def __post_init__(self):
+        for name, cls in (("weights", Dirichlet), ("means", Normal)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(
+                    f"priors.{name} must be a bayesgmm.priors.{cls.__name__}, "
+                    f"got {getattr(self, name)!r}."
+                )
+        if self.covariance is not None and not isinstance(
+            self.covariance, (LKJ, HalfNormal, InverseGamma)
+        ):
+            raise ValueError(
+                "priors.covariance must be LKJ, HalfNormal or InverseGamma, "
+                f"got {self.covariance!r}."
+            )
+
+    def __repr__(self):
+        cov = "<default>" if self.covariance is None else repr(self.covariance)
+        return f"GMMPriors(weights={self.weights!r}, means={self.means!r}, covariance={cov})"
+
+    @classmethod
+    def from_any(cls, priors) -> "GMMPriors":
+        """Accept None, a GMMPriors, or a dict with keys weights/means/covariance."""
+        if priors is None:
+            return cls()
+        if isinstance(priors, cls):
+            return priors
+        if isinstance(priors, dict):
+            unknown = set(priors) - {"weights", "means", "covariance"}
+            if unknown:
+                raise ValueError(
+                    f"unknown prior names {sorted(unknown)}; valid: ['weights', 'means', "
+                    "'covariance']."
+                )
+            return cls(**priors)
+        raise ValueError(f"priors must be a GMMPriors, a dict or None, got {type(priors).__name__}.")
+
+    def to_dict(self):
+        return {
+            "weights": self.weights.to_dict(),
+            "means": self.means.to_dict(),
+            "covariance": None if self.covariance is None else self.covariance.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, spec):
+        return cls(
+            weights=Prior.from_dict(spec["weights"]),
+            means=Prior.from_dict(spec["means"]),
+            covariance=None if spec["covariance"] is None else Prior.from_dict(spec["covariance"]),
+        )
+
+    def resolve(self, X, n_components, covariance_kind) -> ResolvedPriors:
+        """Fill the data-scaled defaults and check every shape against the data.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        n_components : int
+        covariance_kind : {"matrix", "per_feature", "single"}
+            How the covariance is parametrised: correlation matrix and standard
+            deviations (full/tied), one standard deviation per feature (diag, and
+            all 1-D models), or one per component (spherical).
+        """
+        K, D = n_components, X.shape[1]
+        center = X.mean(axis=0)
+        spread = X.max(axis=0) - X.min(axis=0)
+        spread = np.where(spread > 0, spread, 1.0)
+        sd = X.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+
+        alpha = _broadcast("Dirichlet alpha", self.weights.alpha, (K,))
+        mu = _broadcast("Normal mu", center if self.means.mu is None else self.means.mu, (K, D))
+        sigma = _broadcast(
+            "Normal sigma", spread if self.means.sigma is None else self.means.sigma, (K, D)
+        )
+        covariance = self.covariance
+        if covariance is None:
+            covariance = LKJ() if covariance_kind == "matrix" else HalfNormal()
+        if covariance_kind == "matrix" and not isinstance(covariance, LKJ):
+            raise ValueError(
+                f"full and tied covariances take an LKJ prior, got {covariance!r}; "
+                "HalfNormal and InverseGamma priors are for diag and spherical covariances."
+            )
+        if covariance_kind != "matrix" and isinstance(covariance, LKJ):
+            raise ValueError(
+                "an LKJ prior needs a full or tied covariance of at least two features; "
+                "use HalfNormal (standard deviations) or InverseGamma (variances)."
+            )
+        sd_shape = () if covariance_kind == "single" else (D,)
+        default_sd = np.sqrt(np.mean(sd**2)) if covariance_kind == "single" else sd
+        eta = sd_sigma = ig_alpha = ig_beta = None
+        if isinstance(covariance, LKJ):
+            kind, eta = "lkj", float(covariance.eta)
+            sd_sigma = _broadcast("HalfNormal sigma", _or(covariance.sd.sigma, sd), (D,))
+            covariance = LKJ(eta=eta, sd=HalfNormal(sd_sigma))
+        elif isinstance(covariance, HalfNormal):
+            kind = "halfnormal"
+            sd_sigma = _broadcast("HalfNormal sigma", _or(covariance.sigma, default_sd), sd_shape)
+            covariance = HalfNormal(sd_sigma)
+        else:
+            kind = "inversegamma"
+            default_beta = 0.02 * (
+                np.mean(spread**2) if covariance_kind == "single" else spread**2
+            )
+            ig_alpha = _broadcast("InverseGamma alpha", covariance.alpha, sd_shape)
+            ig_beta = _broadcast("InverseGamma beta", _or(covariance.beta, default_beta), sd_shape)
+            covariance = InverseGamma(ig_alpha, ig_beta)
+        filled = GMMPriors(Dirichlet(alpha), Normal(mu, sigma), covariance)
+        return ResolvedPriors(alpha, mu, sigma, kind, eta, sd_sigma, ig_alpha, ig_beta, filled)
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+def _broadcast(name, value, shape):
+    array = np.asarray(value, dtype=float)
+    try:
+        return np.broadcast_to(array, shape).copy()
+    except ValueError:
+        raise ValueError(
+            f"{name} has shape {array.shape}, which does not fit the model's shape {shape} "
+            "(components, features)."
+        ) from None

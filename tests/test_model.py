@@ -1,0 +1,133 @@
+"""The PyMC graph, without sampling: shapes, distributions, log-density."""
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytest
+
+from bayesgmm import GaussianMixtureEM, build_model, datasets
+from bayesgmm.priors import Dirichlet, GMMPriors, InverseGamma
+
+from .conftest import COVARIANCE_TYPES
+
+
+def op_name(model, name):
+    return type(model[name].owner.op).__name__
+
+
+@pytest.mark.parametrize(
+    ("cov_type", "expected"),
+    [
+        ("full", {"chol_cov_0": (3,), "chol_cov_2": (3,)}),
+        ("tied", {"chol_cov": (3,)}),
+        ("diag", {"sigmas": (3, 2)}),
+        ("spherical", {"sigmas": (3,)}),
+    ],
+)
+def test_shapes_and_distributions(faithful, cov_type, expected):
+    model = build_model(faithful, 3, covariance_type=cov_type)
+    shapes = {k: tuple(int(s) for s in v) for k, v in model.eval_rv_shapes().items()}
+    assert shapes["weights"] == (3,)
+    assert shapes["means"] == (3, 2)
+    for name, shape in expected.items():
+        assert shapes[name] == shape
+    assert "Dirichlet" in op_name(model, "weights")
+    assert "Normal" in op_name(model, "means")
+    for name in expected:
+        assert ("LKJCholeskyCov" if "chol" in name else "HalfNormal") in op_name(model, name)
+    assert model.named_vars_to_dims["means"] == ("component", "feature")
+    assert list(model.coords["feature"]) == ["eruptions", "waiting"]
+    assert model.named_vars_to_dims["obs"] == ("obs_id", "feature")
+    assert model["X"] in model.data_vars
+    assert [v.name for v in model.free_RVs][:2] == ["weights", "means"]
+
+
+def test_inverse_gamma_variances():
+    model = build_model(datasets.load_galaxies(), 4,
+                        priors=GMMPriors(covariance=InverseGamma(2.0, 1e6)))
+    assert "InvGamma" in op_name(model, "variances")
+    assert tuple(int(s) for s in model.eval_rv_shapes()["variances"]) == (4, 1)
+
+
+def point_for(model, em, cov_type):
+    """The EM parameters as values of the model's free variables."""
+    struct = em._structure
+    K, D = em.means_.shape
+    full = struct.to_full(em.covariances_, K, D)
+    values = {"weights": em.weights_, "means": em.means_}
+    rows, cols = np.tril_indices(D)
+    if cov_type == "full" and D > 1:
+        for k in range(K):
+            values[f"chol_cov_{k}"] = np.linalg.cholesky(full[k])[rows, cols]
+    elif cov_type == "tied" and D > 1:
+        values["chol_cov"] = np.linalg.cholesky(full[0])[rows, cols]
+    else:
+        sd = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
+        values["sigmas"] = {"spherical": sd[:, 0], "tied": sd[0]}.get(cov_type, sd)
+    return values
+
+
+def obs_logp(model, values):
+    fixed = pm.do(model, values)
+    return float(pytensor.function([], fixed.logp(vars=[fixed["obs"]]))())
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_log_likelihood_equals_em(faithful, cov_type):
+    em = GaussianMixtureEM(3, covariance_type=cov_type, random_state=0).fit(faithful)
+    model = build_model(faithful, 3, covariance_type=cov_type)
+    got = obs_logp(model, point_for(model, em, cov_type))
+    assert got == pytest.approx(em.score(faithful) * len(faithful), rel=1e-8)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_one_dimensional_log_likelihood_equals_em(cov_type):
+    X = datasets.load_galaxies()
+    em = GaussianMixtureEM(3, covariance_type=cov_type, n_init=3, random_state=0).fit(X)
+    model = build_model(X, 3, covariance_type=cov_type)
+    got = obs_logp(model, point_for(model, em, cov_type))
+    assert got == pytest.approx(em.log_likelihood_, rel=1e-8)
+
+
+def test_ordered_means_constraint(faithful):
+    """Any point of the sampler's unconstrained space maps to ordered means."""
+    model = build_model(faithful, 3, order_by="waiting")
+    means = model.compile_fn(model["means"])
+    rng = np.random.default_rng(1)
+    point = {k: v for k, v in model.initial_point().items() if k.startswith("means_")}
+    ordered_key = next(k for k in point if k.startswith("means_ordered"))
+    for _ in range(20):
+        point = {k: rng.normal(size=v.shape) * 3 for k, v in point.items()}
+        values = means(point)
+        assert np.all(np.diff(values[:, 1]) > 0)
+    assert ordered_key != "means_ordered"  # sampled through the ordered transform
+
+
+def test_data_container_serves_new_data(faithful):
+    model = build_model(faithful, 2, covariance_type="diag")
+    with model:
+        pm.set_data({"X": faithful.to_numpy()[:100]}, coords={"obs_id": np.arange(100)})
+    assert model["X"].get_value().shape == (100, 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_components": 0}, "n_components must be an integer >= 1"),
+        ({"covariance_type": "VEV"}, "covariance_type must be one of"),
+        ({"priors": GMMPriors(weights=Dirichlet([1, 1]))}, r"Dirichlet alpha has shape \(2,\)"),
+        ({"order_by": "height"}, r"order_by must be one of the features \['eruptions'"),
+        ({"n_components": 500}, "n_components = 500, n_samples = 272"),
+    ],
+)
+def test_bad_model_arguments(faithful, kwargs, message):
+    args = {"n_components": 3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        build_model(faithful, **args)
+
+
+def test_nan_is_refused_before_building(faithful):
+    X = faithful.copy()
+    X.iloc[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"1 NaN \(column 'waiting': 1\)"):
+        build_model(X, 2)
