@@ -161,8 +161,8 @@ class GaussianMixtureBayes(BaseEstimator):
         elif method == "map":
             posterior, sample_stats = self._find_map(starts, progressbar), None
         else:
-            posterior, sample_stats = self._fit_advi(starts, draws, advi_steps, progressbar,
-                                                     int(seeds[2]))
+            posterior = self._fit_advi(starts, draws, advi_steps, progressbar, int(seeds[2]))
+            sample_stats = None
 
         self.relabel_ = {"n_permuted": 0, "n_iterations": 0, "converged": True,
                          "method": "none"}
@@ -361,7 +361,7 @@ class GaussianMixtureBayes(BaseEstimator):
                 f"(this fit used method={self.idata_.attrs['method']!r})."
             )
         ds = _diagnostic_dataset(self.posterior)
-        table = az.summary(ds, kind="diagnostics", round_to=None)
+        table = az.summary(ds, kind="diagnostics", round_to="none")
         stats = self.idata_["sample_stats"].to_dataset()
         divergence_stat = next((v for v in ("divergences", "diverging") if v in stats), None)
         divergences = int(stats[divergence_stat].sum()) if divergence_stat else 0
@@ -416,21 +416,20 @@ class GaussianMixtureBayes(BaseEstimator):
         check_is_fitted(self, "idata_")
         ds = _summary_dataset(self.posterior)
         if ds.sizes["chain"] * ds.sizes["draw"] > 1:
-            table = az.summary(ds, kind="stats", ci_prob=hdi_prob, ci_kind="hdi", round_to=None)
+            table = az.summary(ds, kind="stats", ci_prob=hdi_prob, ci_kind="hdi", round_to="none")
         else:
-            table = az.summary(ds, kind="stats", round_to=None).iloc[:, :1]
+            table = az.summary(ds, kind="stats", round_to="none").iloc[:, :1]
         estimates = {"map": self._map_posterior(), "em": self._em_posterior()}
         for name, point in estimates.items():
             if point is not None:
                 values = _summary_dataset(point)
-                table[name] = az.summary(values, kind="stats", round_to=None)["mean"].reindex(
+                table[name] = az.summary(values, kind="stats", round_to="none")["mean"].reindex(
                     table.index)
         return table
 
     def _map_posterior(self):
         if getattr(self, "map_", None) is None:
-            if getattr(self, "model_", None) is None:
-                self.model_ = build_model_from_spec(self._X, self.spec_)
+            self._ensure_model()
             starts = _start_points(self.em_, self.spec_, 1, np.random.default_rng(0))
             self._find_map(starts, progressbar=False)
         return self.map_
@@ -456,27 +455,54 @@ class GaussianMixtureBayes(BaseEstimator):
     def sample_prior_predictive(self, draws=500, random_state=None):
         """Draws from the prior and the prior predictive distribution.
 
-        The ``prior`` group also holds ``n_nonempty_components``: per prior draw,
-        how many components receive at least one of the n observations, the
-        implied prior on the number of clusters actually used.
+        Returns a DataTree with groups ``prior`` (weights, means, sigmas,
+        covariances, ...) and ``prior_predictive`` (``obs``: chain, draw, obs_id,
+        feature, as many points as the data). ``prior`` also holds
+        ``n_nonempty_components``: per draw, how many components receive at least
+        one of the simulated points, the implied prior on the number of clusters
+        actually used.
         """
         import pymc as pm
 
         check_is_fitted(self, "spec_")
-        model = self.model_ if getattr(self, "model_", None) is not None \
-            else build_model_from_spec(self._X, self.spec_)
-        seed = np.random.SeedSequence(random_state).generate_state(1)[0]
+        model = self._ensure_model()
+        seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
+        names = [v for v in POSTERIOR_VARS if v in model.named_vars]
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
-            tree = pm.sample_prior_predictive(draws=draws, model=model, random_seed=int(seed))
+            tree = pm.sample_prior_predictive(draws=draws, model=model, var_names=names,
+                                              random_seed=seed)
         prior = tree["prior"].to_dataset()
-        rng = np.random.default_rng(seed)
-        weights = prior["weights"].values  # (chain, draw, K)
-        counts = rng.multinomial(len(self._X), weights.reshape(-1, weights.shape[-1]))
+        replicates, labels = self._replicate(prior, seed)
         prior["n_nonempty_components"] = (
-            ("chain", "draw"), (counts > 0).sum(axis=1).reshape(weights.shape[:2]))
-        tree["prior"] = xr.DataTree(prior)
-        return tree
+            ("chain", "draw"),
+            np.array([len(np.unique(z)) for z in labels]).reshape(
+                prior.sizes["chain"], prior.sizes["draw"]),
+        )
+        return xr.DataTree.from_dict({"prior": prior, "prior_predictive": replicates})
+
+    def _ensure_model(self):
+        if getattr(self, "model_", None) is None:
+            self.model_ = build_model_from_spec(self._X, self.spec_)
+        return self.model_
+
+    def _replicate(self, draws_ds, seed):
+        """One simulated data set (as many points as the data) per draw."""
+        params = _stacked_parameters(draws_ds, self.spec_)
+        rng = np.random.default_rng(seed)
+        n, n_draws = len(self._X), len(params["weights"])
+        out = np.empty((n_draws, n, self.spec_.n_features))
+        labels = np.empty((n_draws, n), dtype=int)
+        for s in range(n_draws):
+            out[s], labels[s] = sample_mixture(
+                self.spec_.structure, params["weights"][s], params["means"][s],
+                params["precisions_cholesky"][s], n, rng)
+        chains, draws = draws_ds.sizes["chain"], draws_ds.sizes["draw"]
+        replicates = xr.Dataset(
+            {"obs": (("chain", "draw", "obs_id", "feature"), out.reshape(chains, draws, n, -1))},
+            coords={"feature": list(self.spec_.feature_names), "obs_id": np.arange(n)},
+        )
+        return replicates, labels
 
     def sample_posterior_predictive(self, random_state=None):
         """Replicate data sets, one per posterior draw (group ``posterior_predictive``).
@@ -485,22 +511,9 @@ class GaussianMixtureBayes(BaseEstimator):
         obs_id, feature).
         """
         check_is_fitted(self, "idata_")
-        posterior = self.posterior
-        params = _stacked_parameters(posterior, self.spec_)
-        rng = np.random.default_rng(np.random.SeedSequence(random_state).generate_state(1)[0])
-        n = len(self._X)
-        out = np.empty((len(params["weights"]), n, self.spec_.n_features))
-        for s in range(len(out)):
-            out[s] = sample_mixture(self.spec_.structure, params["weights"][s],
-                                    params["means"][s], params["precisions_cholesky"][s], n,
-                                    rng)[0]
-        chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-        pp = xr.Dataset(
-            {"obs": (("chain", "draw", "obs_id", "feature"),
-                     out.reshape(chains, draws, n, -1))},
-            coords={"feature": list(self.spec_.feature_names), "obs_id": np.arange(n)},
-        )
-        self.idata_["posterior_predictive"] = xr.DataTree(pp)
+        seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
+        replicates, _ = self._replicate(self.posterior, seed)
+        self.idata_["posterior_predictive"] = xr.DataTree(replicates)
         return self.idata_
 
     # --------------------------------------------------------------- storage

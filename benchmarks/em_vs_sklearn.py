@@ -464,15 +464,21 @@ def environment():
 
     import sklearn
 
-    cpu = "unknown"
+    info = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get("model name", platform.processor() or "unknown")
+    if "cpu family" in info:
+        cpu += f" (family {info['cpu family']}, model {info.get('model', '?')}"
+        cpu += f", {float(info.get('cpu MHz', 'nan')):.0f} MHz"
+        flags = set(info.get("flags", "").split())
+        cpu += ", AVX-512" if "avx512f" in flags else (", AVX2" if "avx2" in flags else "")
+        cpu += ", virtual machine)" if "hypervisor" in flags else ")"
     blas = [
         f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, "
         f"{p.get('num_threads')} threads, {p.get('threading_layer')})"

@@ -1,0 +1,301 @@
+"""GaussianMixtureBayes: fitting, relabelling, diagnostics, prediction, storage."""
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from bayesgmm import GaussianMixtureBayes, GaussianMixtureEM, datasets
+from bayesgmm.bayes import DiagnosticsWarning
+from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, HalfNormal, Normal
+from bayesgmm.relabel import permute_components
+
+TRUE_WEIGHTS = np.array([0.3, 0.3, 0.4])
+TRUE_MEANS = np.array([[0.0, 0.0], [6.0, 6.0], [12.0, 0.0]])
+TRUE_COVS = np.array([[[1.0, 0.5], [0.5, 1.0]], [[1.5, -0.3], [-0.3, 0.8]], [[0.7, 0.0], [0.0, 1.2]]])
+
+
+def simulated(n=240, seed=3):
+    return datasets.simulate_mixture(n, TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVS, random_state=seed)
+
+
+@pytest.fixture(scope="module")
+def nuts_fit():
+    X, labels = simulated()
+    model = GaussianMixtureBayes(3, random_state=1)
+    model.fit(X, draws=300, tune=300, chains=2, progressbar=False)
+    return model, X, labels
+
+
+# ------------------------------------------------------------------ NUTS fit
+def test_result_is_a_labelled_datatree(nuts_fit):
+    model, X, _ = nuts_fit
+    tree = model.idata_
+    assert isinstance(tree, xr.DataTree)
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(tree.children)
+    post = model.posterior
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post.sizes == {"chain": 2, "draw": 300, "component": 3, "feature": 2, "feature2": 2}
+    assert set(post.data_vars) == {"weights", "means", "sigmas", "correlations", "covariances"}
+    assert tree["log_likelihood"]["obs"].dims == ("chain", "draw", "obs_id")
+    np.testing.assert_allclose(tree["observed_data"]["obs"].values, X)
+    assert tree.attrs["method"] == "nuts"
+    assert '"covariance_type": "full"' in tree.attrs["config"]
+
+
+def test_posterior_recovers_truth_in_em_labelling(nuts_fit):
+    model, X, labels = nuts_fit
+    post = model.posterior
+    order = np.argsort(model.em_.means_[:, 0])  # EM's labels are the pivot
+    means = post["means"].mean(("chain", "draw")).values[order]
+    np.testing.assert_allclose(means, TRUE_MEANS, atol=0.45)
+    weights = post["weights"].mean(("chain", "draw")).values[order]
+    np.testing.assert_allclose(weights, TRUE_WEIGHTS, atol=0.08)
+    # components keep one identity across all draws: their means never swap
+    draws = post["means"].values[..., 0]  # (chain, draw, component)
+    assert np.all(np.argsort(draws, axis=-1) == np.argsort(draws[0, 0]))
+    accuracy = np.mean(model.predict(X) == order[labels])
+    assert accuracy > 0.97
+
+
+def test_log_likelihood_is_pointwise_mixture_density(nuts_fit):
+    model, X, _ = nuts_fit
+    post = model.posterior
+    for chain, draw in [(0, 0), (1, 157)]:
+        p = post.isel(chain=chain, draw=draw)
+        density = sum(
+            p["weights"].values[k]
+            * stats.multivariate_normal(p["means"].values[k], p["covariances"].values[k]).pdf(X)
+            for k in range(3)
+        )
+        got = model.idata_["log_likelihood"]["obs"].isel(chain=chain, draw=draw).values
+        np.testing.assert_allclose(got, np.log(density), rtol=1e-10)
+
+
+def test_chains_in_other_labellings_are_relabelled(nuts_fit):
+    model, _, _ = nuts_fit
+    post = model.posterior
+    n_draws = post.sizes["draw"]
+    swap = np.array([2, 0, 1])
+    perms = np.vstack([np.tile(np.arange(3), (n_draws, 1)), np.tile(swap, (n_draws, 1))])
+    scrambled = permute_components(post, perms)  # chain 1 now uses other labels
+    assert not np.allclose(scrambled["means"].values, post["means"].values)
+    repaired = model._relabel(scrambled)
+    np.testing.assert_allclose(repaired["means"].values, post["means"].values)
+    assert model.relabel_["n_permuted"] == n_draws
+
+
+def test_diagnose_reports_rhat_ess_and_sampler_stats(nuts_fit):
+    model, _, _ = nuts_fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        table = model.diagnose()
+    assert {"r_hat", "ess_bulk", "ess_tail", "mcse_mean"} <= set(table.columns)
+    assert "means[0, x0]" in table.index and "correlations[x0:x1, 2]" in table.index
+    assert table["r_hat"].max() < 1.05  # relabelled: chains agree even on short runs
+    assert table.attrs["divergences"] == 0
+    assert table.attrs["min_ebfmi"] > 0.3
+
+
+def test_diagnose_warns_with_remedies(nuts_fit, monkeypatch):
+    model, _, _ = nuts_fit
+    import bayesgmm.bayes as bayes
+
+    monkeypatch.setattr(bayes, "ESS_MIN", 10**6)
+    with pytest.warns(DiagnosticsWarning, match=r"ESS < 1000000 for weights\[0\].*increase draws"):
+        table = model.diagnose()
+    assert any("ESS" in p for p in table.attrs["problems"])
+
+
+def test_summary_puts_map_and_em_beside_the_posterior(nuts_fit):
+    model, _, _ = nuts_fit
+    table = model.summary()
+    assert list(table.columns) == ["mean", "sd", "hdi94_lb", "hdi94_ub", "map", "em"]
+    row = table.loc["means[0, x0]"]
+    assert row["hdi94_lb"] <= row["mean"] <= row["hdi94_ub"]
+    assert row["em"] == pytest.approx(model.em_.means_[0, 0])
+    assert abs(row["map"] - row["mean"]) < 3 * row["sd"]
+    assert table.loc["weights[0]", "em"] == pytest.approx(model.em_.weights_[0])
+
+
+def test_membership_with_credible_intervals(nuts_fit):
+    model, X, _ = nuts_fit
+    m = model.membership(X[:40], hdi_prob=0.9)
+    assert m["mean"].dims == ("obs_id", "component")
+    assert np.all((0 <= m["lower"]) & (m["lower"] <= m["upper"]) & (m["upper"] <= 1))
+    # each interval holds about 90% of that point's posterior membership draws
+    draws = model._membership_draws(X[:40])  # (n_draws, obs, component)
+    inside = (draws >= m["lower"].values - 1e-15) & (draws <= m["upper"].values + 1e-15)
+    assert np.all(inside.mean(axis=0) >= 0.89)
+    np.testing.assert_allclose(m["mean"].sum("component"), 1.0)
+    np.testing.assert_allclose(model.predict_proba(X[:40]), m["mean"].values)
+    # a point between two clusters is uncertain, with a wide interval
+    middle = np.array([[3.0, 3.0]])
+    wide = model.membership(middle)
+    assert float((wide["upper"] - wide["lower"]).max()) > 0.05
+
+
+def test_posterior_predictive_reproduces_the_data_moments(nuts_fit):
+    model, X, _ = nuts_fit
+    tree = model.sample_posterior_predictive(random_state=0)
+    pp = tree["posterior_predictive"]["obs"]
+    assert pp.dims == ("chain", "draw", "obs_id", "feature")
+    np.testing.assert_allclose(pp.mean(("chain", "draw", "obs_id")), X.mean(0), atol=0.3)
+
+
+def test_save_and_load_round_trip(nuts_fit, tmp_path):
+    model, X, _ = nuts_fit
+    path = model.save(tmp_path / "fit.nc")
+    loaded = GaussianMixtureBayes.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(X[:20]), model.predict_proba(X[:20]))
+    xr.testing.assert_allclose(loaded.posterior, model.posterior)
+    assert loaded.idata_.attrs["bayesgmm_version"] == model.idata_.attrs["bayesgmm_version"]
+    assert loaded.get_params()["n_components"] == 3
+    np.testing.assert_allclose(loaded.summary()["em"], model.summary()["em"])
+
+
+def test_load_refuses_other_files(tmp_path):
+    other = tmp_path / "other.nc"
+    xr.Dataset({"a": ("x", [1.0, 2.0])}).to_netcdf(other, engine="h5netcdf")
+    with pytest.raises(ValueError, match="not written by bayesgmm's GaussianMixtureBayes"):
+        GaussianMixtureBayes.load(other)
+    (tmp_path / "text.nc").write_text("hello")
+    with pytest.raises(ValueError, match="not a netCDF file written by bayesgmm"):
+        GaussianMixtureBayes.load(tmp_path / "text.nc")
+
+
+def test_failed_save_keeps_the_earlier_file(nuts_fit, tmp_path, monkeypatch):
+    model, _, _ = nuts_fit
+    path = model.save(tmp_path / "fit.nc")
+    before = path.read_bytes()
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", broken)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
+
+
+# ------------------------------------------------------------------ MAP, ADVI
+def test_map_with_weak_priors_equals_em(faithful):
+    weak = GMMPriors(Dirichlet(1.0), Normal(sigma=1e4), LKJ(eta=1.0, sd=HalfNormal(1e4)))
+    model = GaussianMixtureBayes(2, priors=weak, random_state=0).fit(faithful, method="map",
+                                                                    progressbar=False)
+    em = GaussianMixtureEM(2, tol=1e-10, max_iter=2000, n_init=3, random_state=0).fit(faithful)
+    post = model.posterior
+    assert post.sizes["chain"] == 1 and post.sizes["draw"] == 1
+    order = np.argsort(post["means"].values[0, 0, :, 0])
+    em_order = np.argsort(em.means_[:, 0])
+    np.testing.assert_allclose(post["means"].values[0, 0][order], em.means_[em_order], rtol=1e-3)
+    np.testing.assert_allclose(post["weights"].values[0, 0][order], em.weights_[em_order],
+                               rtol=1e-3)
+    # The MAP is a mode in the sampler's Cholesky-factor space: the LKJ density's
+    # Jacobian pulls variances ~1-2% below the maximum-likelihood ones.
+    np.testing.assert_allclose(post["covariances"].values[0, 0][order],
+                               em.covariances_[em_order], rtol=3e-2)
+    ll = model.idata_["log_likelihood"]["obs"].values.sum()
+    assert ll == pytest.approx(em.log_likelihood_, rel=1e-3)
+    assert ll <= em.log_likelihood_ + 1e-6  # EM is the maximum of the likelihood
+
+
+@pytest.mark.parametrize("cov_type", ["tied", "diag", "spherical"])
+def test_map_for_other_structures_is_near_em(faithful, cov_type):
+    model = GaussianMixtureBayes(2, covariance_type=cov_type, random_state=0).fit(
+        faithful, method="map", progressbar=False)
+    em = model.em_
+    order = np.argsort(model.posterior["means"].values[0, 0, :, 0])
+    np.testing.assert_allclose(model.posterior["means"].values[0, 0][order],
+                               em.means_[np.argsort(em.means_[:, 0])], rtol=0.02)
+
+
+def test_advi_gives_draws_near_the_posterior(faithful):
+    model = GaussianMixtureBayes(2, covariance_type="diag", random_state=0)
+    model.fit(faithful, method="advi", draws=200, advi_steps=3000, progressbar=False)
+    post = model.posterior
+    assert post.sizes["draw"] == 200
+    means = np.sort(post["means"].mean(("chain", "draw")).values[:, 1])
+    np.testing.assert_allclose(means, np.sort(model.em_.means_[:, 1]), rtol=0.03)
+
+
+# --------------------------------------------------------------- prior predictive
+def test_prior_predictive_counts_nonempty_components(faithful):
+    flat = GaussianMixtureBayes(6, covariance_type="spherical", random_state=0)
+    sparse = GaussianMixtureBayes(6, covariance_type="spherical",
+                                  priors={"weights": Dirichlet(0.05)}, random_state=0)
+    counts = {}
+    for name, model in (("flat", flat), ("sparse", sparse)):
+        model.fit(faithful, method="map", progressbar=False)
+        tree = model.sample_prior_predictive(draws=300, random_state=1)
+        assert tree["prior_predictive"]["obs"].shape[-2:] == (272, 2)
+        counts[name] = tree["prior"]["n_nonempty_components"].values.ravel()
+    assert counts["flat"].min() >= 1 and counts["flat"].max() <= 6
+    # Dirichlet(1) with 272 points: almost always all 6 used; Dirichlet(0.05): few
+    assert np.mean(counts["flat"]) > 5.5
+    assert np.mean(counts["sparse"]) < 3
+
+
+# ----------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "gibbs"}, r"method must be one of \['nuts', 'map', 'advi'\], got 'gibbs'"),
+        ({"nuts_sampler": "stan"}, r"nuts_sampler must be one of \['pymc', 'nutpie'\]"),
+        ({"init": "kmeans"}, r"init must be one of \['em', 'default'\]"),
+        ({"draws": 0}, "draws must be an integer >= 1"),
+    ],
+)
+def test_bad_fit_arguments(faithful, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixtureBayes(2).fit(faithful, **kwargs)
+
+
+def test_bad_priors_fail_before_compiling(faithful, monkeypatch):
+    import bayesgmm.bayes as bayes
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the model must not be built")
+
+    monkeypatch.setattr(bayes, "build_model_from_spec", no_build)
+    with pytest.raises(ValueError, match=r"Dirichlet alpha has shape \(3,\)"):
+        GaussianMixtureBayes(2, priors={"weights": Dirichlet([1, 1, 1])}).fit(faithful)
+    with pytest.raises(ValueError, match="Normal sigma must be positive"):
+        GaussianMixtureBayes(2, priors={"means": Normal(sigma=-1.0)}).fit(faithful)
+    X = faithful.to_numpy().copy()
+    X[0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"1 inf \(column 0: 1\)"):
+        GaussianMixtureBayes(2).fit(X)
+
+
+def test_diagnose_needs_samples(faithful):
+    model = GaussianMixtureBayes(2, covariance_type="diag", random_state=0)
+    model.fit(faithful, method="map", progressbar=False)
+    with pytest.raises(ValueError, match="diagnostics need posterior samples"):
+        model.diagnose()
+
+
+# --------------------------------------------------------- full recovery (slow)
+@pytest.mark.slow
+def test_recovery_with_converged_relabelled_chains():
+    X, _ = simulated(n=600, seed=11)
+    model = GaussianMixtureBayes(3, random_state=2)
+    model.fit(X, draws=1000, tune=1000, chains=4, progressbar=False)
+    table = model.diagnose(warn=False)
+    assert table["r_hat"].max() <= 1.01
+    assert table.attrs["divergences"] == 0
+    import arviz as az
+
+    order = np.argsort(model.em_.means_[:, 0])
+    hdi = az.hdi(model.posterior, prob=0.94)
+    inside = {
+        "weights": (hdi["weights"].values[order], TRUE_WEIGHTS),
+        "means": (hdi["means"].values[order], TRUE_MEANS),
+        "covariances": (hdi["covariances"].values[order], TRUE_COVS),
+    }
+    for name, (interval, truth) in inside.items():
+        lower, upper = interval[..., 0], interval[..., 1]
+        assert np.mean((lower <= truth) & (truth <= upper)) >= 0.85, name
