@@ -1,0 +1,742 @@
+#!/usr/bin/env python
+"""Speed and sampling quality of bayesgmm's Bayesian mixture against the textbook PyMC model.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/bayes_sampling.py                 # full benchmark (about an hour)
+    .venv/bin/python benchmarks/bayes_sampling.py --quick         # smoke run (a few minutes)
+    .venv/bin/python benchmarks/bayes_sampling.py --n 500 --samplers nutpie --skip-cold
+    .venv/bin/python benchmarks/bayes_sampling.py --json /tmp/bayes.json   # also keep raw numbers
+
+Data: a well-separated 3-component 2-D mixture (``TRUE_*`` below) drawn by
+``bayesgmm.datasets.simulate_mixture`` with ``random_state=SEED``, for each N.
+
+Two formulations of the same Bayesian model are compared:
+
+* ``bayesgmm``: ``GaussianMixtureBayes(3, random_state=0)`` (labels summed out
+  by a CustomDist sharing the EM engine's quadratic form; chains start near the
+  EM solution; draws relabelled afterwards).
+* ``reference``: the tuned textbook PyMC model (:func:`build_reference`):
+  Dirichlet(1) weights, first mean coordinate ordered, one LKJCholeskyCov(eta=2,
+  HalfNormal(data sd)) per component, ``pm.Mixture`` of ``pm.MvNormal``, started at
+  k-means centres / proportions / within-cluster covariances. Same data-scaled prior
+  scales as bayesgmm's defaults (means Normal(data mean, data range)).
+
+Every measurement runs in a fresh subprocess (one at a time), so that caches and
+imports are controlled:
+
+1. ``eval``: one log-density + gradient evaluation (µs) of
+   ``model.logp_dlogp_function(ravel_inputs=True)`` at the k-means start point:
+   loop length calibrated to >= 0.2 s, best of 7 loops, divided by the loop length.
+2. ``compile``: wall time of ``model.logp_dlogp_function(ravel_inputs=True)`` plus
+   its first call (numba compiles lazily at the first call), model already built.
+   *cold*: a subprocess with ``PYTENSOR_FLAGS=compiledir=<new empty dir>`` and
+   ``NUMBA_CACHE_DIR=<new empty dir>`` (one pair of fresh dirs per formulation and
+   N). *warm*: a second fresh subprocess with the same, now populated, dirs.
+   *repeat*: a second compile of a newly built model in the warm subprocess.
+3. ``MAP``: bayesgmm ``GaussianMixtureBayes(3, random_state=0).fit(X, method="map")``
+   (includes EM with n_init=5, model build, find_MAP); reference: model build +
+   k-means + ``pm.find_MAP`` from the k-means start. Called twice in one fresh
+   process (default caches): first call and second (warm) call.
+4. ``NUTS`` for each sampler (``pymc``, ``nutpie``): 4 chains x (1000 tune +
+   1000 draws), target_accept 0.9, cores 2. First an unmeasured warm-up fit with
+   tiny draws in its own process populates the on-disk caches; then the measured
+   fit runs in a fresh process (warm disk cache, cold in-process caches), which is
+   what a user re-running a script sees. Reported: whole-fit wall time; wall time of
+   the ``pm.sample`` call (``pm.sample`` is wrapped in the worker; for the pymc
+   sampler the wrapper adds ``discard_tuned_samples=False`` so that warm-up step
+   timings are kept: the posterior and sample_stats groups are unchanged);
+   PyMC's ``posterior.attrs["sampling_time"]``; for the pymc sampler the time the
+   chains actually spent in NUTS steps (``sample_stats.perf_counter_diff`` summed
+   over tune+draws and chains, divided by the 2 cores); min ESS-bulk
+   (``arviz.ess``) over all elements of weights, means and sigmas; that ESS per
+   second of ``sampling_time`` and per second of the whole fit; divergences (sum
+   of ``sample_stats.divergences``); max R-hat (``arviz.rhat``) over the same
+   elements; and labelling: each chain's posterior mean of ``means`` is matched to
+   the true means by the best permutation: "same" when every chain gets the same
+   permutation and lands within 0.5 of the truth. bayesgmm's numbers are from the
+   relabelled ``idata_``; its raw (pre-relabelling) R-hat is also given. The
+   reference is reported as sampled (no relabelling).
+5. BLAS warning: in every bayesgmm worker ``warnings.warn`` is wrapped (so a
+   warning is seen even where a ``catch_warnings`` filter would hide it), and the
+   worker's stderr is searched for "could not link to a BLAS".
+
+Before each measured subprocess of a full run the script waits (polling every
+30 s, at most 40 min) while ``pgrep -f em_vs_sklearn`` finds another benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+
+SEED = 20261122
+K = 3
+TRUE_WEIGHTS = [0.3, 0.3, 0.4]
+TRUE_MEANS = [[-4.0, 0.0], [0.0, 4.0], [4.0, -1.0]]
+TRUE_COVS = [
+    [[1.0, 0.5], [0.5, 1.0]],
+    [[1.5, -0.4], [-0.4, 0.8]],
+    [[0.7, 0.0], [0.0, 1.2]],
+]
+TARGET_ACCEPT = 0.9
+CORES = 2
+COMPONENT_VARS = ("weights", "means", "sigmas")
+BLAS_TEXT = "could not link to a BLAS"
+RESULT_TAG = "@@RESULT@@ "
+LABEL_TOL = 0.5  # a chain's mean of ``means`` farther than this from the truth: another mode
+
+
+# --------------------------------------------------------------------------- data and models
+def make_data(n):
+    from bayesgmm.datasets import simulate_mixture
+
+    X, _ = simulate_mixture(n, TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVS, random_state=SEED)
+    return X
+
+
+def kmeans_start(X):
+    """Start values from k-means (components sorted by the first coordinate).
+
+    Returns (reference_initvals, bayesgmm_initvals), both in the constrained space.
+    """
+    from sklearn.cluster import KMeans
+
+    km = KMeans(K, n_init=10, random_state=0).fit(X)
+    order = np.argsort(km.cluster_centers_[:, 0])
+    centres = km.cluster_centers_[order]
+    rank = np.empty(K, dtype=int)
+    rank[order] = np.arange(K)
+    labels = rank[km.labels_]
+    weights = np.bincount(labels, minlength=K) / len(X)
+    rows, cols = np.tril_indices(X.shape[1])
+    common = {"weights": weights}
+    for k in range(K):
+        cov = np.cov(X[labels == k].T) + 1e-6 * np.eye(X.shape[1])
+        common[f"chol_cov_{k}"] = np.linalg.cholesky(cov)[rows, cols]
+    reference = {**common, "means_x0": centres[:, 0], "means_rest": centres[:, 1:]}
+    bayesgmm = {**common, "means": centres}
+    return reference, bayesgmm
+
+
+def build_reference(X):
+    """The tuned textbook PyMC mixture (same data-scaled priors as bayesgmm's defaults)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    D = X.shape[1]
+    center = X.mean(axis=0)
+    spread = X.max(axis=0) - X.min(axis=0)
+    sd = X.std(axis=0)
+    coords = {"component": np.arange(K), "feature": [f"x{j}" for j in range(D)]}
+    with pm.Model(coords=coords) as model:
+        weights = pm.Dirichlet("weights", a=np.ones(K), dims="component")
+        first = pm.Normal("means_x0", mu=center[0], sigma=spread[0], shape=(K,),
+                          transform=pm.distributions.transforms.ordered)
+        rest = pm.Normal("means_rest", mu=center[1:], sigma=spread[1:], shape=(K, D - 1))
+        means = pm.Deterministic("means", pt.concatenate([first[:, None], rest], axis=1),
+                                 dims=("component", "feature"))
+        chols, sds = [], []
+        for k in range(K):
+            chol, _corr, stds = pm.LKJCholeskyCov(
+                f"chol_cov_{k}", n=D, eta=2.0,
+                sd_dist=pm.HalfNormal.dist(sigma=sd, shape=(D,)), compute_corr=True)
+            chols.append(chol)
+            sds.append(stds)
+        pm.Deterministic("sigmas", pt.stack(sds), dims=("component", "feature"))
+        pm.Mixture("obs", w=weights,
+                   comp_dists=[pm.MvNormal.dist(mu=means[k], chol=chols[k]) for k in range(K)],
+                   observed=X)
+    return model
+
+
+def build(impl, X):
+    if impl == "reference":
+        return build_reference(X)
+    from bayesgmm import build_model
+
+    return build_model(X, K)
+
+
+# --------------------------------------------------------------------------- diagnostics
+def _as_dataset(obj):
+    return obj.to_dataset() if hasattr(obj, "to_dataset") else obj
+
+
+def component_diagnostics(posterior):
+    """min ESS-bulk and max R-hat over every element of weights, means, sigmas."""
+    import arviz as az
+
+    ds = posterior[[v for v in COMPONENT_VARS if v in posterior]]
+    ess = _as_dataset(az.ess(ds, method="bulk"))
+    rhat = _as_dataset(az.rhat(ds))
+    min_ess = min(float(np.nanmin(ess[v].values)) for v in ds.data_vars)
+    max_rhat = max(float(np.nanmax(rhat[v].values)) for v in ds.data_vars)
+    worst = {v: {"ess_bulk_min": float(np.nanmin(ess[v].values)),
+                 "rhat_max": float(np.nanmax(rhat[v].values))} for v in ds.data_vars}
+    return min_ess, max_rhat, worst
+
+
+def labelling(posterior):
+    """Per chain: best permutation of components onto the true means, and its distance."""
+    means = posterior["means"].transpose("chain", "draw", "component", "feature").values
+    truth = np.asarray(TRUE_MEANS)
+    chains = []
+    for c in range(means.shape[0]):
+        m = means[c].mean(axis=0)
+        best = min(itertools.permutations(range(K)),
+                   key=lambda p: np.linalg.norm(m[list(p)] - truth))
+        dist = float(np.abs(m[list(best)] - truth).max())
+        chains.append({"perm": list(best), "max_abs_error": dist})
+    perms = {tuple(c["perm"]) for c in chains}
+    far = [i for i, c in enumerate(chains) if c["max_abs_error"] > LABEL_TOL]
+    if len(perms) == 1 and not far:
+        verdict = "same"
+    else:
+        parts = []
+        if len(perms) > 1:
+            groups = {}
+            for i, c in enumerate(chains):
+                groups.setdefault(tuple(c["perm"]), []).append(i)
+            parts.append(f"{len(perms)} labellings " + " | ".join(
+                "chains " + ",".join(map(str, g)) for g in groups.values()))
+        if far:
+            parts.append("chains " + ",".join(map(str, far)) + " off the true modes")
+        verdict = "; ".join(parts)
+    return verdict, chains
+
+
+def divergence_count(sample_stats):
+    for name in ("divergences", "diverging"):
+        if name in sample_stats:
+            return int(sample_stats[name].values.sum()), name
+    return None, None
+
+
+def chain_timing(idata, call_start, call_end, cores):
+    """Where the pm.sample call spent its time, from per-step perf_counter stats (pymc)."""
+    if "warmup_sample_stats" not in idata.children:
+        return None
+    warm = idata["warmup_sample_stats"].to_dataset()
+    post = idata["sample_stats"].to_dataset()
+    if "perf_counter_start" not in post:
+        return None
+    firsts, lasts, steps = [], [], []
+    for c in range(post.sizes["chain"]):
+        w_start = warm["perf_counter_start"].values[c]
+        p_start = post["perf_counter_start"].values[c]
+        p_diff = post["perf_counter_diff"].values[c]
+        firsts.append(float(w_start[0]) if w_start.size else float(p_start[0]))
+        lasts.append(float(p_start[-1] + p_diff[-1]))
+        steps.append(float(warm["perf_counter_diff"].values[c].sum() + p_diff.sum()))
+    return {
+        "chain_start_after_call_s": [f - call_start for f in firsts],
+        "chain_end_after_call_s": [x - call_start for x in lasts],
+        "chain_step_seconds": steps,
+        "setup_before_first_step_s": min(firsts) - call_start,
+        "stepping_span_s": max(lasts) - min(firsts),
+        "after_last_step_s": call_end - max(lasts),
+        "step_seconds_per_core": sum(steps) / cores,
+    }
+
+
+# --------------------------------------------------------------------------- worker side
+class _BlasWatch:
+    """Record the PyTensor BLAS warning even where a warnings filter would hide it."""
+
+    def __init__(self):
+        import warnings
+
+        self.hits = []
+        original = warnings.warn
+
+        def warn(message, *args, **kwargs):
+            if BLAS_TEXT in str(message):
+                self.hits.append(str(message).splitlines()[0])
+            if len(args) < 2:  # keep the caller's stacklevel pointing past this wrapper
+                kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+            return original(message, *args, **kwargs)
+
+        warnings.warn = warn
+
+
+def worker(spec):
+    blas = _BlasWatch()
+    import warnings
+
+    warnings.simplefilter("always")
+    out = {"spec": spec}
+    t0 = time.perf_counter()
+    task, impl, n = spec["task"], spec["impl"], spec["n"]
+    try:
+        import bayesgmm  # noqa: F401
+        import pymc as pm
+
+        out["import_s"] = time.perf_counter() - t0
+        X = make_data(n)
+        if task == "compile":
+            _task_compile(out, impl, X)
+        elif task == "map":
+            _task_map(out, impl, X, pm)
+        elif task == "nuts":
+            _task_nuts(out, spec, impl, X, pm)
+        else:
+            raise ValueError(task)
+    except Exception as error:  # reported in the table, never fatal
+        out["error"] = f"{type(error).__name__}: {error}"
+        out["traceback"] = traceback.format_exc()
+    out["blas_warning"] = blas.hits
+    out["worker_total_s"] = time.perf_counter() - t0
+    print(RESULT_TAG + json.dumps(out, default=float), flush=True)
+
+
+def _eval_point(impl, model, X):
+    from pymc.blocking import DictToArrayBijection
+    from pymc.initial_point import make_initial_point_fn
+
+    ref_start, bg_start = kmeans_start(X)
+    start = ref_start if impl == "reference" else bg_start
+    point = make_initial_point_fn(model=model, overrides=start, jitter_rvs=set())(0)
+    return DictToArrayBijection.map({v.name: point[v.name] for v in model.value_vars}).data
+
+
+def _compile(model):
+    t = time.perf_counter()
+    f = model.logp_dlogp_function(ravel_inputs=True)
+    f.set_extra_values({})
+    return f, time.perf_counter() - t
+
+
+def _task_compile(out, impl, X):
+    t = time.perf_counter()
+    model = build(impl, X)
+    out["build_s"] = time.perf_counter() - t
+    x = _eval_point(impl, model, X)
+    f, out["create_s"] = _compile(model)
+    t = time.perf_counter()
+    logp, grad = f(x)
+    out["first_call_s"] = time.perf_counter() - t
+    out["compile_s"] = out["create_s"] + out["first_call_s"]
+    out["logp_at_start"] = float(logp)
+    out["n_params"] = int(x.size)
+    # one evaluation: calibrated loop, best of 7
+    calls = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(calls):
+            f(x)
+        if time.perf_counter() - t >= 0.2 or calls >= 2**20:
+            break
+        calls *= 2
+    best = np.inf
+    for _ in range(7):
+        t = time.perf_counter()
+        for _ in range(calls):
+            f(x)
+        best = min(best, time.perf_counter() - t)
+    out["eval_us"] = best / calls * 1e6
+    out["eval_calls_per_loop"] = calls
+    # second compile of a newly built model in the same process
+    model2 = build(impl, X)
+    f2, create2 = _compile(model2)
+    t = time.perf_counter()
+    f2(x)
+    out["repeat_compile_s"] = create2 + time.perf_counter() - t
+
+
+def _task_map(out, impl, X, pm):
+    import warnings
+
+    calls = []
+    for _ in range(2):
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            if impl == "bayesgmm":
+                from bayesgmm import GaussianMixtureBayes
+
+                g = GaussianMixtureBayes(K, random_state=0).fit(X, method="map",
+                                                                progressbar=False)
+                means = g.idata_["posterior"]["means"].values[0, 0]
+            else:
+                model = build_reference(X)
+                start, _ = kmeans_start(X)
+                point = pm.find_MAP(model=model, initvals=start, progressbar=False)
+                means = np.asarray(point["means"])
+        calls.append(time.perf_counter() - t)
+        truth = np.asarray(TRUE_MEANS)
+        err = min(np.abs(means[list(p)] - truth).max()
+                  for p in itertools.permutations(range(K)))
+        out["map_max_abs_mean_error"] = float(err)
+    out["map_first_s"], out["map_second_s"] = calls
+
+
+def _task_nuts(out, spec, impl, X, pm):
+    import warnings
+
+    sampler = spec["sampler"]
+    draws, tune, chains = spec["draws"], spec["tune"], spec["chains"]
+    captured = {}
+    original = pm.sample
+
+    def sample(*args, **kwargs):
+        if kwargs.get("nuts_sampler", "pymc") == "pymc":
+            kwargs.setdefault("discard_tuned_samples", False)
+        captured["start"] = time.perf_counter()
+        result = original(*args, **kwargs)
+        captured["end"] = time.perf_counter()
+        captured["idata"] = result
+        captured["kwargs"] = {k: v for k, v in kwargs.items() if k != "initvals" and k != "model"}
+        return result
+
+    pm.sample = sample
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if impl == "bayesgmm":
+            from bayesgmm import GaussianMixtureBayes
+
+            g = GaussianMixtureBayes(K, random_state=0).fit(
+                X, draws=draws, tune=tune, chains=chains, nuts_sampler=sampler,
+                progressbar=False)
+            final = g.idata_["posterior"].to_dataset()
+            stats = g.idata_["sample_stats"].to_dataset()
+            out["relabel"] = dict(g.relabel_)
+        else:
+            model = build_reference(X)
+            start, _ = kmeans_start(X)
+            kwargs = dict(draws=draws, tune=tune, chains=chains, cores=CORES, model=model,
+                          nuts_sampler=sampler, initvals=start, target_accept=TARGET_ACCEPT,
+                          random_seed=SEED, progressbar=False,
+                          compute_convergence_checks=False)
+            if sampler == "pymc":
+                kwargs["init"] = "adapt_diag"
+            idata = pm.sample(**kwargs)
+            final = idata["posterior"].to_dataset()
+            stats = idata["sample_stats"].to_dataset()
+    out["fit_s"] = time.perf_counter() - t
+    raw = captured["idata"]
+    out["sample_call_s"] = captured["end"] - captured["start"]
+    out["sample_kwargs"] = {k: repr(v) for k, v in captured["kwargs"].items()}
+    out["sampling_time_attr_s"] = raw["posterior"].attrs.get("sampling_time")
+    out["n_draws_kept"] = int(final.sizes["draw"])
+    out["n_chains"] = int(final.sizes["chain"])
+    out["min_ess_bulk"], out["max_rhat"], out["per_var"] = component_diagnostics(final)
+    out["divergences"], out["divergence_stat"] = divergence_count(stats)
+    out["labelling"], out["chains"] = labelling(final)
+    if impl == "bayesgmm":
+        raw_post = raw["posterior"].to_dataset()
+        _, out["raw_max_rhat"], _ = component_diagnostics(raw_post)
+        out["raw_labelling"], _ = labelling(raw_post)
+    if "reached_max_treedepth" in stats:
+        out["treedepth_hits"] = int(stats["reached_max_treedepth"].values.sum())
+    elif "maxdepth_reached" in stats:
+        out["treedepth_hits"] = int(stats["maxdepth_reached"].values.sum())
+    for name in ("n_steps", "tree_size"):
+        if name in stats:
+            out["mean_leapfrog_steps"] = float(stats[name].values.mean())
+            break
+    if "step_size" in stats:
+        out["step_size"] = float(np.median(stats["step_size"].values))
+    if sampler == "pymc":
+        out["timing"] = chain_timing(raw, captured["start"], captured["end"], CORES)
+
+
+# --------------------------------------------------------------------------- parent side
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def versions():
+    import importlib.metadata as md
+
+    names = ["bayesgmm", "pymc", "pytensor", "numba", "nutpie", "arviz", "arviz-base",
+             "arviz-stats", "numpy", "scipy", "xarray", "scikit-learn"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    found["python"] = platform.python_version()
+    return found
+
+
+def wait_for_other_benchmark(enabled, log):
+    if not enabled:
+        return 0.0
+    start = time.time()
+    while time.time() - start < 40 * 60:
+        found = subprocess.run(["pgrep", "-f", "em_vs_sklearn"], capture_output=True, text=True)
+        if not found.stdout.strip():
+            return time.time() - start
+        log(f"  (em_vs_sklearn is running: waiting 30 s, {time.time() - start:.0f} s so far)")
+        time.sleep(30)
+    log("  (gave up waiting for em_vs_sklearn after 40 min; timings may be contended)")
+    return time.time() - start
+
+
+def run_worker(spec, env_extra=None, timeout=4 * 3600):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    t = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    try:
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
+                               json.dumps(spec)], capture_output=True, text=True, env=env,
+                              timeout=timeout)
+        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
+    except subprocess.TimeoutExpired as error:
+        stdout = error.stdout or ""
+        stderr = error.stderr or ""
+        stdout = stdout.decode() if isinstance(stdout, bytes) else stdout
+        stderr = stderr.decode() if isinstance(stderr, bytes) else stderr
+        rc = "timeout"
+    result = None
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            result = json.loads(line[len(RESULT_TAG):])
+    if result is None:
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        result = {"spec": spec, "error": f"worker failed (rc={rc}): {tail}"}
+    result["process_s"] = time.perf_counter() - t
+    result["load1_before"] = load_before
+    result["stderr_blas_warning"] = BLAS_TEXT in stderr
+    return result
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if not np.isfinite(value):
+        return str(value)
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
+def _ratio(a, b):
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+            and not isinstance(a, bool) and not isinstance(b, bool) and b:
+        return f"{a / b:.2f}"
+    return ""
+
+
+def table_rows(results, n, samplers):
+    """(label, bayesgmm value, reference value) rows for one N."""
+    def get(impl, key, *path):
+        r = results.get((n, impl, key))
+        if r is None:
+            return None
+        if "error" in r and not path:
+            return "FAILED"
+        for p in path:
+            if r is None or not isinstance(r, dict):
+                return None
+            if "error" in r and p not in r:
+                return "FAILED: " + r["error"].splitlines()[0][:80]
+            r = r.get(p)
+        return r
+
+    rows = [
+        ("model build (s)", "compile_warm", "build_s"),
+        ("logp+dlogp eval (µs)", "compile_warm", "eval_us"),
+        ("compile logp+dlogp, cold cache (s)", "compile_cold", "compile_s"),
+        ("compile logp+dlogp, warm cache, fresh process (s)", "compile_warm", "compile_s"),
+        ("compile logp+dlogp, again in same process (s)", "compile_warm", "repeat_compile_s"),
+        ("MAP, first call in process (s)", "map", "map_first_s"),
+        ("MAP, second call (warm) (s)", "map", "map_second_s"),
+        ("MAP max |mean error| vs truth", "map", "map_max_abs_mean_error"),
+    ]
+    out = [(label, get("bayesgmm", key, field), get("reference", key, field))
+           for label, key, field in rows]
+    for s in samplers:
+        key = f"nuts_{s}"
+        for label, field in [
+            ("whole fit, warm cache (s)", "fit_s"),
+            ("pm.sample call (s)", "sample_call_s"),
+            ("sampling_time attr (s)", "sampling_time_attr_s"),
+            ("NUTS steps / 2 cores (s)", ("timing", "step_seconds_per_core")),
+            ("pm.sample: before first step (s)", ("timing", "setup_before_first_step_s")),
+            ("min ESS-bulk", "min_ess_bulk"),
+            ("min ESS-bulk / s sampling_time", "ess_per_s"),
+            ("min ESS-bulk / s whole fit", "ess_per_fit_s"),
+            ("divergences", "divergences"),
+            ("max R-hat", "max_rhat"),
+            ("max R-hat before relabelling", "raw_max_rhat"),
+            ("chain labellings", "labelling"),
+            ("mean leapfrog steps / draw", "mean_leapfrog_steps"),
+        ]:
+            path = field if isinstance(field, tuple) else (field,)
+            b, r = get("bayesgmm", key, *path), get("reference", key, *path)
+            if b is None and r is None:
+                continue
+            out.append((f"NUTS[{s}] {label}", b, r))
+    blas = [get("bayesgmm", k, "blas_seen") for k in
+            ["compile_warm", "map"] + [f"nuts_{s}" for s in samplers]]
+    blas_ref = [get("reference", k, "blas_seen") for k in
+                ["compile_warm", "map"] + [f"nuts_{s}" for s in samplers]]
+    out.append(("BLAS warning emitted", _any_yes(blas), _any_yes(blas_ref)))
+    return out
+
+
+def _any_yes(values):
+    known = [v for v in values if isinstance(v, bool)]
+    if not known:
+        return None
+    return any(known)
+
+
+def print_table(results, ns, samplers, log):
+    for n in ns:
+        rows = table_rows(results, n, samplers)
+        width = max(len(r[0]) for r in rows)
+        log(f"\nN = {n}")
+        log(f"| {'measure'.ljust(width)} | {'bayesgmm':>14} | {'reference':>14} | {'b/r':>6} |")
+        log(f"|{'-' * (width + 2)}|{'-' * 16}:|{'-' * 16}:|{'-' * 7}:|")
+        for label, b, r in rows:
+            log(f"| {label.ljust(width)} | {_fmt(b):>14} | {_fmt(r):>14} | {_ratio(b, r):>6} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run")
+    parser.add_argument("--n", type=int, nargs="+", help="numbers of points (default 500 5000)")
+    parser.add_argument("--samplers", nargs="+", choices=["pymc", "nutpie"],
+                        default=["pymc", "nutpie"])
+    parser.add_argument("--impls", nargs="+", choices=["bayesgmm", "reference"],
+                        default=["bayesgmm", "reference"])
+    parser.add_argument("--draws", type=int)
+    parser.add_argument("--tune", type=int)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--skip-cold", action="store_true", help="no cold-cache compile")
+    parser.add_argument("--skip-nuts", action="store_true")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="do not wait for a running em_vs_sklearn benchmark")
+    parser.add_argument("--json", help="write all raw results to this file")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(json.loads(args.worker))
+        return
+
+    ns = args.n or ([300] if args.quick else [500, 5000])
+    draws = args.draws or (60 if args.quick else 1000)
+    tune = args.tune or (60 if args.quick else 1000)
+    warmup_draws = 20 if args.quick else 30
+    wait = not (args.quick or args.no_wait)
+
+    def log(message=""):
+        print(message, flush=True)
+
+    info = {
+        "date": datetime.date.today().isoformat(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "versions": versions(),
+        "settings": {"n": ns, "draws": draws, "tune": tune, "chains": args.chains,
+                     "cores": CORES, "target_accept": TARGET_ACCEPT, "seed": SEED,
+                     "samplers": args.samplers, "quick": args.quick},
+    }
+    log(json.dumps(info, indent=1))
+    results = {}
+    tmp_root = tempfile.mkdtemp(prefix="bayesgmm-bench-")
+
+    def record(n, impl, key, spec, env=None):
+        waited = wait_for_other_benchmark(wait, log)
+        log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} {key} ...")
+        r = run_worker(spec, env)
+        r["waited_s"] = waited
+        r["blas_seen"] = bool(r.get("blas_warning")) or r.get("stderr_blas_warning", False)
+        if "fit_s" in r and r.get("sampling_time_attr_s"):
+            r["ess_per_s"] = r["min_ess_bulk"] / r["sampling_time_attr_s"]
+            r["ess_per_fit_s"] = r["min_ess_bulk"] / r["fit_s"]
+        results[(n, impl, key)] = r
+        brief = {k: r.get(k) for k in ("error", "compile_s", "eval_us", "map_first_s",
+                                       "map_second_s", "fit_s", "sample_call_s",
+                                       "sampling_time_attr_s", "min_ess_bulk", "max_rhat",
+                                       "divergences", "labelling", "blas_seen", "process_s")
+                 if k in r}
+        log("    " + json.dumps(brief, default=float))
+        return r
+
+    try:
+        for n in ns:
+            for impl in args.impls:
+                base = {"impl": impl, "n": n}
+                if not args.skip_cold:
+                    cache = {"PYTENSOR_FLAGS": ",".join(
+                                 filter(None, [os.environ.get("PYTENSOR_FLAGS", ""),
+                                               f"compiledir={tmp_root}/{impl}-{n}/pytensor"])),
+                             "NUMBA_CACHE_DIR": f"{tmp_root}/{impl}-{n}/numba"}
+                    record(n, impl, "compile_cold", {**base, "task": "compile"}, cache)
+                    record(n, impl, "compile_warm", {**base, "task": "compile"}, cache)
+                else:
+                    record(n, impl, "compile_warm", {**base, "task": "compile"})
+                record(n, impl, "map", {**base, "task": "map"})
+        if not args.skip_nuts:
+            for n in ns:
+                for sampler in args.samplers:
+                    for impl in args.impls:
+                        spec = {"impl": impl, "n": n, "task": "nuts", "sampler": sampler,
+                                "chains": args.chains}
+                        log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} nuts_{sampler} "
+                            "warm-up (unmeasured) ...")
+                        warm = run_worker({**spec, "draws": warmup_draws,
+                                           "tune": warmup_draws, "chains": 2})
+                        results[(n, impl, f"warmup_{sampler}")] = warm
+                        log(f"    warm-up process {warm['process_s']:.1f} s"
+                            + (f", error: {warm['error'][:200]}" if "error" in warm else ""))
+                        record(n, impl, f"nuts_{sampler}", {**spec, "draws": draws,
+                                                            "tune": tune})
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+    log("\n" + "=" * 80)
+    log(f"{info['date']}, {info['cpu']}, {info['cores']} cores; "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    log(f"NUTS: {args.chains} chains x ({tune} tune + {draws} draws), cores={CORES}, "
+        f"target_accept={TARGET_ACCEPT}")
+    print_table(results, ns, args.samplers, log)
+    errors = {f"{k[0]}/{k[1]}/{k[2]}": v["error"] for k, v in results.items() if "error" in v}
+    if errors:
+        log("\nFailures:")
+        for key, message in errors.items():
+            log(f"  {key}: {message.splitlines()[0][:300]}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"info": info, "results": {"/".join(map(str, k)): v
+                                                 for k, v in results.items()}},
+                      handle, indent=1, default=float)
+        log(f"\nraw results: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
