@@ -18,7 +18,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
 from .em import GaussianMixtureEM
-from .model import ModelSpec, as_array_and_names, build_model_from_spec, make_spec, sample_mixture
+from .model import (
+    ModelSpec,
+    as_array_and_names,
+    build_model_from_spec,
+    covariance_kind,
+    make_spec,
+    sample_mixture,
+)
 from .priors import GMMPriors
 from .relabel import permute_components, stephens_relabel
 
@@ -354,7 +361,7 @@ class GaussianMixtureBayes(BaseEstimator):
                 "diagnostics need posterior samples: fit with method='nuts' "
                 f"(this fit used method={self.idata_.attrs['method']!r})."
             )
-        ds = _diagnostic_dataset(self.posterior)
+        ds = _summary_dataset(self.posterior)
         table = az.summary(ds, kind="diagnostics", round_to="none")
         stats = self.idata_["sample_stats"].to_dataset()
         divergence_stat = next((v for v in ("divergences", "diverging") if v in stats), None)
@@ -556,7 +563,8 @@ class GaussianMixtureBayes(BaseEstimator):
             config["n_components"], get_covariance_structure(config["covariance_type"]),
             GMMPriors.from_dict(config["priors"]).resolve(
                 X, config["n_components"],
-                _kind(config["covariance_type"], X.shape[1])),
+                covariance_kind(get_covariance_structure(config["covariance_type"]),
+                                X.shape[1])),
             tuple(config["feature_names"]), np.asarray(config["center"]), config["order_by"],
         )
         model.em_ = _em_from_config(config, X)
@@ -574,12 +582,6 @@ def _version():
     from . import __version__
 
     return __version__
-
-
-def _kind(covariance_type, n_features):
-    from .model import covariance_kind
-
-    return covariance_kind(get_covariance_structure(covariance_type), n_features)
 
 
 def _few(labels, limit=6):
@@ -724,7 +726,6 @@ def _posterior_vars(ds):
 
 def _stacked_parameters(posterior, spec):
     """Per-draw weights (S, K), means (S, K, D) and precision factors (structure layout)."""
-    K, D = spec.n_components, spec.n_features
     stacked = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
     weights = stacked["weights"].values
     means = stacked["means"].transpose("sample", "component", "feature").values
@@ -794,8 +795,6 @@ def _summary_dataset(posterior):
         ds = ds.assign(correlations=_correlation_pairs(posterior["correlations"]))
     return ds
 
-
-_diagnostic_dataset = _summary_dataset
 
 
 def _correlation_pairs(corr):

@@ -3,10 +3,11 @@
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/bayes_sampling.py                 # full benchmark (about an hour)
+    .venv/bin/python benchmarks/bayes_sampling.py                 # full benchmark (about 40 min)
     .venv/bin/python benchmarks/bayes_sampling.py --quick         # smoke run (a few minutes)
     .venv/bin/python benchmarks/bayes_sampling.py --n 500 --samplers nutpie --skip-cold
     .venv/bin/python benchmarks/bayes_sampling.py --json /tmp/bayes.json   # also keep raw numbers
+    .venv/bin/python benchmarks/bayes_sampling.py --blas-threads 1 --skip-cold --skip-map
 
 Data: a well-separated 3-component 2-D mixture (``TRUE_*`` below) drawn by
 ``bayesgmm.datasets.simulate_mixture`` with ``random_state=SEED``, for each N.
@@ -30,36 +31,54 @@ imports are controlled:
    loop length calibrated to >= 0.2 s, best of 7 loops, divided by the loop length.
 2. ``compile``: wall time of ``model.logp_dlogp_function(ravel_inputs=True)`` plus
    its first call (numba compiles lazily at the first call), model already built.
-   *cold*: a subprocess with ``PYTENSOR_FLAGS=compiledir=<new empty dir>`` and
-   ``NUMBA_CACHE_DIR=<new empty dir>`` (one pair of fresh dirs per formulation and
-   N). *warm*: a second fresh subprocess with the same, now populated, dirs.
-   *repeat*: a second compile of a newly built model in the warm subprocess.
+   *cold*: a subprocess with ``PYTENSOR_FLAGS=base_compiledir=<new>/pytensor,
+   compiledir=<new>/pytensor/compiledir`` and ``NUMBA_CACHE_DIR=<new>/numba``, where
+   ``<new>`` is a new empty temporary directory per formulation and N. (Setting only
+   ``compiledir`` is not enough: PyTensor 3 keeps its numba cache in
+   ``<base_compiledir>/numba``.) *warm*: a second fresh subprocess with the same,
+   now populated, dirs. *repeat*: a second compile of a newly built model in the
+   warm subprocess (in-memory caches populated).
 3. ``MAP``: bayesgmm ``GaussianMixtureBayes(3, random_state=0).fit(X, method="map")``
-   (includes EM with n_init=5, model build, find_MAP); reference: model build +
-   k-means + ``pm.find_MAP`` from the k-means start. Called twice in one fresh
-   process (default caches): first call and second (warm) call.
+   (includes EM with n_init=5, model build, the MAP search); reference: model build +
+   k-means + ``pm.find_MAP`` from the k-means start. An unmeasured warm-up process
+   first fills the on-disk caches; then the measured fresh process calls it twice:
+   first call (warm disk cache) and second call (warm in-process). The stages of
+   each call (EM, model build, find_MAP or bayesgmm's own MAP optimiser) are timed
+   by wrapping those functions in place.
 4. ``NUTS`` for each sampler (``pymc``, ``nutpie``): 4 chains x (1000 tune +
    1000 draws), target_accept 0.9, cores 2. First an unmeasured warm-up fit with
    tiny draws in its own process populates the on-disk caches; then the measured
    fit runs in a fresh process (warm disk cache, cold in-process caches), which is
    what a user re-running a script sees. Reported: whole-fit wall time; wall time of
-   the ``pm.sample`` call (``pm.sample`` is wrapped in the worker; for the pymc
-   sampler the wrapper adds ``discard_tuned_samples=False`` so that warm-up step
-   timings are kept: the posterior and sample_stats groups are unchanged);
-   PyMC's ``posterior.attrs["sampling_time"]``; for the pymc sampler the time the
-   chains actually spent in NUTS steps (``sample_stats.perf_counter_diff`` summed
-   over tune+draws and chains, divided by the 2 cores); min ESS-bulk
+   the ``pm.sample`` call (``pm.sample`` is wrapped in the worker; the wrapper adds
+   ``discard_tuned_samples=False`` so that warm-up statistics are kept: the
+   posterior and sample_stats groups are unchanged); for nutpie the time of
+   ``nutpie.compile_pymc_model`` inside it (also wrapped); PyMC's
+   ``posterior.attrs["sampling_time"]`` (pymc: the whole multiprocess phase, worker
+   start-up included; nutpie: ``nutpie.sample`` only); for the pymc sampler the
+   time the chains actually spent in NUTS steps (``perf_counter_diff`` summed over
+   tune+draws and chains, divided by the 2 cores), the time before the first step,
+   the first step of each chain (the chain's process loads the compiled function)
+   and a least-squares fit of the other steps' times, ``overhead per draw + cost
+   per leapfrog step x n_steps``; leapfrog steps over tune+draws and chains and core
+   time per leapfrog step (nutpie: 2 x sampling_time / steps); min ESS-bulk
    (``arviz.ess``) over all elements of weights, means and sigmas; that ESS per
    second of ``sampling_time`` and per second of the whole fit; divergences (sum
-   of ``sample_stats.divergences``); max R-hat (``arviz.rhat``) over the same
-   elements; and labelling: each chain's posterior mean of ``means`` is matched to
-   the true means by the best permutation: "same" when every chain gets the same
-   permutation and lands within 0.5 of the truth. bayesgmm's numbers are from the
-   relabelled ``idata_``; its raw (pre-relabelling) R-hat is also given. The
-   reference is reported as sampled (no relabelling).
+   of ``sample_stats.divergences``, nutpie: ``diverging``); max R-hat
+   (``arviz.rhat``) over the same elements; the stages of bayesgmm's fit outside
+   ``pm.sample`` (EM, relabelling, pointwise log-likelihood); and labelling: each
+   chain's posterior mean of ``means`` is matched to the true means by the best
+   permutation: "same" when every chain gets the same permutation and lands within
+   0.5 of the truth. bayesgmm's numbers are from the relabelled ``idata_``; its raw
+   (pre-relabelling) R-hat is also given. The reference is reported as sampled
+   (no relabelling).
 5. BLAS warning: in every bayesgmm worker ``warnings.warn`` is wrapped (so a
    warning is seen even where a ``catch_warnings`` filter would hide it), and the
    worker's stderr is searched for "could not link to a BLAS".
+
+``--blas-threads 1`` sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS
+in every worker (by default the environment is left alone: OpenBLAS then starts one
+thread per core in each of pm.sample's two forked chain processes).
 
 Before each measured subprocess of a full run the script waits (polling every
 30 s, at most 40 min) while ``pgrep -f em_vs_sklearn`` finds another benchmark.
@@ -204,16 +223,15 @@ def labelling(posterior):
     far = [i for i, c in enumerate(chains) if c["max_abs_error"] > LABEL_TOL]
     if len(perms) == 1 and not far:
         verdict = "same"
-    else:
+    else:  # e.g. "differ 0|123; off 0": chain 0 labelled apart, and away from the truth
         parts = []
         if len(perms) > 1:
             groups = {}
             for i, c in enumerate(chains):
                 groups.setdefault(tuple(c["perm"]), []).append(i)
-            parts.append(f"{len(perms)} labellings " + " | ".join(
-                "chains " + ",".join(map(str, g)) for g in groups.values()))
+            parts.append("differ " + "|".join("".join(map(str, g)) for g in groups.values()))
         if far:
-            parts.append("chains " + ",".join(map(str, far)) + " off the true modes")
+            parts.append("off " + "".join(map(str, far)))
         verdict = "; ".join(parts)
     return verdict, chains
 
@@ -223,6 +241,20 @@ def divergence_count(sample_stats):
         if name in sample_stats:
             return int(sample_stats[name].values.sum()), name
     return None, None
+
+
+def total_leapfrog_steps(idata):
+    """Leapfrog steps over tune + draws and all chains (gradient evaluations)."""
+    total = 0
+    for group in ("warmup_sample_stats", "sample_stats"):
+        if group not in idata.children:
+            continue
+        stats = idata[group].to_dataset()
+        name = next((v for v in ("n_steps", "tree_size") if v in stats), None)
+        if name is None:
+            return None
+        total += float(stats[name].values.sum())
+    return total
 
 
 def chain_timing(idata, call_start, call_end, cores):
@@ -241,7 +273,28 @@ def chain_timing(idata, call_start, call_end, cores):
         firsts.append(float(w_start[0]) if w_start.size else float(p_start[0]))
         lasts.append(float(p_start[-1] + p_diff[-1]))
         steps.append(float(warm["perf_counter_diff"].values[c].sum() + p_diff.sum()))
+    # The first step of every chain includes loading/compiling the function in the chain's
+    # process; the others: per-draw wall time = overhead + cost * leapfrog steps (least
+    # squares over all later draws, tune and kept).
+    first_step = [float(warm["perf_counter_diff"].values[c][0]) if warm.sizes["draw"]
+                  else float(post["perf_counter_diff"].values[c][0])
+                  for c in range(post.sizes["chain"])]
+    name = next((v for v in ("n_steps", "tree_size") if v in post), None)
+    fit = None
+    if name is not None:
+        steps_all = np.concatenate([warm[name].values, post[name].values], axis=1)[:, 1:]
+        diff_all = np.concatenate([warm["perf_counter_diff"].values,
+                                   post["perf_counter_diff"].values], axis=1)[:, 1:]
+        steps_all, diff_all = steps_all.ravel(), diff_all.ravel()
+        design = np.column_stack([np.ones_like(steps_all), steps_all])
+        (overhead, per_step), *_ = np.linalg.lstsq(design, diff_all, rcond=None)
+        fit = {"per_draw_overhead_ms": float(overhead) * 1e3,
+               "per_leapfrog_us": float(per_step) * 1e6,
+               "n_draws": int(steps_all.size)}
     return {
+        "draw_time_fit": fit,
+        "first_step_s": first_step,
+        "first_step_mean_s": float(np.mean(first_step)),
         "chain_start_after_call_s": [f - call_start for f in firsts],
         "chain_end_after_call_s": [x - call_start for x in lasts],
         "chain_step_seconds": steps,
@@ -281,8 +334,9 @@ def worker(spec):
     t0 = time.perf_counter()
     task, impl, n = spec["task"], spec["impl"], spec["n"]
     try:
-        import bayesgmm  # noqa: F401
         import pymc as pm
+
+        import bayesgmm  # noqa: F401
 
         out["import_s"] = time.perf_counter() - t0
         X = make_data(n)
@@ -294,12 +348,51 @@ def worker(spec):
             _task_nuts(out, spec, impl, X, pm)
         else:
             raise ValueError(task)
-    except Exception as error:  # reported in the table, never fatal
+    except Exception as error:  # noqa: BLE001 - reported in the table, never fatal
         out["error"] = f"{type(error).__name__}: {error}"
         out["traceback"] = traceback.format_exc()
     out["blas_warning"] = blas.hits
     out["worker_total_s"] = time.perf_counter() - t0
     print(RESULT_TAG + json.dumps(out, default=float), flush=True)
+
+
+class _Stages:
+    """Wall time spent in named functions, installed by wrapping them in place."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    def wrap(self, owner, name, label):
+        original = getattr(owner, name, None)
+        if original is None:  # not in this version of bayesgmm
+            return
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t
+
+        setattr(owner, name, timed)
+
+    def take(self):
+        out, self.seconds = self.seconds, {}
+        return out
+
+
+def _stage_timers(pm):
+    """Time the stages of a bayesgmm fit (EM, model build, find_MAP, relabelling, ...)."""
+    import bayesgmm.bayes as bb
+
+    stages = _Stages()
+    stages.wrap(bb, "_fit_em", "em")
+    stages.wrap(bb, "build_model_from_spec", "build_model")
+    stages.wrap(bb.GaussianMixtureBayes, "_relabel", "relabel")
+    stages.wrap(bb.GaussianMixtureBayes, "_pointwise_log_likelihood", "log_likelihood")
+    stages.wrap(pm, "find_MAP", "find_MAP")
+    stages.wrap(bb, "_map_point", "map_optimiser")  # bayesgmm's own MAP (replaces find_MAP)
+    return stages
 
 
 def _eval_point(impl, model, X):
@@ -326,7 +419,7 @@ def _task_compile(out, impl, X):
     x = _eval_point(impl, model, X)
     f, out["create_s"] = _compile(model)
     t = time.perf_counter()
-    logp, grad = f(x)
+    logp, _grad = f(x)
     out["first_call_s"] = time.perf_counter() - t
     out["compile_s"] = out["create_s"] + out["first_call_s"]
     out["logp_at_start"] = float(logp)
@@ -359,7 +452,8 @@ def _task_compile(out, impl, X):
 def _task_map(out, impl, X, pm):
     import warnings
 
-    calls = []
+    calls, stages_per_call = [], []
+    stages = _stage_timers(pm)
     for _ in range(2):
         t = time.perf_counter()
         with warnings.catch_warnings():
@@ -371,16 +465,20 @@ def _task_map(out, impl, X, pm):
                                                                 progressbar=False)
                 means = g.idata_["posterior"]["means"].values[0, 0]
             else:
+                t_stage = time.perf_counter()
                 model = build_reference(X)
                 start, _ = kmeans_start(X)
+                stages.seconds["build_model+kmeans"] = time.perf_counter() - t_stage
                 point = pm.find_MAP(model=model, initvals=start, progressbar=False)
                 means = np.asarray(point["means"])
         calls.append(time.perf_counter() - t)
+        stages_per_call.append(stages.take())
         truth = np.asarray(TRUE_MEANS)
         err = min(np.abs(means[list(p)] - truth).max()
                   for p in itertools.permutations(range(K)))
         out["map_max_abs_mean_error"] = float(err)
     out["map_first_s"], out["map_second_s"] = calls
+    out["map_stages"] = stages_per_call
 
 
 def _task_nuts(out, spec, impl, X, pm):
@@ -392,8 +490,7 @@ def _task_nuts(out, spec, impl, X, pm):
     original = pm.sample
 
     def sample(*args, **kwargs):
-        if kwargs.get("nuts_sampler", "pymc") == "pymc":
-            kwargs.setdefault("discard_tuned_samples", False)
+        kwargs.setdefault("discard_tuned_samples", False)  # keep warm-up stats (timing)
         captured["start"] = time.perf_counter()
         result = original(*args, **kwargs)
         captured["end"] = time.perf_counter()
@@ -402,6 +499,20 @@ def _task_nuts(out, spec, impl, X, pm):
         return result
 
     pm.sample = sample
+    if sampler == "nutpie":  # time nutpie's own compilation inside pm.sample
+        import nutpie
+
+        original_compile = nutpie.compile_pymc_model
+
+        def compile_pymc_model(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return original_compile(*args, **kwargs)
+            finally:
+                captured["nutpie_compile_s"] = time.perf_counter() - t
+
+        nutpie.compile_pymc_model = compile_pymc_model
+    stages = _stage_timers(pm)
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -418,20 +529,22 @@ def _task_nuts(out, spec, impl, X, pm):
         else:
             model = build_reference(X)
             start, _ = kmeans_start(X)
-            kwargs = dict(draws=draws, tune=tune, chains=chains, cores=CORES, model=model,
-                          nuts_sampler=sampler, initvals=start, target_accept=TARGET_ACCEPT,
-                          random_seed=SEED, progressbar=False,
-                          compute_convergence_checks=False)
+            kwargs = {"draws": draws, "tune": tune, "chains": chains, "cores": CORES,
+                      "model": model, "nuts_sampler": sampler, "initvals": start,
+                      "target_accept": TARGET_ACCEPT, "random_seed": SEED,
+                      "progressbar": False, "compute_convergence_checks": False}
             if sampler == "pymc":
                 kwargs["init"] = "adapt_diag"
             idata = pm.sample(**kwargs)
             final = idata["posterior"].to_dataset()
             stats = idata["sample_stats"].to_dataset()
     out["fit_s"] = time.perf_counter() - t
+    out["stages"] = stages.take()
     raw = captured["idata"]
     out["sample_call_s"] = captured["end"] - captured["start"]
     out["sample_kwargs"] = {k: repr(v) for k, v in captured["kwargs"].items()}
     out["sampling_time_attr_s"] = raw["posterior"].attrs.get("sampling_time")
+    out["nutpie_compile_s"] = captured.get("nutpie_compile_s")
     out["n_draws_kept"] = int(final.sizes["draw"])
     out["n_chains"] = int(final.sizes["chain"])
     out["min_ess_bulk"], out["max_rhat"], out["per_var"] = component_diagnostics(final)
@@ -451,8 +564,14 @@ def _task_nuts(out, spec, impl, X, pm):
             break
     if "step_size" in stats:
         out["step_size"] = float(np.median(stats["step_size"].values))
+    out["total_leapfrog_steps"] = total_leapfrog_steps(raw)
     if sampler == "pymc":
         out["timing"] = chain_timing(raw, captured["start"], captured["end"], CORES)
+        seconds = sum(out["timing"]["chain_step_seconds"]) if out["timing"] else None
+    else:  # nutpie runs the chains in CORES threads inside sampling_time
+        seconds = (out["sampling_time_attr_s"] or 0) * CORES
+    if seconds and out["total_leapfrog_steps"]:
+        out["us_per_leapfrog"] = seconds / out["total_leapfrog_steps"] * 1e6
 
 
 # --------------------------------------------------------------------------- parent side
@@ -465,6 +584,30 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def code_state():
+    """Commit of the repository and whether bayesgmm/ differs from it (others edit it)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", root, *args], capture_output=True,
+                                  text=True, timeout=30, check=False).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    import hashlib
+
+    digest = hashlib.sha256()
+    package = os.path.join(root, "bayesgmm")
+    for name in sorted(os.listdir(package)):
+        if name.endswith(".py"):
+            with open(os.path.join(package, name), "rb") as handle:
+                digest.update(name.encode() + handle.read())
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "bayesgmm_modified": git("status", "--porcelain", "--", "bayesgmm"),
+            "bayesgmm_sources_sha256": digest.hexdigest()[:16]}
 
 
 def versions():
@@ -487,7 +630,8 @@ def wait_for_other_benchmark(enabled, log):
         return 0.0
     start = time.time()
     while time.time() - start < 40 * 60:
-        found = subprocess.run(["pgrep", "-f", "em_vs_sklearn"], capture_output=True, text=True)
+        found = subprocess.run(["pgrep", "-f", "em_vs_sklearn"], capture_output=True,
+                               text=True, check=False)
         if not found.stdout.strip():
             return time.time() - start
         log(f"  (em_vs_sklearn is running: waiting 30 s, {time.time() - start:.0f} s so far)")
@@ -504,7 +648,7 @@ def run_worker(spec, env_extra=None, timeout=4 * 3600):
     try:
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
                                json.dumps(spec)], capture_output=True, text=True, env=env,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as error:
         stdout = error.stdout or ""
@@ -558,6 +702,9 @@ def table_rows(results, n, samplers):
         if "error" in r and not path:
             return "FAILED"
         for p in path:
+            if isinstance(p, int):
+                r = r[p] if isinstance(r, list) and len(r) > p else None
+                continue
             if r is None or not isinstance(r, dict):
                 return None
             if "error" in r and p not in r:
@@ -574,9 +721,22 @@ def table_rows(results, n, samplers):
         ("MAP, first call in process (s)", "map", "map_first_s"),
         ("MAP, second call (warm) (s)", "map", "map_second_s"),
         ("MAP max |mean error| vs truth", "map", "map_max_abs_mean_error"),
+        ("MAP 2nd call: EM (s)", "map", ("map_stages", 1, "em")),
+        ("MAP 2nd call: model build (+k-means for reference) (s)", "map",
+         ("map_stages", 1, "build_model")),
+        ("MAP 2nd call: pm.find_MAP (s)", "map", ("map_stages", 1, "find_MAP")),
+        ("MAP 2nd call: bayesgmm's MAP optimiser (s)", "map",
+         ("map_stages", 1, "map_optimiser")),
     ]
-    out = [(label, get("bayesgmm", key, field), get("reference", key, field))
-           for label, key, field in rows]
+    out = []
+    for label, key, field in rows:
+        path = field if isinstance(field, tuple) else (field,)
+        b, r = get("bayesgmm", key, *path), get("reference", key, *path)
+        if label.startswith("MAP 2nd call: model build"):
+            r = get("reference", key, "map_stages", 1, "build_model+kmeans")
+        if b is None and r is None:
+            continue
+        out.append((label, b, r))
     for s in samplers:
         key = f"nuts_{s}"
         for label, field in [
@@ -585,6 +745,11 @@ def table_rows(results, n, samplers):
             ("sampling_time attr (s)", "sampling_time_attr_s"),
             ("NUTS steps / 2 cores (s)", ("timing", "step_seconds_per_core")),
             ("pm.sample: before first step (s)", ("timing", "setup_before_first_step_s")),
+            ("first NUTS step of a chain, mean (s)", ("timing", "first_step_mean_s")),
+            ("nutpie.compile_pymc_model (s)", "nutpie_compile_s"),
+            ("fit outside pm.sample: EM (s)", ("stages", "em")),
+            ("fit outside pm.sample: relabelling (s)", ("stages", "relabel")),
+            ("fit outside pm.sample: pointwise log-lik (s)", ("stages", "log_likelihood")),
             ("min ESS-bulk", "min_ess_bulk"),
             ("min ESS-bulk / s sampling_time", "ess_per_s"),
             ("min ESS-bulk / s whole fit", "ess_per_fit_s"),
@@ -593,6 +758,12 @@ def table_rows(results, n, samplers):
             ("max R-hat before relabelling", "raw_max_rhat"),
             ("chain labellings", "labelling"),
             ("mean leapfrog steps / draw", "mean_leapfrog_steps"),
+            ("leapfrog steps, tune+draws, all chains", "total_leapfrog_steps"),
+            ("µs per leapfrog step (core time)", "us_per_leapfrog"),
+            ("fit of step time: µs per leapfrog", ("timing", "draw_time_fit",
+                                                   "per_leapfrog_us")),
+            ("fit of step time: ms overhead per draw", ("timing", "draw_time_fit",
+                                                        "per_draw_overhead_ms")),
         ]:
             path = field if isinstance(field, tuple) else (field,)
             b, r = get("bayesgmm", key, *path), get("reference", key, *path)
@@ -640,6 +811,10 @@ def main():
     parser.add_argument("--skip-nuts", action="store_true")
     parser.add_argument("--no-wait", action="store_true",
                         help="do not wait for a running em_vs_sklearn benchmark")
+    parser.add_argument("--blas-threads", type=int,
+                        help="set OPENBLAS/OMP/MKL_NUM_THREADS to this in every worker "
+                             "(default: leave the environment alone)")
+    parser.add_argument("--skip-map", action="store_true")
     parser.add_argument("--json", help="write all raw results to this file")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -661,18 +836,24 @@ def main():
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "versions": versions(),
+        "code": code_state(),
         "settings": {"n": ns, "draws": draws, "tune": tune, "chains": args.chains,
                      "cores": CORES, "target_accept": TARGET_ACCEPT, "seed": SEED,
-                     "samplers": args.samplers, "quick": args.quick},
+                     "samplers": args.samplers, "quick": args.quick,
+                     "blas_threads": args.blas_threads},
     }
     log(json.dumps(info, indent=1))
+    thread_env = {}
+    if args.blas_threads:
+        thread_env = {name: str(args.blas_threads) for name in
+                      ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     results = {}
     tmp_root = tempfile.mkdtemp(prefix="bayesgmm-bench-")
 
     def record(n, impl, key, spec, env=None):
         waited = wait_for_other_benchmark(wait, log)
         log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} {key} ...")
-        r = run_worker(spec, env)
+        r = run_worker(spec, {**thread_env, **(env or {})})
         r["waited_s"] = waited
         r["blas_seen"] = bool(r.get("blas_warning")) or r.get("stderr_blas_warning", False)
         if "fit_s" in r and r.get("sampling_time_attr_s"):
@@ -692,14 +873,25 @@ def main():
             for impl in args.impls:
                 base = {"impl": impl, "n": n}
                 if not args.skip_cold:
-                    cache = {"PYTENSOR_FLAGS": ",".join(
-                                 filter(None, [os.environ.get("PYTENSOR_FLAGS", ""),
-                                               f"compiledir={tmp_root}/{impl}-{n}/pytensor"])),
-                             "NUMBA_CACHE_DIR": f"{tmp_root}/{impl}-{n}/numba"}
+                    # PyTensor keeps its numba cache in <base_compiledir>/numba, not in
+                    # compiledir: both are redirected, and numba's own cache too.
+                    fresh = f"{tmp_root}/{impl}-{n}"
+                    flags = [os.environ.get("PYTENSOR_FLAGS", ""),
+                             f"base_compiledir={fresh}/pytensor",
+                             f"compiledir={fresh}/pytensor/compiledir"]
+                    cache = {"PYTENSOR_FLAGS": ",".join(filter(None, flags)),
+                             "NUMBA_CACHE_DIR": f"{fresh}/numba"}
                     record(n, impl, "compile_cold", {**base, "task": "compile"}, cache)
                     record(n, impl, "compile_warm", {**base, "task": "compile"}, cache)
                 else:
                     record(n, impl, "compile_warm", {**base, "task": "compile"})
+                if args.skip_map:
+                    continue
+                log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} map warm-up (unmeasured) ...")
+                results[(n, impl, "warmup_map")] = run_worker({**base, "task": "map"},
+                                                              thread_env)
+                if args.skip_map:
+                    continue
                 record(n, impl, "map", {**base, "task": "map"})
         if not args.skip_nuts:
             for n in ns:
@@ -710,7 +902,7 @@ def main():
                         log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} nuts_{sampler} "
                             "warm-up (unmeasured) ...")
                         warm = run_worker({**spec, "draws": warmup_draws,
-                                           "tune": warmup_draws, "chains": 2})
+                                           "tune": warmup_draws, "chains": 2}, thread_env)
                         results[(n, impl, f"warmup_{sampler}")] = warm
                         log(f"    warm-up process {warm['process_s']:.1f} s"
                             + (f", error: {warm['error'][:200]}" if "error" in warm else ""))
@@ -722,8 +914,10 @@ def main():
     log("\n" + "=" * 80)
     log(f"{info['date']}, {info['cpu']}, {info['cores']} cores; "
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    log(f"code: {info['code']}")
     log(f"NUTS: {args.chains} chains x ({tune} tune + {draws} draws), cores={CORES}, "
-        f"target_accept={TARGET_ACCEPT}")
+        f"target_accept={TARGET_ACCEPT}, BLAS threads per worker: "
+        f"{args.blas_threads or 'environment default'}")
     print_table(results, ns, args.samplers, log)
     errors = {f"{k[0]}/{k[1]}/{k[2]}": v["error"] for k, v in results.items() if "error" in v}
     if errors:
