@@ -117,7 +117,7 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
     >>> from bayesgmm import build_model, datasets
     >>> model = build_model(datasets.load_faithful(), 2, covariance_type="diag")
     >>> sorted(model.named_vars)[:3]
-    ['X', 'covariances', 'means']
+    ['X', 'center', 'covariances']
     """
     array, names = as_array_and_names(X)
     spec = make_spec(array, n_components, covariance_type, priors, order_by, names)
@@ -139,16 +139,20 @@ def build_model_from_spec(X, spec: ModelSpec):
     }
     with pm.Model(coords=coords) as model:
         data = pm.Data("X", X, dims=("obs_id", "feature"))
-        weights = pm.Dirichlet("weights", a=priors.alpha, shape=(K,), dims="component")
-        means = _means(pm, pt, spec)
-        prec_chol = _covariance(pm, pt, spec)
-        centred_means = means - spec.center
+        # Data-dependent constants are pm.Data too: a new data set of the same
+        # shape then reuses the compiled graph (and the disk cache) unchanged.
+        center = pm.Data("center", spec.center, dims="feature", shape=(D,))
+        hyper = _hyperparameters(pm, priors)
+        weights = pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component")
+        means = _means(pm, pt, spec, hyper)
+        prec_chol = _covariance(pm, pt, spec, hyper)
+        centred_means = means - center
 
         def logp(value, log_w, mu, chol):
             value = pt.specify_shape(value, (None, D))
             log_w, mu = log_w.reshape((K,)), mu.reshape((K, D))
             chol = chol.reshape(structure.covariance_shape(K, D))
-            return structure.mixture_log_density(value - spec.center, log_w, mu, chol, xp=pt)[0]
+            return structure.mixture_log_density(value - center, log_w, mu, chol, xp=pt)[0]
 
         def random(log_w, mu, chol, rng=None, size=None):
             n = int(np.prod(size)) if size else 1
@@ -174,29 +178,39 @@ _SIGNATURES = {
 }
 
 
-def _means(pm, pt, spec):
+def _hyperparameters(pm, priors):
+    """The prior parameters in use, as ``pm.Data`` named ``prior_<parameter>``."""
+    names = ["alpha", "means_mu", "means_sigma"] + {
+        "lkj": ["eta", "sd_sigma"], "halfnormal": ["sd_sigma"],
+        "inversegamma": ["ig_alpha", "ig_beta"]}[priors.covariance]
+    values = {name: np.asarray(getattr(priors, name), dtype=float) for name in names}
+    return {name: pm.Data(f"prior_{name}", value, shape=value.shape)
+            for name, value in values.items()}
+
+
+def _means(pm, pt, spec, hyper):
     priors, K, D = spec.priors, spec.n_components, spec.n_features
+    mu, sigma = hyper["means_mu"], hyper["means_sigma"]
     if spec.order_by is None:
-        return pm.Normal("means", mu=priors.means_mu, sigma=priors.means_sigma, shape=(K, D),
+        return pm.Normal("means", mu=mu, sigma=sigma, shape=(K, D),
                          dims=("component", "feature"))
     f = spec.order_by
     mu_sorted = np.sort(priors.means_mu[:, f])
     ordered = pm.Normal(
-        "means_ordered", mu=priors.means_mu[:, f], sigma=priors.means_sigma[:, f], shape=(K,),
+        "means_ordered", mu=mu[:, f], sigma=sigma[:, f], shape=(K,),
         transform=pm.distributions.transforms.ordered,
         initval=mu_sorted + np.linspace(-1, 1, K) * priors.means_sigma[:, f] / 4,
     )
     columns = []
     if D > 1:
         rest = [j for j in range(D) if j != f]
-        others = pm.Normal("means_rest", mu=priors.means_mu[:, rest],
-                           sigma=priors.means_sigma[:, rest], shape=(K, D - 1))
+        others = pm.Normal("means_rest", mu=mu[:, rest], sigma=sigma[:, rest], shape=(K, D - 1))
     for j in range(D):
         columns.append(ordered if j == f else others[:, rest.index(j)])
     return pm.Deterministic("means", pt.stack(columns, axis=1), dims=("component", "feature"))
 
 
-def _covariance(pm, pt, spec):
+def _covariance(pm, pt, spec, hyper):
     """Covariance parameters; returns the precision factors in the structure's layout.
 
     Also records the deterministics ``sigmas``, ``correlations`` (matrix kinds) and
@@ -212,8 +226,8 @@ def _covariance(pm, pt, spec):
         for k in range(n_cov):
             label = f"chol_cov_{k}" if name == "full" else "chol_cov"
             packed = pm.LKJCholeskyCov(
-                label, n=D, eta=priors.eta,
-                sd_dist=pm.HalfNormal.dist(sigma=priors.sd_sigma, shape=(D,)),
+                label, n=D, eta=hyper["eta"],
+                sd_dist=pm.HalfNormal.dist(sigma=hyper["sd_sigma"], shape=(D,)),
                 compute_corr=False,
             )
             chols.append(pm.math.expand_packed_triangular(D, packed, lower=True))
@@ -234,9 +248,9 @@ def _covariance(pm, pt, spec):
     shape = {"per_feature": (K, D) if name != "tied" else (D,), "single": (K,)}[kind]
     dims = {(K, D): ("component", "feature"), (D,): "feature", (K,): "component"}[shape]
     if priors.covariance == "halfnormal":
-        sigmas = pm.HalfNormal("sigmas", sigma=priors.sd_sigma, shape=shape, dims=dims)
+        sigmas = pm.HalfNormal("sigmas", sigma=hyper["sd_sigma"], shape=shape, dims=dims)
     else:
-        variances = pm.InverseGamma("variances", alpha=priors.ig_alpha, beta=priors.ig_beta,
+        variances = pm.InverseGamma("variances", alpha=hyper["ig_alpha"], beta=hyper["ig_beta"],
                                     shape=shape, dims=dims)
         sigmas = pm.Deterministic("sigmas", pt.sqrt(variances), dims=dims)
     if kind == "single":

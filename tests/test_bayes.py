@@ -181,6 +181,25 @@ def test_failed_save_keeps_the_earlier_file(nuts_fit, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
 
 
+def test_same_seed_same_posterior_and_new_data_reuses_the_model(nuts_fit):
+    _, X, _ = nuts_fit
+    X_new = simulated(seed=11)[0]  # same shape, other values: the graph is unchanged
+
+    def fit(data, seed):
+        return GaussianMixtureBayes(3, random_state=seed).fit(
+            data, draws=20, tune=20, chains=2, progressbar=False)
+
+    first, again, other = fit(X, 5), fit(X, 5), fit(X, 6)
+    xr.testing.assert_equal(first.posterior, again.posterior)  # attrs hold timings
+    assert not np.allclose(first.posterior["means"], other.posterior["means"])
+    new = fit(X_new, 5)  # prior parameters and centring follow the new data
+    np.testing.assert_allclose(new.model_["center"].get_value(), X_new.mean(axis=0))
+    np.testing.assert_allclose(new.model_["prior_means_mu"].get_value()[0], X_new.mean(axis=0))
+    order = np.argsort(new.em_.means_[:, 0])
+    means = new.posterior["means"].mean(("chain", "draw")).values[order]
+    np.testing.assert_allclose(means, TRUE_MEANS, atol=0.6)
+
+
 # ------------------------------------------------------------------ MAP, ADVI
 def test_map_with_weak_priors_equals_em(faithful):
     weak = GMMPriors(Dirichlet(1.0), Normal(sigma=1e4), LKJ(eta=1.0, sd=HalfNormal(1e4)))
