@@ -26,7 +26,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg
 
 __all__ = [
     "COVARIANCE_STRUCTURES",
@@ -120,6 +119,13 @@ class CovarianceStructure(ABC):
         ``xp`` is the array namespace: ``numpy`` (EM) or ``pytensor.tensor`` (the
         PyMC model), so both engines evaluate one and the same log-density.
         """
+
+    def quad_features_by_feature(self, Xt, out):
+        """Write ``quad_features`` of a feature-major numpy block ``Xt`` (D, n) to ``out`` (m, n).
+
+        The layout of the EM engine's blocks: every feature is one contiguous row.
+        """
+        out[...] = self.quad_features(Xt.T).T
 
     @abstractmethod
     def covariances(
@@ -231,6 +237,20 @@ def _outer_features(X) -> np.ndarray:
     return X[:, rows] * X[:, cols]
 
 
+def _outer_features_by_feature(Xt: np.ndarray, out: np.ndarray) -> None:
+    """``_outer_features`` of a feature-major block ``Xt`` (D, n), written to ``out`` (m, n).
+
+    One contiguous broadcast product per feature: about 40x faster than
+    fancy-indexing a row-major block.
+    """
+    n_features = Xt.shape[0]
+    start = 0
+    for i in range(n_features):
+        stop = start + n_features - i
+        np.multiply(Xt[i], Xt[i:], out=out[start:stop])
+        start = stop
+
+
 def _symmetric_from_triu(values: np.ndarray, n_features: int) -> np.ndarray:
     """(..., D(D+1)/2) upper-triangle entries -> (..., D, D) symmetric matrices."""
     rows, cols = _triu_pairs(n_features)
@@ -247,22 +267,32 @@ def _triu_weights(n_features: int) -> np.ndarray:
 
 
 def _cholesky_of_precision_from_covariance(cov: np.ndarray) -> np.ndarray:
-    """scikit-learn's convention: ``solve(chol(cov), I).T``, upper triangular."""
-    cov_chol = linalg.cholesky(cov, lower=True)
-    return linalg.solve_triangular(cov_chol, np.eye(cov.shape[0]), lower=True).T
+    """scikit-learn's convention: ``solve(chol(cov), I).T``, upper triangular.
+
+    numpy's LAPACK only (no scipy.linalg): scipy ships its own OpenBLAS, and
+    alternating the two libraries' thread pools costs milliseconds per call.
+    Works on one matrix or a stack; raises ``np.linalg.LinAlgError`` if one is not
+    positive definite.
+    """
+    cov_chol = np.linalg.cholesky(cov)
+    return np.swapaxes(np.tril(np.linalg.inv(cov_chol)), -1, -2)
 
 
 def _batched_precision_cholesky(covs: np.ndarray, reg_covar=None) -> np.ndarray:
-    out = np.empty_like(covs)
+    if np.all(np.isfinite(covs)):
+        try:
+            return _cholesky_of_precision_from_covariance(covs)
+        except np.linalg.LinAlgError:
+            pass
     failed = []
     for k, cov in enumerate(covs):
         try:
-            out[k] = _cholesky_of_precision_from_covariance(cov)
-        except (linalg.LinAlgError, ValueError):
+            if not np.all(np.isfinite(cov)):
+                raise np.linalg.LinAlgError
+            _cholesky_of_precision_from_covariance(cov)
+        except np.linalg.LinAlgError:
             failed.append(k)
-    if failed:
-        raise CollapsedComponentError(failed, reg_covar)
-    return out
+    raise CollapsedComponentError(failed, reg_covar)
 
 
 def _full_coefficients(means, prec_chols, xp) -> GaussianCoefficients:
@@ -296,6 +326,9 @@ class Full(CovarianceStructure):
 
     def quad_features(self, X, xp=np):
         return _outer_features(X)
+
+    def quad_features_by_feature(self, Xt, out):
+        _outer_features_by_feature(Xt, out)
 
     def covariances(self, nk, means, quad_moments, reg_covar):
         n_features = means.shape[1]
@@ -337,6 +370,9 @@ class Tied(CovarianceStructure):
 
     def quad_features(self, X, xp=np):
         return _outer_features(X)
+
+    def quad_features_by_feature(self, Xt, out):
+        _outer_features_by_feature(Xt, out)
 
     def covariances(self, nk, means, quad_moments, reg_covar):
         n_features = means.shape[1]

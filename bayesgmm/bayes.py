@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tempfile
@@ -104,7 +105,8 @@ class GaussianMixtureBayes(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, method="nuts", *, draws=1000, tune=1000, chains=4, nuts_sampler="pymc",
-            init="em", target_accept=0.9, progressbar=True, relabel=True, advi_steps=20000):
+            init="em", target_accept=0.9, progressbar=True, relabel=True, advi_steps=20000,
+            em=None):
         """Fit the model to ``X``.
 
         Parameters
@@ -128,6 +130,10 @@ class GaussianMixtureBayes(BaseEstimator):
             Relabel the draws to a common labelling (ignored with ``order_by``).
         advi_steps : int
             Optimisation steps of ADVI.
+        em : GaussianMixtureEM, optional
+            A fit of the same number of components and covariance type on the same
+            data to start from (and relabel against); by default one is fitted
+            (5 restarts).
 
         Returns
         -------
@@ -154,7 +160,7 @@ class GaussianMixtureBayes(BaseEstimator):
         spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
                          self.order_by, names)  # every check happens before compiling
         seeds = np.random.SeedSequence(self.random_state).generate_state(4)
-        self.em_ = _fit_em(X, spec, int(seeds[0]))
+        self.em_ = _fit_em(X, spec, int(seeds[0])) if em is None else _given_em(em, spec)
         self.spec_ = spec
         self.model_ = build_model_from_spec(X, spec)
         self._X = X
@@ -453,6 +459,45 @@ class GaussianMixtureBayes(BaseEstimator):
         return ds.expand_dims(chain=[0], draw=[0])
 
     # ------------------------------------------------------------- predictive
+    def log_evidence(self, *, draws=1000, chains=4, random_state=None, progressbar=False):
+        """Log marginal likelihood ``log p(X)`` of the fitted model, by Sequential Monte Carlo.
+
+        ``pm.sample_smc`` tempers ``chains`` independent populations of ``draws``
+        particles from the prior to the posterior; each run gives an estimate, and
+        their spread measures its Monte Carlo error. The prior is exchangeable in
+        the components, so the particles may visit every labelling and the estimate
+        needs no ``log K!`` correction; this is why it refuses models built with
+        ``order_by`` (whose ordered prior is not normalised).
+
+        Returns
+        -------
+        dict
+            ``log_evidence`` (mean of the runs), ``sd`` (their standard deviation),
+            ``se`` (sd / sqrt(chains)) and ``chains`` (each run's estimate). Also
+            stored as ``log_evidence_``.
+        """
+        import pymc as pm
+
+        check_is_fitted(self, "model_")
+        if self.spec_.order_by is not None:
+            raise ValueError("the log evidence needs the exchangeable prior: refit without "
+                             "order_by (the ordered-means prior is not normalised).")
+        if chains < 2:
+            raise ValueError(f"chains must be >= 2 to estimate the spread, got {chains}.")
+        seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=UserWarning)
+            idata = pm.sample_smc(draws=draws, chains=chains, model=self.model_,
+                                  random_seed=seed, progressbar=progressbar,
+                                  compute_convergence_checks=False)
+        values = _final_log_marginal_likelihood(idata["sample_stats"])
+        self.log_evidence_ = {"log_evidence": float(values.mean()),
+                              "sd": float(values.std(ddof=1)),
+                              "se": float(values.std(ddof=1) / np.sqrt(len(values))),
+                              "chains": values}
+        return self.log_evidence_
+
     def sample_prior_predictive(self, draws=500, random_state=None):
         """Draws from the prior and the prior predictive distribution.
 
@@ -578,6 +623,16 @@ class GaussianMixtureBayes(BaseEstimator):
 
 
 # ----------------------------------------------------------------- helpers
+def _final_log_marginal_likelihood(sample_stats):
+    """Each SMC run's estimate: the last stage's value of ``log_marginal_likelihood``."""
+    values = np.asarray(sample_stats["log_marginal_likelihood"].values)
+    finals = []
+    for per_chain in values.reshape(values.shape[0], -1):
+        stages = np.concatenate([np.atleast_1d(np.asarray(v, dtype=float)) for v in per_chain])
+        finals.append(stages[np.isfinite(stages)][-1])
+    return np.array(finals)
+
+
 def _version():
     from . import __version__
 
@@ -601,10 +656,26 @@ def _fit_em(X, spec, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         em.fit(X)
-    if spec.order_by is not None:  # start the ordered means in order
-        order = np.argsort(em.means_[:, spec.order_by])
-        em = _reordered(em, order)
-    return em
+    return _in_spec_order(em, spec)
+
+
+def _given_em(em, spec):
+    check_is_fitted(em, "means_")
+    name = get_covariance_structure(em.covariance_type).name
+    if (em.means_.shape != (spec.n_components, spec.n_features)
+            or name != spec.structure.name):
+        raise ValueError(
+            f"em must be a fit with {spec.n_components} components, covariance "
+            f"{spec.structure.name!r} and {spec.n_features} features; got "
+            f"{em.means_.shape[0]} components, {name!r}, {em.means_.shape[1]} features.")
+    return _in_spec_order(copy.deepcopy(em), spec)
+
+
+def _in_spec_order(em, spec):
+    """With ``order_by``, the EM components sorted so the ordered means start in order."""
+    if spec.order_by is None:
+        return em
+    return _reordered(em, np.argsort(em.means_[:, spec.order_by]))
 
 
 def _reordered(em, order):

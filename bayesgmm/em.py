@@ -50,101 +50,105 @@ class _PassResult:
 class _BlockEngine:
     """E-step and M-step moments computed in row blocks by matrix products.
 
-    The data is never copied whole: each block is centred, expanded into its
-    second-moment features and pushed through two matrix products (log-densities,
-    then weighted moments). Memory beyond X is a few MiB whatever n is, and the
-    same code would serve out-of-core blocks.
+    Each block of rows is centred and expanded, feature-major, into one array
+    ``F = [x; q(x); 1]`` of shape (D + m + 1, b). The log joint densities of all
+    components are then one product ``C @ F`` with the coefficients ``C = [b_k,
+    -a_k/2, c_k]``, and all M-step moments (``Σr·x``, ``Σr·q(x)``, ``Σr``) are one
+    more, ``R @ Fᵀ``. The data is never copied whole and the block buffer is reused,
+    so memory beyond X is a few MiB whatever n is; the same code would serve
+    out-of-core blocks.
     """
 
     def __init__(self, X, sample_weight, center, structure: CovarianceStructure):
         self.X = X
         self.sample_weight = sample_weight
+        self.unweighted = bool(np.all(sample_weight == 1))
         self.center = np.asarray(center, dtype=X.dtype)
         self.structure = structure
         n_features = X.shape[1]
-        n_quad = structure.quad_features(np.zeros((1, n_features), X.dtype)).shape[1]
-        self.n_quad = n_quad
-        per_row = X.dtype.itemsize * (n_quad + 2 * n_features) + 8 * 4 * 8
+        self.n_quad = structure.quad_features(np.zeros((1, n_features), X.dtype)).shape[1]
+        self.n_rows_f = n_features + self.n_quad + 1
+        per_row = X.dtype.itemsize * self.n_rows_f + 8 * 4 * 8
         self.block_rows = int(max(256, _BLOCK_BYTES // per_row))
 
     def blocks(self):
-        n = self.X.shape[0]
+        """Yield (rows, F) with ``F = [x - center; q(x - center); 1]`` of shape (D + m + 1, b).
+
+        ``F`` is a view of one reused buffer: use it before asking for the next block.
+        """
+        n, n_features = self.X.shape
+        buffer = np.empty((self.n_rows_f, min(self.block_rows, n)), dtype=self.X.dtype)
+        buffer[-1] = 1.0
         for start in range(0, n, self.block_rows):
             block = slice(start, min(start + self.block_rows, n))
-            xb = self.X[block] - self.center
-            yield block, xb, self.structure.quad_features(xb)
-
-    def log_joint(self, xb, qb, coef):
-        """log w_k + log N(x | k) for a block, component-major: shape (K, b)."""
-        quad, lin, const = coef
-        out = quad @ qb.T
-        out += lin @ xb.T
-        out += const[:, None]
-        return out
+            F = buffer[:, :block.stop - start]
+            xt = F[:n_features]
+            np.subtract(self.X[block].T, self.center[:, None], out=xt)
+            self.structure.quad_features_by_feature(xt, F[n_features:-1])
+            yield block, F
 
     def coefficients(self, weights, means, precisions_cholesky):
+        """The rows ``[b_k, -a_k/2, c_k + log w_k]`` of the coefficient matrix (K, D + m + 1)."""
         coef = self.structure.coefficients(means - self.center, precisions_cholesky)
         with np.errstate(divide="ignore"):
             const = coef.const + np.log(weights)
-        dtype = self.X.dtype
-        return (
-            (-0.5 * coef.quad).astype(dtype),
-            coef.lin.astype(dtype),
-            const.astype(dtype),
-        )
+        return np.hstack([coef.lin, -0.5 * coef.quad, const[:, None]]).astype(self.X.dtype)
 
     def sweep(self, weights, means, precisions_cholesky, *, moments=True, labels=False):
         """One pass over the data at the given parameters."""
         coef = self.coefficients(weights, means, precisions_cholesky)
         n_components, n_features = means.shape
         result = _PassResult(0.0)
-        if moments:
-            result.nk = np.zeros(n_components)
-            result.sum_x = np.zeros((n_components, n_features))
-            result.sum_q = np.zeros((n_components, self.n_quad))
+        totals = np.zeros((n_components, self.n_rows_f))
         if labels:
             result.labels = np.empty(self.X.shape[0], dtype=np.intp)
-        for block, xb, qb in self.blocks():
-            joint = self.log_joint(xb, qb, coef)
+        for block, F in self.blocks():
+            joint = coef @ F
             if labels:
                 result.labels[block] = np.argmax(joint, axis=0)
             log_norm, resp = _normalise_in_place(joint)
-            wb = self.sample_weight[block]
-            result.log_likelihood += float(wb @ log_norm)
+            if self.unweighted:
+                result.log_likelihood += float(log_norm.sum())
+            else:
+                wb = self.sample_weight[block]
+                result.log_likelihood += float(wb @ log_norm)
+                if moments:
+                    resp *= wb
             if moments:
-                resp *= wb
-                result.nk += resp.sum(axis=1)
-                result.sum_x += resp @ xb
-                result.sum_q += resp @ qb
+                totals += resp @ F.T
+        if moments:
+            result.sum_x, result.sum_q, result.nk = _split_moments(totals, n_features)
         return result
 
     def moments_from_resp(self, resp):
         """Weighted moments (nk, sum_x, sum_q) for given responsibilities (n, K)."""
-        n_components = resp.shape[1]
-        nk = np.zeros(n_components)
-        sum_x = np.zeros((n_components, self.X.shape[1]))
-        sum_q = np.zeros((n_components, self.n_quad))
-        for block, xb, qb in self.blocks():
+        totals = np.zeros((resp.shape[1], self.n_rows_f))
+        for block, F in self.blocks():
             weighted = resp[block] * self.sample_weight[block, None]
-            nk += weighted.sum(axis=0)
-            sum_x += weighted.T @ xb
-            sum_q += weighted.T @ qb
+            totals += weighted.T @ F.T
+        sum_x, sum_q, nk = _split_moments(totals, self.X.shape[1])
         return nk, sum_x, sum_q
 
     def data_covariance(self):
         """Weighted covariance matrix of the data (D, D), accumulated block by block."""
         n_features = self.X.shape[1]
         scatter = np.zeros((n_features, n_features))
-        for block, xb, _ in self.blocks():
-            scatter += (xb.T * self.sample_weight[block]) @ xb
+        for block, F in self.blocks():
+            xt = F[:n_features]
+            scatter += (xt * self.sample_weight[block]) @ xt.T
         return scatter / self.sample_weight.sum()
 
     def predict_blocks(self, weights, means, precisions_cholesky):
         """Yield (block, log p(x), responsibilities (b, K)) for prediction."""
         coef = self.coefficients(weights, means, precisions_cholesky)
-        for block, xb, qb in self.blocks():
-            log_norm, resp = _normalise_in_place(self.log_joint(xb, qb, coef))
+        for block, F in self.blocks():
+            log_norm, resp = _normalise_in_place(coef @ F)
             yield block, log_norm, resp.T
+
+
+def _split_moments(totals, n_features):
+    """(K, D + m + 1) moment rows -> sum_x (K, D), sum_q (K, m), nk (K,)."""
+    return totals[:, :n_features], totals[:, n_features:-1], totals[:, -1].copy()
 
 
 def _normalise_in_place(joint):

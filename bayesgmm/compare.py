@@ -1,0 +1,392 @@
+"""Model comparison: EM's BIC/AIC/ICL beside Bayesian LOO, WAIC and log evidence.
+
+:func:`compare` fits every (number of components, covariance type) of a grid by
+EM and, unless told otherwise, by NUTS started from that EM fit, and collects the
+criteria in one tidy table (:class:`ModelComparison`). Failed fits are recorded
+with their reason; they never abort the grid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from ._gaussian import get_covariance_structure
+from .em import GaussianMixtureEM
+from .model import as_array_and_names
+
+__all__ = ["CRITERIA", "ModelComparison", "compare", "waic"]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+METHODS = ("em", "bayes")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    column: str
+    label: str
+    lower_is_better: bool
+    se_column: str | None = None
+
+
+#: The criteria of the table, in display order.
+CRITERIA = {
+    "bic": Criterion("bic", "BIC", True),
+    "aic": Criterion("aic", "AIC", True),
+    "icl": Criterion("icl", "ICL", True),
+    "loo": Criterion("elpd_loo", "LOO", False, "elpd_loo_se"),
+    "waic": Criterion("elpd_waic", "WAIC", False, "elpd_waic_se"),
+    "evidence": Criterion("log_evidence", "log evidence", False, "log_evidence_sd"),
+}
+
+#: Pareto k above which a PSIS-LOO term is unreliable.
+PARETO_K_MAX = 0.7
+
+
+def waic(log_likelihood):
+    """WAIC from a pointwise log-likelihood array ``(chain, draw, n)``.
+
+    Returns ``(elpd_waic, se, p_waic, pointwise elpd)`` following Vehtari, Gelman
+    and Gabry (2017): lppd minus the posterior variance of the log-likelihood.
+    """
+    ll = np.asarray(log_likelihood, dtype=float)
+    ll = ll.reshape(-1, ll.shape[-1])
+    lppd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
+    p = ll.var(axis=0, ddof=1)
+    pointwise = lppd - p
+    n = pointwise.size
+    return float(pointwise.sum()), float(np.sqrt(n * pointwise.var())), float(p.sum()), pointwise
+
+
+@dataclass
+class ModelComparison:
+    """The result of :func:`compare`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per (n_components, covariance_type): EM's ``log_likelihood``,
+        ``n_parameters``, ``bic``, ``aic``, ``icl`` (lower is better) and
+        ``bic_mclust``, ``icl_mclust`` (mclust's sign, higher is better); the
+        Bayesian ``elpd_loo`` ± ``elpd_loo_se``, ``p_loo``, ``n_pareto_k_high``
+        (k > 0.7), ``elpd_waic`` ± ``elpd_waic_se``, ``p_waic``, ``loo_weight``
+        (stacking), ``max_rhat``, ``divergences`` and, with evidence,
+        ``log_evidence`` ± ``log_evidence_sd`` (spread over SMC chains); a
+        ``rank_<criterion>`` column per criterion (1 = best); ``em_error`` and
+        ``bayes_error`` say why a fit failed (empty when it did not).
+    models : dict
+        ``{(n_components, covariance_type): {"em": GaussianMixtureEM,
+        "bayes": GaussianMixtureBayes}}`` for every fit that succeeded.
+    """
+
+    table: pd.DataFrame
+    models: dict = field(default_factory=dict)
+
+    @property
+    def criteria(self):
+        """Names of the criteria with at least one value in the table."""
+        return [name for name, c in CRITERIA.items()
+                if c.column in self.table and self.table[c.column].notna().any()]
+
+    def best(self, criterion=None):
+        """The chosen ``(n_components, covariance_type)``.
+
+        With ``criterion`` (one of :data:`CRITERIA`: "bic", "aic", "icl", "loo",
+        "waic", "evidence") that model; without, a dict of every criterion's choice.
+        """
+        if criterion is None:
+            return {name: self.best(name) for name in self.criteria}
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}.")
+        c = CRITERIA[criterion]
+        values = self.table[c.column] if c.column in self.table else pd.Series(dtype=float)
+        if values.notna().sum() == 0:
+            raise ValueError(f"no model has a value for {c.label}; was it computed "
+                             "(methods, evidence=True) and did the fits succeed?")
+        row = self.table.loc[values.idxmin() if c.lower_is_better else values.idxmax()]
+        return int(row["n_components"]), str(row["covariance_type"])
+
+    def agreement(self):
+        """The choices of the criteria in words, the largest agreeing group first."""
+        groups = {}
+        for name, choice in self.best().items():
+            groups.setdefault(choice, []).append(CRITERIA[name].label)
+        ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+        parts = []
+        for i, ((k, cov), labels) in enumerate(ordered):
+            who = _join(labels)
+            model = f"{k} component{'s' if k != 1 else ''}, {cov}"
+            if i == 0:
+                verb = "all choose" if len(groups) == 1 and len(labels) > 2 else (
+                    "both choose" if len(labels) == 2 else "chooses" if len(labels) == 1
+                    else "choose")
+                parts.append(f"{who} {verb} {model}")
+            else:
+                parts.append(f"{who} prefer{'s' if len(labels) == 1 else ''} {model}")
+        return "; ".join(parts) + "."
+
+    def to_xarray(self):
+        """The table as an xarray Dataset with dims ``n_components`` and ``covariance_type``."""
+        return self.table.set_index(["n_components", "covariance_type"]).to_xarray()
+
+    def plot(self, criteria=None, *, figsize=None):
+        """Each criterion against the number of components; one line per covariance type.
+
+        Lower-is-better criteria (BIC, AIC, ICL) are drawn as they are, the
+        Bayesian ones (elpd, log evidence) with ±1 standard error bars; the model
+        each criterion chooses is circled. Returns the matplotlib Figure.
+        """
+        import matplotlib.pyplot as plt
+
+        names = list(criteria) if criteria is not None else self.criteria
+        unknown = [n for n in names if n not in CRITERIA]
+        if unknown:
+            raise ValueError(f"unknown criteria {unknown}; valid: {list(CRITERIA)}.")
+        n_cols = min(3, len(names))
+        n_rows = -(-len(names) // n_cols)
+        fig, axes = plt.subplots(n_rows, n_cols, squeeze=False,
+                                 figsize=figsize or (4.2 * n_cols, 3.4 * n_rows))
+        for ax, name in zip(axes.flat, names):
+            self._plot_one(ax, name)
+        for ax in axes.flat[len(names):]:
+            ax.set_visible(False)
+        axes.flat[0].legend(fontsize="small")
+        fig.tight_layout()
+        return fig
+
+    def _plot_one(self, ax, name):
+        c = CRITERIA[name]
+        for cov, group in self.table.groupby("covariance_type", sort=False):
+            group = group.sort_values("n_components")
+            err = group[c.se_column] if c.se_column in group else None
+            ax.errorbar(group["n_components"], group[c.column], yerr=err, marker="o",
+                        ms=4, capsize=2, label=str(cov))
+        try:
+            k, cov = self.best(name)
+        except ValueError:
+            return
+        value = self.table.set_index(["n_components", "covariance_type"]).loc[(k, cov),
+                                                                              c.column]
+        ax.plot(k, value, "o", ms=13, mfc="none", mec="black")
+        ax.set_title(f"{c.label}: {cov}, K={k}")
+        ax.set_xlabel("number of components")
+        ax.set_ylabel(f"{c.label} ({'lower' if c.lower_is_better else 'higher'} is better)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+    def __repr__(self):
+        shown = ["n_components", "covariance_type"] + [
+            CRITERIA[n].column for n in self.criteria]
+        with pd.option_context("display.width", 120, "display.precision", 2):
+            table = self.table[shown].to_string(index=False)
+        return f"ModelComparison\n{table}\n{self.agreement()}"
+
+
+def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
+            methods=METHODS, priors=None, evidence=False, n_init=5, draws=1000, tune=1000,
+            chains=4, nuts_sampler="pymc", smc_draws=1000, smc_chains=4, random_state=None,
+            progressbar=True):
+    """Fit a grid of mixtures by EM and NUTS and compare them by every criterion.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Numpy array, pandas DataFrame or xarray DataArray.
+    n_components : iterable of int
+    covariance_types : iterable of str
+        Any of "full", "tied", "diag", "spherical" (or mclust's names).
+    methods : tuple of {"em", "bayes"}
+        ``("em",)`` gives the classical criteria alone, without PyMC.
+    priors : GMMPriors, dict or None
+        Priors of every Bayesian fit (None: the data-scaled defaults).
+    evidence : bool
+        Also estimate each Bayesian model's log marginal likelihood by
+        Sequential Monte Carlo (``smc_draws`` particles, ``smc_chains`` runs).
+    n_init : int
+        EM restarts per model.
+    draws, tune, chains, nuts_sampler
+        NUTS settings of each Bayesian fit (see :meth:`GaussianMixtureBayes.fit`).
+    random_state : int or None
+        Seeds every fit (each model gets its own stream).
+    progressbar : bool
+        Show a progress bar over the grid.
+
+    Returns
+    -------
+    ModelComparison
+    """
+    X, _ = as_array_and_names(X)
+    grid = _grid(n_components, covariance_types)
+    methods = tuple(methods)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got "
+                         f"{list(methods)}.")
+    if evidence and "bayes" not in methods:
+        raise ValueError("evidence=True needs the Bayesian fits: include 'bayes' in methods.")
+    if "bayes" in methods:
+        from .bayes import GaussianMixtureBayes
+        from .priors import GMMPriors
+
+        GMMPriors.from_any(priors)  # bad priors fail here, before any fit
+
+    seeds = np.random.SeedSequence(random_state).generate_state(len(grid))
+    rows, models, log_liks = [], {}, {}
+    with _progress(progressbar, len(grid)) as advance:
+        for (k, cov), seed in zip(grid, seeds):
+            row = {"n_components": k, "covariance_type": cov,
+                   "n_parameters": _n_parameters(cov, k, X.shape[1])}
+            fits = {}
+            em = _try(row, "em_error", lambda: GaussianMixtureEM(
+                k, covariance_type=cov, n_init=n_init, tol=1e-6, max_iter=1000,
+                random_state=int(seed)).fit(X))
+            if em is not None:
+                fits["em"] = em
+                row.update(_em_criteria(em, X))
+            if "bayes" in methods:
+                advance(f"K={k}, {cov}: NUTS")
+                bayes = _try(row, "bayes_error", lambda: GaussianMixtureBayes(
+                    k, covariance_type=cov, priors=priors, random_state=int(seed)).fit(
+                        X, draws=draws, tune=tune, chains=chains, nuts_sampler=nuts_sampler,
+                        progressbar=False, em=em))
+                if bayes is not None:
+                    fits["bayes"] = bayes
+                    log_liks[k, cov] = bayes.idata_
+                    row.update(_bayes_criteria(bayes))
+                    if evidence:
+                        advance(f"K={k}, {cov}: SMC evidence")
+                        result = _try(row, "bayes_error", lambda: bayes.log_evidence(
+                            draws=smc_draws, chains=smc_chains, random_state=int(seed)))
+                        if result is not None:
+                            row["log_evidence"], row["log_evidence_sd"] = \
+                                result["log_evidence"], result["sd"]
+            models[k, cov] = fits
+            rows.append(row)
+            advance(None)
+
+    table = pd.DataFrame(rows)
+    for column in ("em_error", "bayes_error") if "bayes" in methods else ("em_error",):
+        table[column] = table[column].fillna("") if column in table else ""
+    if len(log_liks) > 1:
+        table["loo_weight"] = _stacking_weights(log_liks, table)
+    _warn_pareto(table)
+    for name, c in CRITERIA.items():
+        if c.column in table and table[c.column].notna().any():
+            table[f"rank_{name}"] = table[c.column].rank(
+                ascending=c.lower_is_better, method="min").astype("Int64")
+    return ModelComparison(table, models)
+
+
+def _grid(n_components, covariance_types):
+    if isinstance(n_components, (int, np.integer)):
+        n_components = [n_components]
+    if isinstance(covariance_types, str):
+        covariance_types = [covariance_types]
+    ks = [int(k) for k in n_components]
+    if not ks or min(ks) < 1:
+        raise ValueError(f"n_components must hold integers >= 1, got {list(n_components)}.")
+    covs = [get_covariance_structure(c).name for c in covariance_types]
+    if not covs:
+        raise ValueError("covariance_types is empty; give at least one of "
+                         f"{list(COVARIANCE_TYPES)}.")
+    return list(itertools.product(ks, dict.fromkeys(covs)))
+
+
+def _n_parameters(cov, k, n_features):
+    return int(get_covariance_structure(cov).n_parameters(k, n_features))
+
+
+def _try(row, column, fit):
+    """Run ``fit``; on failure record the reason in ``row[column]`` and return None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fits of a grid are judged by the table
+            return fit()
+    except Exception as error:  # noqa: BLE001 - a failed fit is a row, not an abort
+        row[column] = f"{type(error).__name__}: {error}"
+        return None
+
+
+def _em_criteria(em, X):
+    bic, icl = em.bic(X), em.icl(X)
+    return {"log_likelihood": em.log_likelihood_, "bic": bic, "aic": em.aic(X), "icl": icl,
+            "bic_mclust": -bic, "icl_mclust": -icl}
+
+
+def _bayes_criteria(bayes):
+    from arviz_stats import loo
+
+    idata = bayes.idata_
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # high Pareto k is reported in the table
+        result = loo(idata, pointwise=True)
+    elpd_waic, se_waic, p_waic, _ = waic(idata["log_likelihood"]["obs"].values)
+    diagnostics = bayes.diagnose(warn=False)
+    return {
+        "elpd_loo": float(result.elpd), "elpd_loo_se": float(result.se), "p_loo": float(result.p),
+        "n_pareto_k_high": int((np.asarray(result.pareto_k) > PARETO_K_MAX).sum()),
+        "elpd_waic": elpd_waic, "elpd_waic_se": se_waic, "p_waic": p_waic,
+        "max_rhat": float(diagnostics["r_hat"].max()),
+        "divergences": int(diagnostics.attrs["divergences"]),
+    }
+
+
+def _stacking_weights(idatas, table):
+    from arviz_stats import compare as az_compare
+
+    labels = {f"K={k} {cov}": (k, cov) for k, cov in idatas}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = az_compare({name: idatas[key] for name, key in labels.items()})
+    weights = {labels[name]: float(w) for name, w in result["weight"].items()}
+    return [weights.get((k, c), np.nan)
+            for k, c in zip(table["n_components"], table["covariance_type"])]
+
+
+def _warn_pareto(table):
+    if "n_pareto_k_high" not in table:
+        return
+    high = table[table["n_pareto_k_high"] > 0]
+    if len(high):
+        models = ", ".join(f"K={k} {c} ({n})" for k, c, n in zip(
+            high["n_components"], high["covariance_type"], high["n_pareto_k_high"]))
+        warnings.warn(
+            f"PSIS-LOO is unreliable for some points (Pareto k > {PARETO_K_MAX}): {models}. "
+            "Their elpd_loo may be optimistic: draw more samples, or check those models by "
+            "K-fold cross-validation (arviz_stats.loo_kfold).", UserWarning, stacklevel=3)
+
+
+def _join(labels):
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+class _progress:
+    """A rich progress bar over the grid (or nothing)."""
+
+    def __init__(self, enabled, total):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda description: None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True)
+        self._bar.start()
+        task = self._bar.add_task("model grid", total=self.total)
+
+        def advance(description):
+            if description is None:
+                self._bar.advance(task)
+            else:
+                self._bar.update(task, description=description)
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.stop()
