@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import datasets
 from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
 from .bayes import GaussianMixtureBayes
+from .compare import ModelComparison, compare
 from .em import GaussianMixtureEM
 from .model import build_model
 
@@ -17,7 +18,9 @@ __all__ = [
     "COVARIANCE_STRUCTURES",
     "GaussianMixtureBayes",
     "GaussianMixtureEM",
+    "ModelComparison",
     "build_model",
+    "compare",
     "__version__",
     "datasets",
     "get_covariance_structure",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
 import os
 import tempfile
 import warnings
@@ -485,7 +487,7 @@ class GaussianMixtureBayes(BaseEstimator):
         if chains < 2:
             raise ValueError(f"chains must be >= 2 to estimate the spread, got {chains}.")
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_logger("pymc", progressbar):
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=UserWarning)
             idata = pm.sample_smc(draws=draws, chains=chains, model=self.model_,
@@ -623,6 +625,19 @@ class GaussianMixtureBayes(BaseEstimator):
 
 
 # ----------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _quiet_logger(name, keep):
+    """Silence a library's INFO messages unless ``keep`` (e.g. with a progress bar)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    if not keep:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _final_log_marginal_likelihood(sample_stats):
     """Each SMC run's estimate: the last stage's value of ``log_marginal_likelihood``."""
     values = np.asarray(sample_stats["log_marginal_likelihood"].values)

@@ -132,7 +132,8 @@ class ModelComparison:
 
     def to_xarray(self):
         """The table as an xarray Dataset with dims ``n_components`` and ``covariance_type``."""
-        return self.table.set_index(["n_components", "covariance_type"]).to_xarray()
+        ds = self.table.set_index(["n_components", "covariance_type"]).to_xarray()
+        return ds.reindex(covariance_type=list(dict.fromkeys(self.table["covariance_type"])))
 
     def plot(self, criteria=None, *, figsize=None):
         """Each criterion against the number of components; one line per covariance type.
@@ -325,7 +326,9 @@ def _bayes_criteria(bayes):
         warnings.simplefilter("ignore")  # high Pareto k is reported in the table
         result = loo(idata, pointwise=True)
     elpd_waic, se_waic, p_waic, _ = waic(idata["log_likelihood"]["obs"].values)
-    diagnostics = bayes.diagnose(warn=False)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant weights when K = 1
+        diagnostics = bayes.diagnose(warn=False)
     return {
         "elpd_loo": float(result.elpd), "elpd_loo_se": float(result.se), "p_loo": float(result.p),
         "n_pareto_k_high": int((np.asarray(result.pareto_k) > PARETO_K_MAX).sum()),
