@@ -201,7 +201,7 @@ class GaussianMixtureBayes(BaseEstimator):
         if nuts_sampler == "pymc":
             kwargs["init"] = "adapt_diag"
             kwargs["cores"] = min(chains, os.cpu_count() or 1)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_logger("pymc", progressbar):
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             idata = pm.sample(

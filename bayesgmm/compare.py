@@ -164,7 +164,7 @@ class ModelComparison:
         c = CRITERIA[name]
         for cov, group in self.table.groupby("covariance_type", sort=False):
             group = group.sort_values("n_components")
-            err = group[c.se_column] if c.se_column in group else None
+            err = group.get(c.se_column)
             ax.errorbar(group["n_components"], group[c.column], yerr=err, marker="o",
                         ms=4, capsize=2, label=str(cov))
         try:
@@ -174,6 +174,7 @@ class ModelComparison:
         value = self.table.set_index(["n_components", "covariance_type"]).loc[(k, cov),
                                                                               c.column]
         ax.plot(k, value, "o", ms=13, mfc="none", mec="black")
+        _zoom_to_the_better_half(ax, self.table[c.column].dropna(), c.lower_is_better)
         ax.set_title(f"{c.label}: {cov}, K={k}")
         ax.set_xlabel("number of components")
         ax.set_ylabel(f"{c.label} ({'lower' if c.lower_is_better else 'higher'} is better)")
@@ -185,6 +186,24 @@ class ModelComparison:
         with pd.option_context("display.width", 120, "display.precision", 2):
             table = self.table[shown].to_string(index=False)
         return f"ModelComparison\n{table}\n{self.agreement()}"
+
+
+def _zoom_to_the_better_half(ax, values, lower_is_better):
+    """When far worse models squash the scale, show the better half of the models.
+
+    Lines of the worse ones leave the axes, which says enough about them.
+    """
+    if len(values) < 4:
+        return
+    best = values.min() if lower_is_better else values.max()
+    median = values.median()
+    half = abs(median - best)
+    span = values.max() - values.min()
+    if half == 0 or span < 4 * half:
+        return
+    pad = 0.1 * half
+    ax.set_ylim(*sorted((best - pad if lower_is_better else best + pad,
+                         median + pad if lower_is_better else median - pad)))
 
 
 def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
@@ -220,7 +239,8 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     -------
     ModelComparison
     """
-    X, _ = as_array_and_names(X)
+    n_features = as_array_and_names(X)[0].shape[1]  # checks X; the fits get X as given
+
     grid = _grid(n_components, covariance_types)
     methods = tuple(methods)
     bad = [m for m in methods if m not in METHODS]
@@ -236,35 +256,34 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         GMMPriors.from_any(priors)  # bad priors fail here, before any fit
 
     seeds = np.random.SeedSequence(random_state).generate_state(len(grid))
-    rows, models, log_liks = [], {}, {}
+    nuts = {"draws": draws, "tune": tune, "chains": chains, "nuts_sampler": nuts_sampler,
+            "progressbar": False}
+    smc = {"draws": smc_draws, "chains": smc_chains} if evidence else None
+    rows, models, bayes_fits = [], {}, {}
     with _progress(progressbar, len(grid)) as advance:
         for (k, cov), seed in zip(grid, seeds):
             row = {"n_components": k, "covariance_type": cov,
-                   "n_parameters": _n_parameters(cov, k, X.shape[1])}
-            fits = {}
-            em = _try(row, "em_error", lambda: GaussianMixtureEM(
+                   "n_parameters": _n_parameters(cov, k, n_features)}
+            em = _try(row, "em_error", GaussianMixtureEM(
                 k, covariance_type=cov, n_init=n_init, tol=1e-6, max_iter=1000,
-                random_state=int(seed)).fit(X))
+                random_state=int(seed)).fit, X)
+            fits = {} if em is None else {"em": em}
             if em is not None:
-                fits["em"] = em
                 row.update(_em_criteria(em, X))
             if "bayes" in methods:
                 advance(f"K={k}, {cov}: NUTS")
-                bayes = _try(row, "bayes_error", lambda: GaussianMixtureBayes(
-                    k, covariance_type=cov, priors=priors, random_state=int(seed)).fit(
-                        X, draws=draws, tune=tune, chains=chains, nuts_sampler=nuts_sampler,
-                        progressbar=False, em=em))
-                if bayes is not None:
-                    fits["bayes"] = bayes
-                    log_liks[k, cov] = bayes.idata_
+                bayes = GaussianMixtureBayes(k, covariance_type=cov, priors=priors,
+                                             random_state=int(seed))
+                if _try(row, "bayes_error", bayes.fit, X, em=em, **nuts) is not None:
+                    fits["bayes"] = bayes_fits[k, cov] = bayes
                     row.update(_bayes_criteria(bayes))
-                    if evidence:
+                    if smc is not None:
                         advance(f"K={k}, {cov}: SMC evidence")
-                        result = _try(row, "bayes_error", lambda: bayes.log_evidence(
-                            draws=smc_draws, chains=smc_chains, random_state=int(seed)))
-                        if result is not None:
+                        found = _try(row, "bayes_error", bayes.log_evidence,
+                                     random_state=int(seed), **smc)
+                        if found is not None:
                             row["log_evidence"], row["log_evidence_sd"] = \
-                                result["log_evidence"], result["sd"]
+                                found["log_evidence"], found["sd"]
             models[k, cov] = fits
             rows.append(row)
             advance(None)
@@ -272,8 +291,8 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     table = pd.DataFrame(rows)
     for column in ("em_error", "bayes_error") if "bayes" in methods else ("em_error",):
         table[column] = table[column].fillna("") if column in table else ""
-    if len(log_liks) > 1:
-        table["loo_weight"] = _stacking_weights(log_liks, table)
+    if len(bayes_fits) > 1:
+        table["loo_weight"] = _stacking_weights(bayes_fits, table)
     _warn_pareto(table)
     for name, c in CRITERIA.items():
         if c.column in table and table[c.column].notna().any():
@@ -301,12 +320,12 @@ def _n_parameters(cov, k, n_features):
     return int(get_covariance_structure(cov).n_parameters(k, n_features))
 
 
-def _try(row, column, fit):
+def _try(row, column, fit, *args, **kwargs):
     """Run ``fit``; on failure record the reason in ``row[column]`` and return None."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fits of a grid are judged by the table
-            return fit()
+            return fit(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - a failed fit is a row, not an abort
         row[column] = f"{type(error).__name__}: {error}"
         return None
@@ -338,13 +357,13 @@ def _bayes_criteria(bayes):
     }
 
 
-def _stacking_weights(idatas, table):
+def _stacking_weights(fits, table):
     from arviz_stats import compare as az_compare
 
-    labels = {f"K={k} {cov}": (k, cov) for k, cov in idatas}
+    labels = {f"K={k} {cov}": (k, cov) for k, cov in fits}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = az_compare({name: idatas[key] for name, key in labels.items()})
+        result = az_compare({name: fits[key].idata_ for name, key in labels.items()})
     weights = {labels[name]: float(w) for name, w in result["weight"].items()}
     return [weights.get((k, c), np.nan)
             for k, c in zip(table["n_components"], table["covariance_type"])]

@@ -9,7 +9,7 @@ from scipy import integrate, stats
 from scipy.special import gammaln, logsumexp
 
 from bayesgmm import GaussianMixtureBayes, compare, datasets
-from bayesgmm.compare import CRITERIA, ModelComparison, waic
+from bayesgmm.compare import ModelComparison, waic
 from bayesgmm.priors import Dirichlet, GMMPriors, InverseGamma, Normal
 
 MEANS = np.array([[0.0, 0.0], [7.0, 7.0], [14.0, 0.0]])
@@ -154,7 +154,7 @@ def test_waic_by_hand():
 def test_loo_chooses_the_true_k_and_matches_arviz(bayes_grid):
     from arviz_stats import loo
 
-    X, result = bayes_grid
+    _, result = bayes_grid
     assert result.best("loo") == (3, "full")
     assert result.best("waic") == (3, "full")
     assert result.best("bic") == (3, "full")

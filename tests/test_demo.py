@@ -1,32 +1,48 @@
 import matplotlib
 import pytest
 
-from bayesgmm import demo
 from bayesgmm.__main__ import main
 
 matplotlib.use("Agg")
 
 
-def test_demo_picks_mclusts_model_and_writes_the_figure(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+def test_em_demo_picks_mclusts_model_and_writes_the_figures(tmp_path, capsys):
+    argv = ["demo", "--out", str(tmp_path), "--em-only", "--max-components", "6",
+            "--no-progress"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     # mclust's BIC choice for Old Faithful is EEE (tied) with 3 components
     assert "best by BIC: 3 components, tied" in out
-    assert (tmp_path / "faithful_em.png").stat().st_size > 10_000
+    assert "elpd_loo" not in out
+    for name in ("faithful_compare.png", "faithful_clusters.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
 
 
-def test_em_grid_table():
-    from bayesgmm import datasets
-
-    table, fits = demo.em_grid(datasets.load_faithful(), n_components=[1, 2],
-                               covariance_types=["full", "VII"])
-    assert len(table) == 4 and len(fits) == 4
-    row = table[(table.n_components == 1) & (table.covariance_type == "full")].iloc[0]
-    # one full Gaussian: the closed-form maximum likelihood
-    X = datasets.load_faithful().to_numpy()
+def test_one_full_gaussian_is_the_closed_form_fit():
     import numpy as np
     from scipy import stats
 
-    expected = stats.multivariate_normal(X.mean(0), np.cov(X.T, bias=True)).logpdf(X).sum()
+    from bayesgmm import compare, datasets
+
+    X = datasets.load_faithful()
+    table = compare(X, [1, 2], ["full", "VII"], methods=("em",), progressbar=False).table
+    assert len(table) == 4
+    row = table[(table.n_components == 1) & (table.covariance_type == "full")].iloc[0]
+    values = X.to_numpy()
+    expected = stats.multivariate_normal(values.mean(0), np.cov(values.T, bias=True)) \
+        .logpdf(values).sum()
     assert row["log_likelihood"] == pytest.approx(expected, rel=1e-6)
     assert row["n_parameters"] == 5
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:PSIS-LOO is unreliable")
+def test_full_demo_prints_the_comparison(tmp_path, capsys):
+    result = __import__("bayesgmm.demo", fromlist=["main"]).main(
+        tmp_path, max_components=2, covariance_types=("full",), draws=100, tune=100,
+        progressbar=False)
+    out = capsys.readouterr().out
+    assert "elpd_loo" in out and "best by LOO:" in out
+    assert result.agreement() in out
+    assert set(result.best()) == {"bic", "aic", "icl", "loo", "waic"}
+    assert result.best("loo") == (2, "full")
