@@ -39,8 +39,8 @@ CRITERIA = {
     "bic": Criterion("bic", "BIC", True),
     "aic": Criterion("aic", "AIC", True),
     "icl": Criterion("icl", "ICL", True),
-    "loo": Criterion("elpd_loo", "LOO", False, "elpd_loo_se"),
-    "waic": Criterion("elpd_waic", "WAIC", False, "elpd_waic_se"),
+    "loo": Criterion("elpd_loo", "LOO", False, "elpd_loo_dse"),
+    "waic": Criterion("elpd_waic", "WAIC", False),
     "evidence": Criterion("log_evidence", "log evidence", False, "log_evidence_sd"),
 }
 
@@ -75,7 +75,8 @@ class ModelComparison:
         ``bic_mclust``, ``icl_mclust`` (mclust's sign, higher is better); the
         Bayesian ``elpd_loo`` ± ``elpd_loo_se``, ``p_loo``, ``n_pareto_k_high``
         (k > 0.7), ``elpd_waic`` ± ``elpd_waic_se``, ``p_waic``, ``loo_weight``
-        (stacking), ``max_rhat``, ``divergences`` and, with evidence,
+        (stacking), ``elpd_loo_diff`` (to the best model) ± ``elpd_loo_dse`` (the
+        se of that difference, the one to judge it by), ``max_rhat``, ``divergences`` and, with evidence,
         ``log_evidence`` ± ``log_evidence_sd`` (spread over SMC chains); a
         ``rank_<criterion>`` column per criterion (1 = best); ``em_error`` and
         ``bayes_error`` say why a fit failed (empty when it did not).
@@ -138,9 +139,12 @@ class ModelComparison:
     def plot(self, criteria=None, *, figsize=None):
         """Each criterion against the number of components; one line per covariance type.
 
-        Lower-is-better criteria (BIC, AIC, ICL) are drawn as they are, the
-        Bayesian ones (elpd, log evidence) with ±1 standard error bars; the model
-        each criterion chooses is circled. Returns the matplotlib Figure.
+        Higher is better for the Bayesian criteria, lower for BIC, AIC and ICL. LOO
+        has bars of ±1 standard error of its difference to the best model (the se
+        that judges a comparison; the se of each elpd is much larger and shared),
+        the log evidence ±1 sd over SMC runs. The model each criterion chooses is
+        circled; when far worse models would squash the scale, the axes show the
+        better half of the models. Returns the matplotlib Figure.
         """
         import matplotlib.pyplot as plt
 
@@ -198,8 +202,7 @@ def _zoom_to_the_better_half(ax, values, lower_is_better):
     best = values.min() if lower_is_better else values.max()
     median = values.median()
     half = abs(median - best)
-    span = values.max() - values.min()
-    if half == 0 or span < 4 * half:
+    if half == 0 or values.max() - values.min() < 4 * half:
         return
     pad = 0.1 * half
     ax.set_ylim(*sorted((best - pad if lower_is_better else best + pad,
@@ -292,7 +295,8 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     for column in ("em_error", "bayes_error") if "bayes" in methods else ("em_error",):
         table[column] = table[column].fillna("") if column in table else ""
     if len(bayes_fits) > 1:
-        table["loo_weight"] = _stacking_weights(bayes_fits, table)
+        for column, values in _loo_comparison(bayes_fits, table).items():
+            table[column] = values
     _warn_pareto(table)
     for name, c in CRITERIA.items():
         if c.column in table and table[c.column].notna().any():
@@ -357,16 +361,20 @@ def _bayes_criteria(bayes):
     }
 
 
-def _stacking_weights(fits, table):
+def _loo_comparison(fits, table):
+    """Stacking weights, and elpd_loo minus the best model's with the se of that difference."""
     from arviz_stats import compare as az_compare
 
     labels = {f"K={k} {cov}": (k, cov) for k, cov in fits}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = az_compare({name: fits[key].idata_ for name, key in labels.items()})
-    weights = {labels[name]: float(w) for name, w in result["weight"].items()}
-    return [weights.get((k, c), np.nan)
-            for k, c in zip(table["n_components"], table["covariance_type"])]
+        result = az_compare({name: fits[key].idata_ for name, key in labels.items()},
+                            round_to="none")
+    result.index = [labels[name] for name in result.index]
+    keys = list(zip(table["n_components"], table["covariance_type"]))
+    return {column: result[source].reindex(keys).to_numpy(dtype=float)
+            for column, source in (("loo_weight", "weight"), ("elpd_loo_diff", "elpd_diff"),
+                                   ("elpd_loo_dse", "dse"))}
 
 
 def _warn_pareto(table):

@@ -12,8 +12,8 @@ from .compare import COVARIANCE_TYPES, compare
 
 #: Columns printed by the demo.
 SHOWN = ["n_components", "covariance_type", "n_parameters", "log_likelihood", "bic", "aic",
-         "icl", "elpd_loo", "elpd_loo_se", "n_pareto_k_high", "elpd_waic", "loo_weight",
-         "max_rhat"]
+         "icl", "elpd_loo", "elpd_loo_diff", "elpd_loo_dse", "n_pareto_k_high", "elpd_waic",
+         "loo_weight", "max_rhat"]
 
 
 def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE_TYPES,
@@ -44,7 +44,7 @@ def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE
     with pd.option_context("display.width", 160, "display.precision", 2,
                            "display.max_columns", None):
         print("\nBIC, AIC, ICL: lower is better; elpd (LOO, WAIC): higher is better")
-        print(result.table[shown].to_string(index=False))
+        print(result.table[shown].round({"loo_weight": 2}).to_string(index=False))
     for name, (k, cov) in result.best().items():
         print(f"best by {name.upper()}: {k} components, {cov}")
     print(result.agreement())

@@ -166,6 +166,10 @@ def test_loo_chooses_the_true_k_and_matches_arviz(bayes_grid):
         assert table.loc[k, "p_loo"] == pytest.approx(float(expected.p), rel=1e-10)
         assert bayes.em_.means_ == pytest.approx(result.models[k, "full"]["em"].means_)
     assert table["loo_weight"].sum() == pytest.approx(1.0)
+    assert table.loc[3, "elpd_loo_diff"] == 0
+    assert table.loc[2, "elpd_loo_diff"] == pytest.approx(
+        table.loc[2, "elpd_loo"] - table.loc[3, "elpd_loo"])
+    assert 0 < table.loc[2, "elpd_loo_dse"] < -table.loc[2, "elpd_loo_diff"]
     assert table.loc[3, "loo_weight"] > 0.5
     assert (table["bayes_error"] == "").all()
     assert result.agreement().startswith("BIC, AIC, ICL, LOO and WAIC all choose 3")
