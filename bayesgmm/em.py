@@ -15,8 +15,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gaussian import (
-    CollapsedComponentError,
     COLLAPSE_TOLERANCE,
+    CollapsedComponentError,
     CovarianceStructure,
     collapsed_components,
     get_covariance_structure,

@@ -460,9 +460,8 @@ def format_markdown(results):
 
 
 def environment():
-    from threadpoolctl import threadpool_info
-
     import sklearn
+    from threadpoolctl import threadpool_info
 
     info = {}
     try:

@@ -101,7 +101,7 @@ def test_diagnose_reports_rhat_ess_and_sampler_stats(nuts_fit):
 
 def test_diagnose_warns_with_remedies(nuts_fit, monkeypatch):
     model, _, _ = nuts_fit
-    import bayesgmm.bayes as bayes
+    from bayesgmm import bayes
 
     monkeypatch.setattr(bayes, "ESS_MIN", 10**6)
     with pytest.warns(DiagnosticsWarning, match=r"ESS < 1000000 for weights\[0\].*increase draws"):
@@ -274,7 +274,7 @@ def test_bad_fit_arguments(faithful, kwargs, message):
 
 
 def test_bad_priors_fail_before_compiling(faithful, monkeypatch):
-    import bayesgmm.bayes as bayes
+    from bayesgmm import bayes
 
     def no_build(*args, **kwargs):
         raise AssertionError("the model must not be built")

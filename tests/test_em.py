@@ -11,7 +11,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.estimator_checks import check_estimator
 
-from bayesgmm import GaussianMixtureEM, datasets, em as em_module
+from bayesgmm import GaussianMixtureEM, datasets
+from bayesgmm import em as em_module
 from bayesgmm._gaussian import CollapsedComponentError
 
 from .conftest import COVARIANCE_TYPES
