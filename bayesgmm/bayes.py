@@ -7,9 +7,7 @@ import copy
 import json
 import logging
 import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
+from ._io import read_kind, write_atomically
 from .em import GaussianMixtureEM
 from .model import (
     ModelSpec,
@@ -572,29 +571,12 @@ class GaussianMixtureBayes(BaseEstimator):
         complete, so a failed save leaves any earlier file intact.
         """
         check_is_fitted(self, "idata_")
-        path = Path(path)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                       dir=path.parent or ".")
-        os.close(handle)
-        try:
-            self.idata_.to_netcdf(tmp, engine="h5netcdf")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomically(path, lambda tmp: self.idata_.to_netcdf(tmp, engine="h5netcdf"))
 
     @classmethod
     def load(cls, path):
         """Read a result written by :meth:`save`; refuses files of other models."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no such file: {path}")
-        try:
-            tree = xr.open_datatree(path, engine="h5netcdf").load()
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path} is not a netCDF file written by bayesgmm: {error}") from None
-        kind = tree.attrs.get("bayesgmm_kind")
+        tree, kind = read_kind(path)
         if kind != _FILE_KIND:
             raise ValueError(
                 f"{path} was not written by bayesgmm's GaussianMixtureBayes.save "

@@ -36,6 +36,9 @@ HIERARCHICAL_SUBSAMPLE = 2000
 _BLOCK_BYTES = 4 * 2**20
 
 
+_FILE_KIND = "bayesgmm.GaussianMixtureEM"
+
+
 @dataclass
 class _PassResult:
     """What one sweep over the data returns: log-likelihood and M-step moments."""
@@ -678,6 +681,52 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 "reg_covar": self.reg_covar,
             },
         )
+
+    def save(self, path):
+        """Write the fitted parameters and settings to netCDF (``to_xarray()``), atomically.
+
+        A failed save leaves any earlier file at ``path`` intact. Read it back with
+        :meth:`GaussianMixtureEM.load`.
+        """
+        import json
+
+        from ._io import write_atomically
+
+        ds = self.to_xarray()
+        params = {k: v for k, v in self.get_params().items()
+                  if v is None or isinstance(v, (str, int, float, bool))}
+        ds.attrs.update({"bayesgmm_kind": _FILE_KIND, "params": json.dumps(params),
+                         "lower_bound": self.lower_bound_,
+                         "named_features": int(hasattr(self, "feature_names_in_"))})
+        return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; refuses files of other models."""
+        import json
+
+        from ._io import read_kind
+
+        tree, kind = read_kind(path)
+        if kind != _FILE_KIND:
+            raise ValueError(
+                f"{path} was not written by GaussianMixtureEM.save (its bayesgmm_kind "
+                f"attribute is {kind!r}); it cannot be loaded as one.")
+        ds = tree.to_dataset()
+        model = cls(**json.loads(ds.attrs["params"]))
+        structure = model._structure
+        model.weights_ = ds["weights"].values
+        model.means_ = ds["means"].values
+        model.covariances_ = structure.from_full(ds["covariances"].values)
+        model.precisions_cholesky_ = structure.precisions_cholesky(model.covariances_)
+        model.log_likelihood_trace_ = ds["log_likelihood_trace"].values
+        model.log_likelihood_ = float(ds.attrs["log_likelihood"])
+        model.lower_bound_ = float(ds.attrs["lower_bound"])
+        model.n_iter_, model.converged_ = int(ds.attrs["n_iter"]), bool(ds.attrs["converged"])
+        model.n_features_in_ = model.means_.shape[1]
+        if ds.attrs["named_features"]:
+            model.feature_names_in_ = np.asarray(ds["feature"].values, dtype=object)
+        return model
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,16 +1,19 @@
 import matplotlib
 import pytest
 
-from bayesgmm.__main__ import main
+from click.testing import CliRunner
+
+from bayesgmm.cli import main
 
 matplotlib.use("Agg")
 
 
-def test_em_demo_picks_mclusts_model_and_writes_the_figures(tmp_path, capsys):
+def test_em_demo_picks_mclusts_model_and_writes_the_figures(tmp_path):
     argv = ["demo", "--out", str(tmp_path), "--em-only", "--max-components", "6",
             "--no-progress"]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 0, result.output
+    out = result.output
     # mclust's BIC choice for Old Faithful is EEE (tied) with 3 components
     assert "best by BIC: 3 components, tied" in out
     assert "elpd_loo" not in out

@@ -415,3 +415,31 @@ def test_wrong_number_of_features_at_predict(faithful):
     model = GaussianMixtureEM(2, random_state=0).fit(faithful.values)
     with pytest.raises(ValueError, match="features"):
         model.predict(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+def test_save_and_load_round_trip(faithful, tmp_path, cov_type):
+    model = GaussianMixtureEM(3, covariance_type=cov_type, random_state=0).fit(faithful)
+    path = model.save(tmp_path / "em.nc")
+    loaded = GaussianMixtureEM.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(faithful), model.predict_proba(faithful),
+                               rtol=1e-12)
+    assert loaded.score(faithful) == pytest.approx(model.score(faithful), rel=1e-12)
+    assert list(loaded.feature_names_in_) == ["eruptions", "waiting"]
+    assert loaded.get_params() == model.get_params()
+    assert loaded.bic(faithful) == pytest.approx(model.bic(faithful), rel=1e-12)
+    np.testing.assert_array_equal(loaded.log_likelihood_trace_, model.log_likelihood_trace_)
+
+
+def test_load_refuses_other_files(tmp_path):
+    import xarray as xr
+
+    other = tmp_path / "other.nc"
+    xr.Dataset({"a": ("x", [1.0])}).to_netcdf(other, engine="h5netcdf")
+    with pytest.raises(ValueError, match="not written by GaussianMixtureEM.save"):
+        GaussianMixtureEM.load(other)
+    (tmp_path / "text.nc").write_text("hello")
+    with pytest.raises(ValueError, match="not a netCDF file written by bayesgmm"):
+        GaussianMixtureEM.load(tmp_path / "text.nc")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        GaussianMixtureEM.load(tmp_path / "missing.nc")
