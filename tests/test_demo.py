@@ -1,6 +1,5 @@
 import matplotlib
 import pytest
-
 from click.testing import CliRunner
 
 from bayesgmm.cli import main
