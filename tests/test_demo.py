@@ -48,3 +48,18 @@ def test_full_demo_prints_the_comparison(tmp_path, capsys):
     assert result.agreement() in out
     assert set(result.best()) == {"bic", "aic", "icl", "loo", "waic"}
     assert result.best("loo") == (2, "full")
+
+
+def test_em_docstring_example_prints_what_it_claims():
+    """The Old Faithful example in GaussianMixtureEM's docstring runs as a doctest."""
+    import doctest
+
+    from bayesgmm import em
+
+    tests = doctest.DocTestFinder().find(em.GaussianMixtureEM, "GaussianMixtureEM")
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in tests:
+        runner.run(test)
+    results = runner.summarize(verbose=False)
+    assert results.attempted >= 4 and results.failed == 0
+    assert "-1126.317" in em.GaussianMixtureEM.__doc__
