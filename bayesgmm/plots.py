@@ -47,7 +47,14 @@ def _feature_index(names, feature):
     return names.index(feature) if isinstance(feature, str) else int(feature)
 
 
-def plot_criterion(table, criterion="bic", *, ax=None):
+#: Columns of a comparison table that are better when higher (the rest of the known
+#: criteria, BIC, AIC and ICL in scikit-learn's sign, are better when lower).
+HIGHER_IS_BETTER = ("elpd_loo", "elpd_waic", "log_evidence", "bic_mclust", "icl_mclust",
+                    "log_likelihood")
+LOWER_IS_BETTER = ("bic", "aic", "icl")
+
+
+def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None):
     """One line per covariance type of ``criterion`` against the number of components.
 
     Parameters
@@ -56,17 +63,39 @@ def plot_criterion(table, criterion="bic", *, ax=None):
         Columns ``n_components``, ``covariance_type`` and ``criterion``
         (e.g. :attr:`ModelComparison.table <bayesgmm.ModelComparison>`).
     criterion : str
-        Column to plot (lower is better); the best model is circled.
+        Column to plot, or a criterion's name ("loo", "waic", "evidence" for
+        ``elpd_loo``, ``elpd_waic``, ``log_evidence``). The best model is circled:
+        the lowest BIC, AIC or ICL, the highest elpd, log evidence or mclust-sign
+        BIC/ICL.
+    lower_is_better : bool, optional
+        The direction, needed only for columns other than those.
     """
+    from .compare import CRITERIA
+
+    if criterion in CRITERIA and criterion not in table:
+        criterion = CRITERIA[criterion].column
+    if criterion not in table:
+        raise ValueError(f"the table has no column {criterion!r}.")
+    if lower_is_better is None:
+        if criterion in LOWER_IS_BETTER:
+            lower_is_better = True
+        elif criterion in HIGHER_IS_BETTER:
+            lower_is_better = False
+        else:
+            raise ValueError(f"is a lower or a higher {criterion!r} better? Pass "
+                             "lower_is_better=True or False.")
     ax = _axes(ax)
     for name, group in table.groupby("covariance_type", sort=False):
         group = group.sort_values("n_components")
         ax.plot(group["n_components"], group[criterion], marker="o", label=str(name))
-    best = table.loc[table[criterion].idxmin()]
-    ax.plot(best["n_components"], best[criterion], "o", ms=14, mfc="none", mec="black",
-            label=f"best: {best['covariance_type']}, K={best['n_components']}")
+    values = table[criterion].dropna()
+    if len(values):
+        best = table.loc[values.idxmin() if lower_is_better else values.idxmax()]
+        ax.plot(best["n_components"], best[criterion], "o", ms=14, mfc="none", mec="black",
+                gid="best", label=f"best: {best['covariance_type']}, K={best['n_components']}")
     ax.set_xlabel("number of components")
-    ax.set_ylabel(f"{criterion.upper()} (lower is better)")
+    label = next((c.label for c in CRITERIA.values() if c.column == criterion), criterion)
+    ax.set_ylabel(f"{label} ({'lower' if lower_is_better else 'higher'} is better)")
     ax.legend()
     return ax
 

@@ -10,6 +10,14 @@ from bayesgmm import GaussianMixtureBayes, GaussianMixtureEM, datasets, plots
 matplotlib.use("Agg")
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
 def lines_with(ax, gid):
     return [line for line in ax.lines if line.get_gid() == gid]
 
@@ -109,18 +117,127 @@ def test_uncertainty_sizes_and_interval_widths(faithful_em, faithful_bayes):
     sizes = ax.collections[0].get_sizes()
     np.testing.assert_allclose(sizes, 5 + 200 * (1 - model.predict_proba(X).max(axis=1)))
     X, bayes = faithful_bayes
-    ax = plots.plot_uncertainty(bayes, X)
+    ax = plots.plot_uncertainty(bayes, X, hdi_prob=0.8)
     widths = ax.collections[0].get_array()
-    assert widths.shape == (len(X),) and 0 <= widths.min() and widths.max() <= 1
-    assert "membership interval" in ax.figure.axes[-1].get_ylabel()
+    # the colour of each point is the width of its most probable component's HDI
+    membership = bayes.membership(X, hdi_prob=0.8)
+    best = membership["mean"].values.argmax(axis=1)
+    expected = (membership["upper"] - membership["lower"]).values[np.arange(len(X)), best]
+    np.testing.assert_allclose(widths, expected, rtol=1e-12)
+    assert expected.max() > 0.1 and expected.min() < 0.01  # some points sure, some not
+    np.testing.assert_array_equal(ax.collections[0].get_offsets(), X.to_numpy())
+    assert ax.figure.axes[-1].get_ylabel() == "width of the 80% membership interval"
+
+
+def panels(viz):
+    """The distinct Axes an arviz-plots PlotCollection drew on."""
+    axes = {id(ax) for var in viz["plot"].data_vars.values() for ax in var.values.ravel()}
+    return len(axes)
 
 
 def test_posterior_plots_through_arviz(faithful_bayes, faithful_em):
     _, model = faithful_bayes
-    for kind in ("trace", "rank", "posterior"):
-        collection = plots.plot_posterior(model, kind, var_names=["weights"])
-        assert collection.viz is not None
+    posterior = model.posterior
+    # trace: a density and a trace panel per variable; the trace lines are the draws
+    viz = plots.plot_posterior(model, "trace", var_names=["weights", "means"]).viz
+    assert panels(viz) == 2 * 2
+    assert list(viz["plot"]["weights"]["column"].values) == ["dist", "trace"]
+    for chain in range(2):
+        for k in range(2):
+            line = viz["trace"]["weights"].sel(chain=chain, component=k).item()
+            np.testing.assert_array_equal(line.get_ydata(),
+                                          posterior["weights"].sel(chain=chain, component=k))
+            for feature in ("eruptions", "waiting"):
+                line = viz["trace"]["means"].sel(chain=chain, component=k,
+                                                 feature=feature).item()
+                np.testing.assert_array_equal(
+                    line.get_ydata(),
+                    posterior["means"].sel(chain=chain, component=k, feature=feature))
+    # posterior: one panel per scalar (2 weights + 2 x 2 means), marked at the mean
+    viz = plots.plot_posterior(model, "posterior", var_names=["weights", "means"]).viz
+    assert panels(viz) == 2 + 4
+    for k in range(2):
+        point = viz["point_estimate"]["means"].sel(component=k, feature="waiting").item()
+        assert point.get_offsets()[0][0] == pytest.approx(
+            float(posterior["means"].sel(component=k, feature="waiting").mean()))
+    # rank: one panel per component's weight, one ECDF line per chain in each
+    viz = plots.plot_posterior(model, "rank", var_names=["weights"]).viz
+    assert panels(viz) == 2
+    assert viz["ecdf_lines"]["weights"].sizes == {"component": 2, "chain": 2}
     with pytest.raises(ValueError, match="kind must be one of"):
         plots.plot_posterior(model, "forest")
     with pytest.raises(ValueError, match="needs a GaussianMixtureBayes"):
         plots.plot_posterior(faithful_em[1])
+
+
+# ------------------------------------------------------------------------ criteria
+CRITERIA_TABLE = pd.DataFrame({
+    "n_components": [1, 2, 3, 1, 2, 3],
+    "covariance_type": ["full"] * 3 + ["diag"] * 3,
+    "bic": [300.0, 250.0, 260.0, 310.0, 255.0, 240.0],        # lowest: diag, K=3
+    "elpd_loo": [-150.0, -120.0, -125.0, -155.0, -119.0, -130.0],  # highest: diag, K=2
+    "elpd_loo_dse": [30.0, 1.5, 2.0, 35.0, 0.0, 4.0],
+    "log_evidence": [-160.0, -131.0, -140.0, -170.0, -135.0, -150.0],  # highest: full, K=2
+})
+
+
+@pytest.mark.parametrize(("criterion", "best", "value", "direction"), [
+    ("bic", (3, "diag"), 240.0, "lower"),
+    ("aic", None, None, "lower"),
+    ("elpd_loo", (2, "diag"), -119.0, "higher"),
+    ("loo", (2, "diag"), -119.0, "higher"),
+    ("log_evidence", (2, "full"), -131.0, "higher"),
+    ("evidence", (2, "full"), -131.0, "higher"),
+])
+def test_criterion_plot_circles_the_best_in_the_right_direction(criterion, best, value,
+                                                                direction):
+    table = CRITERIA_TABLE.assign(aic=CRITERIA_TABLE["bic"] - 5)
+    ax = plots.plot_criterion(table, criterion)
+    (circle,) = lines_with(ax, "best")
+    if best is None:  # aic: bic - 5, so the same model as bic
+        best, value = (3, "diag"), 235.0
+    np.testing.assert_array_equal(circle.get_xydata(), [[best[0], value]])
+    assert circle.get_label() == f"best: {best[1]}, K={best[0]}"
+    assert ax.get_ylabel().endswith(f"({direction} is better)")
+    # one line per covariance type with the table's values
+    full = [line for line in ax.lines if line.get_label() == "full"][0]
+    column = {"loo": "elpd_loo", "evidence": "log_evidence"}.get(criterion, criterion)
+    np.testing.assert_array_equal(full.get_ydata(), table[column][:3])
+
+
+def test_criterion_plot_needs_a_direction_for_other_columns():
+    table = CRITERIA_TABLE.assign(score=[1.0, 2.0, 3.0, 4.0, 5.0, 0.5])
+    with pytest.raises(ValueError, match="lower_is_better"):
+        plots.plot_criterion(table, "score")
+    (circle,) = lines_with(plots.plot_criterion(table, "score", lower_is_better=False), "best")
+    np.testing.assert_array_equal(circle.get_xydata(), [[2, 5.0]])
+    with pytest.raises(ValueError, match="no column 'elpd_waic'"):
+        plots.plot_criterion(table, "waic")
+
+
+def test_model_comparison_plot_draws_the_table(faithful_em):
+    from bayesgmm import ModelComparison
+
+    result = ModelComparison(CRITERIA_TABLE.copy())
+    fig = result.plot(["bic", "loo", "evidence"])
+    bic, loo, evidence = (ax for ax in fig.axes if ax.get_visible())
+    for ax, column in ((bic, "bic"), (loo, "elpd_loo"), (evidence, "log_evidence")):
+        for container in ax.containers:
+            rows = CRITERIA_TABLE[CRITERIA_TABLE.covariance_type == container.get_label()]
+            np.testing.assert_array_equal(container.lines[0].get_xydata(),
+                                          rows[["n_components", column]].to_numpy())
+    # the LOO bars are +-1 se of the difference to the best model
+    full = [c for c in loo.containers if c.get_label() == "full"][0]
+    (bars,) = full.lines[2]
+    segments = np.array(bars.get_segments())
+    np.testing.assert_allclose(segments[:, 1, 1] - segments[:, 0, 1],
+                               2 * CRITERIA_TABLE["elpd_loo_dse"][:3])
+    # each panel circles its criterion's choice: lowest BIC, highest elpd and evidence
+    for ax, (k, value, title) in ((bic, (3, 240.0, "BIC: diag, K=3")),
+                                  (loo, (2, -119.0, "LOO: diag, K=2")),
+                                  (evidence, (2, -131.0, "log evidence: full, K=2"))):
+        circles = [line for line in ax.lines if line.get_markersize() == 13]
+        np.testing.assert_array_equal(circles[0].get_xydata(), [[k, value]])
+        assert ax.get_title() == title
+    assert bic.get_ylabel() == "BIC (lower is better)"
+    assert loo.get_ylabel() == "LOO (higher is better)"
