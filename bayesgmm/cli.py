@@ -1,13 +1,20 @@
 """The ``bayesgmm`` command line: fit, compare, predict and the demo.
 
-Every error is one line on stderr (``--debug`` shows the traceback). Exit codes:
-0 success, 2 bad usage or unreadable input, 1 a fit that failed. Existing output
-files are never overwritten without ``--force``.
+Every error is one line on stderr, ``bayesgmm: error: <what went wrong>``
+(``--debug`` shows the traceback). Exit codes: 0 success, 2 bad usage or input
+(an unknown option, a missing or unreadable file, an output that cannot be
+written), 1 a fit that failed. Output paths are checked before any fitting;
+existing files are never overwritten without ``--force``, and a command's
+outputs are written together or not at all.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import sys
+import tempfile
 import traceback
 import warnings
 from pathlib import Path
@@ -16,6 +23,7 @@ import click
 import numpy as np
 import pandas as pd
 
+PROG = "bayesgmm"
 COVARIANCE_CHOICES = ["full", "tied", "diag", "spherical", "VVV", "EEE", "VVI", "VII"]
 
 
@@ -29,6 +37,53 @@ class FitError(click.ClickException):
     """The model could not be fitted (exit code 1)."""
 
     exit_code = 1
+
+
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _error(message, code):
+    click.echo(f"{PROG}: error: {_one_line(message)}", err=True)
+    return code
+
+
+class _Group(click.Group):
+    """A click group whose every error is one line on stderr (see the module docstring).
+
+    click's standalone mode prints a usage block and ``Error: ...``; here the group
+    runs with ``standalone_mode=False`` and reports errors itself.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        if not standalone_mode:  # embedding callers handle the exceptions themselves
+            return super().main(argv, prog_name, complete_var, False, **extra)
+        debug = "--debug" in argv
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+            code = code if isinstance(code, int) else 0
+        except click.exceptions.NoArgsIsHelpError as error:  # bare `bayesgmm`: the help
+            error.show()
+            code = error.exit_code
+        except click.UsageError as error:
+            hint = ""
+            if error.ctx is not None and error.ctx.command.get_help_option(error.ctx):
+                hint = f" (try '{error.ctx.command_path} --help')"
+            code = _error(error.format_message() + hint, error.exit_code)
+        except click.ClickException as error:
+            code = _error(error.format_message(), error.exit_code)
+        except (click.Abort, KeyboardInterrupt, EOFError):
+            code = _error("interrupted", 130)
+        except BrokenPipeError:  # `bayesgmm ... | head`: stop quietly
+            sys.stdout = None
+            code = 1
+        except Exception as error:  # noqa: BLE001 - one readable line, not a traceback
+            if debug:
+                traceback.print_exc()
+            code = _error(f"unexpected {type(error).__name__}: {error}", 1)
+        sys.exit(code)
 
 
 def _read_table(path, columns=None):
@@ -52,9 +107,86 @@ def _read_table(path, columns=None):
     return table
 
 
-def _check_output(path, force):
-    if path is not None and Path(path).exists() and not force:
-        raise InputError(f"{path} exists; pass --force to overwrite it.")
+def _check_outputs(outputs, force, inputs=()):
+    """Before any work: every output can be written, the outputs are distinct files,
+    none is an input, and none exists unless ``force``.
+
+    ``outputs`` holds ``(option, path)`` pairs; a None path is skipped.
+    """
+    inputs = {Path(p).resolve() for p in inputs}
+    seen = {}
+    for option, path in outputs:
+        if path is None:
+            continue
+        target = Path(path)
+        resolved = target.resolve()
+        if resolved in seen:
+            raise InputError(f"{seen[resolved]} and {option} are the same file {path}; "
+                             "give them different names.")
+        seen[resolved] = option
+        if resolved in inputs:
+            raise InputError(f"{option} {path} is an input file; choose another output.")
+        parent = target.parent
+        if not parent.exists():
+            raise InputError(f"cannot write {option} {path}: there is no folder {parent}.")
+        if not parent.is_dir():
+            raise InputError(f"cannot write {option} {path}: {parent} is not a folder.")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write {option} {path}: no permission to create "
+                             f"files in {parent}.")
+        if target.is_dir():
+            raise InputError(f"cannot write {option} {path}: it is a folder.")
+        if target.exists() and not force:
+            raise InputError(f"{path} exists; pass --force to overwrite it.")
+
+
+def _figure_format(option, path):
+    """The image format of a figure path (its extension; PNG without one)."""
+    if path is None:
+        return None
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in supported:
+        raise InputError(f"{option} {path}: cannot write .{suffix} figures; use one of "
+                         f"{', '.join('.' + s for s in sorted(supported))}.")
+    return suffix or "png"
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_outputs(writers):
+    """Write every output or none: ``writers`` holds ``(path, write)`` pairs; each
+    ``write(tmp)`` fills a temporary file beside its path, and only when all have
+    succeeded are they renamed into place. A write that fails (no space, no
+    permission) is an :class:`InputError` and leaves no partial outputs."""
+    debug = click.get_current_context().obj["debug"]
+    temporary = []
+    path = None
+    try:
+        mode = 0o666 & ~_umask()
+        for path, write in writers:
+            path = Path(path)
+            handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                           dir=path.parent)
+            os.close(handle)
+            temporary.append((tmp, path))
+            write(tmp)
+            os.chmod(tmp, mode)
+        for tmp, path in temporary:
+            os.replace(tmp, path)
+    except OSError as error:
+        if debug:
+            traceback.print_exc()
+        raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        for tmp, _ in temporary:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _check_data(X, n_components=1):
@@ -69,8 +201,8 @@ def _check_data(X, n_components=1):
         raise InputError(str(error)) from None
 
 
-def _run(fit, what):
-    """Run a fit; a failure is one line and exit code 1."""
+def _run(fit, what, input_errors=()):
+    """Run a fit; a failure is one line and exit code 1 (``input_errors``: exit code 2)."""
     ctx = click.get_current_context()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -82,6 +214,10 @@ def _run(fit, what):
         return result
     except click.ClickException:
         raise
+    except input_errors as error:
+        if ctx.obj["debug"]:
+            traceback.print_exc()
+        raise InputError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - one readable line, not a traceback
         if ctx.obj["debug"]:
             traceback.print_exc()
@@ -94,15 +230,36 @@ def _echo(text=""):
         click.echo(text)
 
 
-def _save_figure(fig, path):
+def _figure_writer(fig, fmt):
+    """A writer for :func:`_write_outputs` that saves ``fig`` (and then closes it)."""
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    _echo(f"figure written to {path}")
+    def write(tmp):
+        try:
+            fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
+        finally:
+            plt.close(fig)
+
+    return write
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _model_figure(model, X, title):
+    """The fitted model over the data: ellipses (two features; posterior draws for a
+    Bayesian fit), the density (one feature) or a pairs plot (more)."""
+    from . import plots
+
+    n_features = model.n_features_in_
+    if n_features == 1:
+        fig = plots.plot_density(model, X).figure
+    elif n_features == 2:
+        fig = plots.plot_clusters(model, X).figure
+    else:
+        fig = plots.plot_pairs(model, X, n_draws=20 if plots._is_bayes(model) else 0)
+    fig.suptitle(title)
+    return fig
+
+
+@click.group(name=PROG, cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
 @click.version_option(package_name="bayesgmm")
@@ -113,6 +270,12 @@ def main(ctx, quiet, debug):
     import matplotlib
 
     matplotlib.use("Agg")
+    if quiet:  # sampler notes (and warnings) are not errors
+        for name in ("pymc", "pytensor"):
+            logger = logging.getLogger(name)
+            ctx.call_on_close(lambda logger=logger, level=logger.level:
+                              logger.setLevel(level))
+            logger.setLevel(logging.ERROR)
 
 
 @main.command()
@@ -135,8 +298,8 @@ def main(ctx, quiet, debug):
 def fit(ctx, data, components, covariance, method, columns, draws, tune, chains, seed, out,
         plot, force):
     """Fit a mixture to DATA (CSV or Parquet) and save the result."""
-    for path in (out, plot):
-        _check_output(path, force)
+    _check_outputs([("--out", out), ("--plot", plot)], force, inputs=[data])
+    plot_format = _figure_format("--plot", plot)
     X = _read_table(data, columns)
     _check_data(X, components)
     if method == "em":
@@ -154,14 +317,16 @@ def fit(ctx, data, components, covariance, method, columns, draws, tune, chains,
         _run(lambda: model.fit(X, method=method, draws=draws, tune=tune, chains=chains,
                                progressbar=not quiet), method.upper())
         _echo(_bayes_summary(model, method))
-    model.save(out)
+    writers = [(out, model.save)]
+    if plot:
+        title = f"{method.upper()}: {components} component{'s' * (components != 1)}, " \
+                f"{covariance}"
+        fig = _run(lambda: _model_figure(model, X, title), "the plot")
+        writers.append((plot, _figure_writer(fig, plot_format)))
+    _write_outputs(writers)
     _echo(f"result written to {out}")
     if plot:
-        from .plots import plot_clusters
-
-        em = model if method == "em" else model.em_
-        ax = plot_clusters(em, X)
-        _save_figure(ax.figure, plot)
+        _echo(f"figure written to {plot}")
 
 
 def _em_summary(model, X):
@@ -231,8 +396,8 @@ def compare_command(ctx, data, components, covariance, columns, em_only, evidenc
     """Compare numbers of components and covariance types on DATA."""
     from .compare import compare
 
-    for path in (out, plot):
-        _check_output(path, force)
+    _check_outputs([("--out", out), ("--plot", plot)], force, inputs=[data])
+    plot_format = _figure_format("--plot", plot)
     X = _read_table(data, columns)
     ks = _parse_components(components)
     _check_data(X, max(ks))
@@ -246,11 +411,16 @@ def compare_command(ctx, data, components, covariance, columns, em_only, evidenc
         ("em", "bayes"), evidence=evidence, draws=draws, tune=tune, chains=chains,
         random_state=seed, progressbar=not quiet), "the comparison")
     _echo(repr(result))
+    writers = []
     if out:
-        result.table.to_csv(out, index=False)
+        writers.append((out, lambda tmp: result.table.to_csv(tmp, index=False)))
+    if plot:
+        writers.append((plot, _figure_writer(_run(result.plot, "the plot"), plot_format)))
+    _write_outputs(writers)
+    if out:
         _echo(f"table written to {out}")
     if plot:
-        _save_figure(result.plot(), plot)
+        _echo(f"figure written to {plot}")
 
 
 @main.command()
@@ -267,7 +437,7 @@ def predict(result, data, out, hdi_prob, force):
     from .bayes import GaussianMixtureBayes
     from .em import GaussianMixtureEM
 
-    _check_output(out, force)
+    _check_outputs([("--out", out)], force, inputs=[result, data])
     try:
         _, kind = read_kind(result)
     except ValueError as error:
@@ -296,12 +466,15 @@ def predict(result, data, out, hdi_prob, force):
         for k in range(membership.sizes["component"]):
             for column, var in (("prob", "mean"), ("lower", "lower"), ("upper", "upper")):
                 out_table[f"{column}_{k}"] = membership[var].isel(component=k).values
-    out_table.to_csv(out, index=False)
+    _write_outputs([(out, lambda tmp: out_table.to_csv(tmp, index=False))])
     _echo(f"{len(out_table)} labels written to {out}")
 
 
 @main.command()
-@click.option("--out", default="demo-output", show_default=True, help="Folder for figures.")
+@click.option("--out", default="demo-output", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the figures.")
+@click.option("--force", is_flag=True,
+              help="Overwrite figures in --out that an earlier demo did not write.")
 @click.option("--max-components", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no PyMC; seconds).")
 @click.option("--draws", type=click.IntRange(min=1), default=300, show_default=True)
@@ -310,13 +483,24 @@ def predict(result, data, out, hdi_prob, force):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.pass_context
-def demo(ctx, out, max_components, em_only, draws, tune, chains, seed, no_progress):
-    """Compare EM and Bayesian mixtures on the bundled Old Faithful data."""
-    from .demo import main as demo_main
+def demo(ctx, out, force, max_components, em_only, draws, tune, chains, seed, no_progress):
+    """Compare EM and Bayesian mixtures on the bundled Old Faithful data.
 
-    demo_main(out, max_components=max_components, bayes=not em_only, draws=draws, tune=tune,
-              chains=chains, random_state=seed,
-              progressbar=not (no_progress or ctx.obj["quiet"]))
+    The figures go to --out. A rerun replaces the figures an earlier demo wrote
+    there (they are listed in --out/.bayesgmm-demo) but no other file of the same
+    name unless --force.
+    """
+    from . import demo as demo_module
+
+    try:
+        demo_module.check_outputs(out, force=force)
+    except OSError as error:
+        raise InputError(str(error)) from None
+    quiet = ctx.obj["quiet"]
+    _run(lambda: demo_module.main(
+        out, max_components=max_components, bayes=not em_only, draws=draws, tune=tune,
+        chains=chains, random_state=seed, progressbar=not (no_progress or quiet),
+        force=force, quiet=quiet), "the demo", input_errors=(demo_module.OutputError,))
 
 
 if __name__ == "__main__":  # pragma: no cover

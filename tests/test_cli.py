@@ -1,4 +1,9 @@
-"""The command line, driven through click's runner."""
+"""The command line, driven through click's runner (and once as a real process)."""
+
+import errno
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -21,11 +26,13 @@ def run(*args):
 
 
 def one_line_error(result, code):
+    """The error is one line on stderr, ``bayesgmm: error: ...``; returns its message."""
     assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: ")
-    assert "Traceback" not in result.output
-    return lines[0]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("bayesgmm: error: "), lines[0]
+    assert "Traceback" not in result.output and "Usage:" not in result.output
+    return lines[0].removeprefix("bayesgmm: error: ")
 
 
 def test_fit_em_prints_saves_and_plots(faithful_csv, tmp_path):
@@ -72,9 +79,8 @@ def test_bad_input_is_one_line_with_exit_code_2(tmp_path, faithful_csv):
     message = one_line_error(run("fit", tmp_path / "binary.parquet", "--out",
                                  tmp_path / "a.nc"), 2)
     assert "cannot read" in message
-    assert run("fit", tmp_path / "missing.csv", "--out", tmp_path / "a.nc").exit_code == 2
-    assert run("fit", faithful_csv, "--out", tmp_path / "a.nc", "--colour", "red").exit_code == 2
-    assert run("compare", faithful_csv, "-k", "one-six").exit_code == 2
+    message = one_line_error(run("compare", faithful_csv, "-k", "one-six"), 2)
+    assert message == "--components must look like 1-6 or 1,2,4; got 'one-six'."
 
 
 def test_a_failed_fit_exits_1(tmp_path):
@@ -84,7 +90,7 @@ def test_a_failed_fit_exits_1(tmp_path):
     pd.DataFrame(X, columns=["a", "b"]).to_csv(path, index=False)
     message = one_line_error(run("fit", path, "-k", 4, "--covariance", "spherical",
                                  "--out", tmp_path / "a.nc"), 1)
-    assert message.startswith("Error: EM failed:") and "reg_covar" in message
+    assert message.startswith("EM failed:") and "reg_covar" in message
     assert not (tmp_path / "a.nc").exists()
 
 
@@ -103,12 +109,19 @@ def test_predict_with_an_em_result(faithful_csv, tmp_path):
     assert "not a netCDF file written by bayesgmm" in message
 
 
-def test_fit_map_and_predict_with_intervals(faithful_csv, tmp_path):
+def test_fit_map_and_predict_with_intervals(faithful_csv, tmp_path, drawn_axes):
     out = tmp_path / "map.nc"
-    result = run("fit", faithful_csv, "-k", 2, "--method", "map", "--seed", 0, "--out", out)
+    result = run("fit", faithful_csv, "-k", 2, "--method", "map", "--seed", 0, "--out", out,
+                 "--plot", tmp_path / "map.png")
     assert result.exit_code == 0, result.output
     assert "MAP, 2 components" in result.output and "em" in result.output
     model = GaussianMixtureBayes.load(out)
+    # the plot is the MAP's (one "draw": one posterior ellipse per component), not EM's
+    (ax,) = drawn_axes
+    assert len(gids(ax, "posterior-draw")) == 2
+    map_means = model.posterior["means"].values[0, 0]
+    np.testing.assert_allclose([m.get_xydata()[0] for m in gids(ax, "mean")], map_means)
+    assert not np.allclose(map_means, model.em_.means_)
     labels = tmp_path / "labels.csv"
     assert run("predict", out, faithful_csv, "--out", labels).exit_code == 0
     table = pd.read_csv(labels)
@@ -133,3 +146,189 @@ def test_compare_em_only_writes_table_and_plot(faithful_csv, tmp_path):
 def test_quiet_prints_nothing(faithful_csv, tmp_path):
     result = run("--quiet", "fit", faithful_csv, "--out", tmp_path / "em.nc")
     assert result.exit_code == 0 and result.output == ""
+
+
+# ----------------------------------------------------------- usage errors, one line each
+@pytest.mark.parametrize(("args", "start", "command"), [
+    (["fit", "{csv}", "--out", "{tmp}/a.nc", "--colour", "red"],
+     "No such option '--colour'", "bayesgmm fit"),
+    (["fit", "{csv}", "-k", "0", "--out", "{tmp}/a.nc"],
+     "Invalid value for '--components' / '-k': 0 is not in the range x>=1", "bayesgmm fit"),
+    (["fit", "{tmp}/missing.csv", "--out", "{tmp}/a.nc"],
+     "Invalid value for 'DATA': File '{tmp}/missing.csv' does not exist", "bayesgmm fit"),
+    (["fit", "{csv}"], "Missing option '--out' / '-o'", "bayesgmm fit"),
+    (["fit"], "Missing argument 'DATA'", "bayesgmm fit"),
+    (["fit", "{csv}", "--out", "{tmp}/a.nc", "--method", "gibbs"],
+     "Invalid value for '--method': 'gibbs' is not one of", "bayesgmm fit"),
+    (["frobnicate"], "No such command 'frobnicate'", "bayesgmm"),
+    (["demo", "--draws", "many"], "Invalid value for '--draws': 'many' is not a valid integer",
+     "bayesgmm demo"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(args, start, command, faithful_csv,
+                                                    tmp_path):
+    args = [a.format(csv=faithful_csv, tmp=tmp_path) for a in args]
+    result = run(*args)
+    message = one_line_error(result, 2)
+    assert message.startswith(start.format(tmp=tmp_path)), message
+    assert message.endswith(f"(try '{command} --help')")
+    assert result.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faithful.csv"]
+
+
+def test_help_and_version_still_exit_0():
+    result = run("--help")
+    assert result.exit_code == 0 and result.output.startswith("Usage: bayesgmm [OPTIONS]")
+    assert "fit" in result.output and "demo" in result.output
+    result = run("fit", "--help")
+    assert result.exit_code == 0 and "--plot FILE" in result.output
+    result = run("--version")
+    assert result.exit_code == 0 and "version" in result.output
+
+
+def test_the_installed_command_prints_one_line_and_exits_2(tmp_path):
+    """The real process (``python -m bayesgmm``): stderr and the exit status."""
+    process = subprocess.run(
+        [sys.executable, "-m", "bayesgmm", "fit", str(tmp_path / "nope.csv"), "--out",
+         str(tmp_path / "a.nc")], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2
+    assert process.stdout == ""
+    assert process.stderr.splitlines() == [
+        f"bayesgmm: error: Invalid value for 'DATA': File '{tmp_path / 'nope.csv'}' does "
+        "not exist. (try 'python -m bayesgmm fit --help')"]
+
+
+# ------------------------------------------------------------------------------- outputs
+@pytest.fixture
+def no_fitting(monkeypatch):
+    """Fail the test if a command fits anything."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command fitted a model before checking its outputs")
+
+    monkeypatch.setattr(GaussianMixtureEM, "fit", refuse)
+    monkeypatch.setattr(GaussianMixtureBayes, "fit", refuse)
+
+
+def test_output_paths_are_checked_before_fitting(faithful_csv, tmp_path, no_fitting):
+    message = one_line_error(run("fit", faithful_csv, "--out", tmp_path / "nodir" / "a.nc"), 2)
+    assert message == f"cannot write --out {tmp_path / 'nodir' / 'a.nc'}: there is no " \
+                      f"folder {tmp_path / 'nodir'}."
+    message = one_line_error(run("fit", faithful_csv, "--method", "nuts", "--out",
+                                 tmp_path / "a.nc", "--plot", tmp_path / "nodir" / "p.png"), 2)
+    assert message == f"cannot write --plot {tmp_path / 'nodir' / 'p.png'}: there is no " \
+                      f"folder {tmp_path / 'nodir'}."
+    (tmp_path / "p.png").write_text("someone's figure")
+    message = one_line_error(run("fit", faithful_csv, "--out", tmp_path / "a.nc", "--plot",
+                                 tmp_path / "p.png"), 2)
+    assert message == f"{tmp_path / 'p.png'} exists; pass --force to overwrite it."
+    assert (tmp_path / "p.png").read_text() == "someone's figure"
+    message = one_line_error(run("fit", faithful_csv, "--out", tmp_path / "a.nc", "--plot",
+                                 tmp_path / "p.jpeg2000"), 2)
+    assert message.startswith(f"--plot {tmp_path / 'p.jpeg2000'}: cannot write .jpeg2000 "
+                              "figures; use one of") and ".png" in message
+    message = one_line_error(run("fit", faithful_csv, "--out", tmp_path / "a.nc", "--plot",
+                                 tmp_path / "a.nc"), 2)
+    assert message == f"--out and --plot are the same file {tmp_path / 'a.nc'}; give them " \
+                      "different names."
+    message = one_line_error(run("fit", faithful_csv, "--out", faithful_csv, "--force"), 2)
+    assert message == f"--out {faithful_csv} is an input file; choose another output."
+    (tmp_path / "folder").mkdir()
+    message = one_line_error(run("compare", faithful_csv, "--em-only", "--out",
+                                 tmp_path / "table.csv", "--plot",
+                                 tmp_path / "nodir" / "c.png"), 2)
+    assert message.startswith("cannot write --plot")
+    message = one_line_error(run("predict", faithful_csv, faithful_csv, "--out",
+                                 tmp_path / "nodir" / "labels.csv"), 2)
+    assert message.startswith("cannot write --out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faithful.csv", "folder", "p.png"]
+
+
+def test_a_failed_write_is_one_line_exit_2_and_leaves_no_outputs(faithful_csv, tmp_path,
+                                                                 monkeypatch):
+    from matplotlib.figure import Figure
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    out, plot = tmp_path / "a.nc", tmp_path / "p.png"
+    result = run("fit", faithful_csv, "--out", out, "--plot", plot)
+    message = one_line_error(result, 2)
+    assert message == f"cannot write {plot}: No space left on device"
+    assert "log-likelihood" in result.stdout  # the fit itself was reported
+    # neither the result nor any temporary file is left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faithful.csv"]
+    # an existing result is kept when the new one cannot be written in full
+    out.write_text("earlier result")
+    one_line_error(run("fit", faithful_csv, "--out", out, "--plot", plot, "--force"), 2)
+    assert out.read_text() == "earlier result" and not plot.exists()
+    # --debug adds the traceback
+    result = run("--debug", "fit", faithful_csv, "--out", out, "--plot", plot, "--force")
+    assert result.exit_code == 2 and "Traceback" in result.stderr
+    assert result.stderr.splitlines()[-1] == \
+        f"bayesgmm: error: cannot write {plot}: No space left on device"
+
+
+def test_compare_and_predict_outputs_are_written_together(faithful_csv, tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    message = one_line_error(run("compare", faithful_csv, "-k", "1-2", "--covariance", "full",
+                                 "--em-only", "--out", tmp_path / "t.csv", "--plot",
+                                 tmp_path / "c.png"), 2)
+    assert message == f"cannot write {tmp_path / 'c.png'}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faithful.csv"]
+
+
+# -------------------------------------------------------------------- plots of the fits
+@pytest.fixture
+def drawn_axes(monkeypatch):
+    """The Axes that plots.plot_clusters draws when the command line calls it."""
+    from bayesgmm import plots
+
+    axes = []
+    original = plots.plot_clusters
+
+    def recording(*args, **kwargs):
+        axes.append(original(*args, **kwargs))
+        return axes[-1]
+
+    monkeypatch.setattr(plots, "plot_clusters", recording)
+    return axes
+
+
+def gids(ax, gid):
+    return [line for line in ax.lines if line.get_gid() == gid]
+
+
+def test_em_plot_has_the_em_ellipses_only(faithful_csv, tmp_path, drawn_axes):
+    result = run("fit", faithful_csv, "-k", 2, "--seed", 0, "--out", tmp_path / "em.nc",
+                 "--plot", tmp_path / "em.png")
+    assert result.exit_code == 0, result.output
+    (ax,) = drawn_axes
+    model = GaussianMixtureEM.load(tmp_path / "em.nc")
+    assert len(gids(ax, "ellipse-1sd")) == 2 and gids(ax, "posterior-draw") == []
+    np.testing.assert_allclose([m.get_xydata()[0] for m in gids(ax, "mean")], model.means_)
+    assert ax.figure.get_suptitle() == "EM: 2 components, full"
+
+
+@pytest.mark.slow
+def test_bayesian_plot_draws_the_posterior_not_em(faithful_csv, tmp_path, drawn_axes):
+    out, plot = tmp_path / "post.nc", tmp_path / "post.png"
+    result = run("fit", faithful_csv, "-k", 2, "--method", "nuts", "--draws", 50, "--tune",
+                 100, "--chains", 2, "--seed", 0, "--out", out, "--plot", plot)
+    assert result.exit_code == 0, result.output
+    assert plot.stat().st_size > 10_000
+    (ax,) = drawn_axes
+    model = GaussianMixtureBayes.load(out)
+    # 30 posterior draws (plot_clusters' default) x 2 components, beside the 1- and 2-sd
+    # ellipses of the posterior mean: 64 ellipses, where the EM plot has 4
+    assert len(gids(ax, "posterior-draw")) == 30 * 2
+    assert len(gids(ax, "ellipse-1sd")) == 2 and len(gids(ax, "ellipse-2sd")) == 2
+    posterior_mean = model.posterior["means"].mean(("chain", "draw")).values
+    np.testing.assert_allclose([m.get_xydata()[0] for m in gids(ax, "mean")], posterior_mean)
+    assert not np.allclose(posterior_mean, model.em_.means_)
+    assert ax.figure.get_suptitle() == "NUTS: 2 components, full"
+
