@@ -332,3 +332,28 @@ def test_bayesian_plot_draws_the_posterior_not_em(faithful_csv, tmp_path, drawn_
     assert not np.allclose(posterior_mean, model.em_.means_)
     assert ax.figure.get_suptitle() == "NUTS: 2 components, full"
 
+
+# ---------------------------------------------------------------------------- inputs
+def test_parquet_input_is_read(faithful_csv, tmp_path):
+    frame = datasets.load_faithful()
+    frame.to_parquet(tmp_path / "faithful.parquet")
+    from_parquet = run("fit", tmp_path / "faithful.parquet", "-k", 2, "--seed", 0, "--out",
+                       tmp_path / "pq.nc")
+    assert from_parquet.exit_code == 0, from_parquet.output
+    from_csv = run("fit", faithful_csv, "-k", 2, "--seed", 0, "--out", tmp_path / "csv.nc")
+    assert from_csv.stdout.splitlines()[0] == from_parquet.stdout.splitlines()[0]
+    model = GaussianMixtureEM.load(tmp_path / "pq.nc")
+    assert list(model.feature_names_in_) == ["eruptions", "waiting"]
+    np.testing.assert_array_equal(model.means_, GaussianMixtureEM.load(tmp_path / "csv.nc")
+                                  .means_)
+
+
+def test_pyarrow_is_a_runtime_dependency():
+    """Parquet input must work without the optional extras."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    names = [d.split(">")[0].split("=")[0].split("<")[0].strip()
+             for d in pyproject["project"]["dependencies"]]
+    assert "pyarrow" in names
