@@ -3,8 +3,10 @@
 :func:`build_model` returns an ordinary ``pm.Model`` that users can inspect, extend
 or sample themselves. The component labels are summed out: the likelihood of each
 point is ``log sum_k w_k N(x | mu_k, Sigma_k)``, evaluated for all components at
-once by the same covariance maths as the EM engine (``bayesgmm._gaussian``), so
-the two engines share one log-density.
+once. By default one fused Op computes it with its analytic gradient
+(``bayesgmm._fused``, numba kernels); ``likelihood="reference"`` writes the same
+density with the EM engine's covariance maths (``bayesgmm._gaussian``) as an
+ordinary PyTensor graph, and the tests hold the two (and the EM engine) together.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class ModelSpec:
     feature_names: tuple[str, ...]
     center: np.ndarray  # constant shift of the data inside the likelihood (accuracy)
     order_by: int | None = None
+    likelihood: str = "fused"
 
     @property
     def n_features(self) -> int:
@@ -60,8 +63,14 @@ def as_array_and_names(X, what="X"):
     return array, tuple(f"x{j}" for j in range(array.shape[1]))
 
 
-def make_spec(X, n_components, covariance_type="full", priors=None, order_by=None, names=None):
+LIKELIHOODS = ("fused", "reference")
+
+
+def make_spec(X, n_components, covariance_type="full", priors=None, order_by=None, names=None,
+              likelihood="fused"):
     """Check the inputs and resolve the priors: all that can fail before compiling."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}.")
     if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
             or n_components < 1:
         raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}.")
@@ -80,10 +89,12 @@ def make_spec(X, n_components, covariance_type="full", priors=None, order_by=Non
             raise ValueError(f"order_by must be a feature name or index below {X.shape[1]}, "
                              f"got {order_by!r}.")
         order_by = int(order_by)
-    return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by)
+    return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by,
+                     likelihood)
 
 
-def build_model(X, n_components, *, covariance_type="full", priors=None, order_by=None):
+def build_model(X, n_components, *, covariance_type="full", priors=None, order_by=None,
+                likelihood="fused"):
     """Build the PyMC model of a Gaussian mixture with the labels marginalised.
 
     Parameters
@@ -99,6 +110,12 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
         Identifiability constraint: the component means of this feature are
         ordered (``means[0, f] < means[1, f] < ...``). Off by default; the
         posterior is relabelled after sampling instead.
+    likelihood : {"fused", "reference"}
+        ``"fused"`` (default) evaluates the mixture log-density and its analytic
+        gradient in one Op (:mod:`bayesgmm._fused`: numba kernels, several times
+        faster); ``"reference"`` writes the same density as an ordinary PyTensor
+        graph (the EM engine's expanded form, differentiated by PyTensor), kept
+        as the readable formulation the fused one is tested against.
 
     Returns
     -------
@@ -120,7 +137,7 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
     ['X', 'center', 'covariances']
     """
     array, names = as_array_and_names(X)
-    spec = make_spec(array, n_components, covariance_type, priors, order_by, names)
+    spec = make_spec(array, n_components, covariance_type, priors, order_by, names, likelihood)
     return build_model_from_spec(array, spec)
 
 
@@ -128,6 +145,8 @@ def build_model_from_spec(X, spec: ModelSpec):
     configure_pytensor()
     import pymc as pm
     import pytensor.tensor as pt
+
+    from ._fused import mixture_log_density
 
     K, D = spec.n_components, spec.n_features
     structure, priors = spec.structure, spec.priors
@@ -145,26 +164,45 @@ def build_model_from_spec(X, spec: ModelSpec):
         hyper = _hyperparameters(pm, priors)
         weights = pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component")
         means = _means(pm, pt, spec, hyper)
-        prec_chol = _covariance(pm, pt, spec, hyper)
+        cov_chol, prec_chol = _covariance(pm, pt, spec, hyper)
         centred_means = means - center
+
+        if spec.likelihood == "fused":
+            diagonal = spec.covariance_kind != "matrix"
+            params, signature, chol_shape = cov_chol, "(k),(k,d),(k,d,d)->(d)", (K, D, D)
+
+            def log_density(value, log_w, mu, chol):
+                return mixture_log_density(value, log_w, mu, chol, diagonal=diagonal)
+
+            def draw(weights, mu, chol, n, rng):
+                rng = np.random.default_rng(rng)
+                labels = rng.choice(K, size=n, p=weights / weights.sum())
+                noise = rng.standard_normal((n, D))
+                return mu[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
+        else:
+            params, signature = prec_chol, _SIGNATURES[structure.name]
+            chol_shape = structure.covariance_shape(K, D)
+
+            def log_density(value, log_w, mu, chol):
+                return structure.mixture_log_density(value, log_w, mu, chol, xp=pt)[0]
+
+            def draw(weights, mu, chol, n, rng):
+                return sample_mixture(structure, weights, mu, chol, n, rng)[0]
 
         def logp(value, log_w, mu, chol):
             value = pt.specify_shape(value, (None, D))
-            log_w, mu = log_w.reshape((K,)), mu.reshape((K, D))
-            chol = chol.reshape(structure.covariance_shape(K, D))
-            return structure.mixture_log_density(value - center, log_w, mu, chol, xp=pt)[0]
+            log_w, mu, chol = log_w.reshape((K,)), mu.reshape((K, D)), chol.reshape(chol_shape)
+            return log_density(value - center, log_w, mu, chol)
 
         def random(log_w, mu, chol, rng=None, size=None):
             n = int(np.prod(size)) if size else 1
-            draws = sample_mixture(
-                structure, np.exp(np.reshape(log_w, (K,))), np.reshape(mu, (K, D)) + spec.center,
-                np.reshape(chol, structure.covariance_shape(K, D)), n, rng,
-            )[0]
+            draws = draw(np.exp(np.reshape(log_w, (K,))), np.reshape(mu, (K, D)) + spec.center,
+                         np.reshape(chol, chol_shape), n, rng)
             return draws.reshape(tuple(size or ()) + (D,))
 
         pm.CustomDist(
-            "obs", pt.log(weights), centred_means, prec_chol,
-            logp=logp, random=random, signature=_SIGNATURES[structure.name],
+            "obs", pt.log(weights), centred_means, params,
+            logp=logp, random=random, signature=signature,
             observed=data, dims=("obs_id", "feature"),
         )
     return model
@@ -211,7 +249,12 @@ def _means(pm, pt, spec, hyper):
 
 
 def _covariance(pm, pt, spec, hyper):
-    """Covariance parameters; returns the precision factors in the structure's layout.
+    """Covariance parameters.
+
+    Returns the lower Cholesky factors of every component's covariance, shape
+    (K, D, D) (what the fused likelihood takes), and the precision factors in the
+    structure's layout (what the reference likelihood takes; only built into the
+    graph when used).
 
     Also records the deterministics ``sigmas``, ``correlations`` (matrix kinds) and
     ``covariances`` (component, feature, feature2) for every structure.
@@ -243,7 +286,8 @@ def _covariance(pm, pt, spec, hyper):
         # precision factor: P = L^-T L^-1 = U U^T with U = L^-T (upper triangular)
         inv = solve_triangular(cov_chol, pt.broadcast_to(pt.eye(D), (n_cov, D, D)), lower=True)
         prec_chol = pt.swapaxes(inv, 1, 2)
-        return prec_chol if name == "full" else prec_chol[0]
+        return pt.broadcast_to(cov_chol, (K, D, D)), \
+            prec_chol if name == "full" else prec_chol[0]
 
     shape = {"per_feature": (K, D) if name != "tied" else (D,), "single": (K,)}[kind]
     dims = {(K, D): ("component", "feature"), (D,): "feature", (K,): "component"}[shape]
@@ -259,12 +303,13 @@ def _covariance(pm, pt, spec, hyper):
         per_feature = pt.broadcast_to(sigmas, (K, D))
     pm.Deterministic("covariances", per_feature[:, :, None] ** 2 * pt.eye(D),
                      dims=("component", "feature", "feature2"))
+    cov_chol = per_feature[:, :, None] * pt.eye(D)
     precision_sd = 1.0 / sigmas
     if name == "full":  # one feature: a 1x1 "matrix" per component
-        return precision_sd.reshape((K, 1, 1))
+        return cov_chol, precision_sd.reshape((K, 1, 1))
     if name == "tied":  # one feature, shared
-        return precision_sd.reshape((1, 1))
-    return precision_sd
+        return cov_chol, precision_sd.reshape((1, 1))
+    return cov_chol, precision_sd
 
 
 def sample_mixture(structure, weights, means, precisions_cholesky, n, rng):

@@ -1,0 +1,192 @@
+"""The fused mixture log-density (bayesgmm._fused) against independent references.
+
+References: a whitened PyTensor graph (``z = L^-1 (x - mu)``, differentiated by
+PyTensor), the model's reference likelihood (the EM engine's expanded form), and
+fourth-order finite differences of the numpy kernel. The numba kernels (NUTS,
+nutpie) and the numpy ones (the Python linker of the MAP) must agree with each
+other as well.
+"""
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.compile.mode import Mode
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from bayesgmm import build_model, datasets
+from bayesgmm._fused import MixtureLogDensity, _backward_numpy, _forward_numpy, \
+    mixture_log_density
+
+PYTHON = Mode(linker="py", optimizer="fast_run")
+SHAPES = [(1, 1), (1, 3), (2, 1), (2, 3), (2, 8), (5, 3), (5, 8)]
+
+
+def random_parameters(rng, n, d, k, *, diagonal=False, extreme=False):
+    X = rng.normal(size=(n, d)) * 3.0
+    weights = rng.dirichlet(np.ones(k))
+    means = rng.normal(size=(k, d)) * 2.0
+    A = rng.normal(size=(k, d, d))
+    cov = A @ np.swapaxes(A, 1, 2) + 0.5 * np.eye(d)
+    if extreme:
+        # tiny variances, near-singular correlations and a weight near zero
+        sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+        corr = cov / (sd[:, :, None] * sd[:, None, :])
+        corr = 0.999 * corr / np.abs(corr).max(axis=(1, 2), keepdims=True)
+        corr[:, np.arange(d), np.arange(d)] = 1.0
+        scale = np.where(np.arange(k) % 2 == 0, 1e-3, 1.0)[:, None]
+        sd = sd * scale
+        cov = corr * sd[:, :, None] * sd[:, None, :]
+        if k > 1:
+            weights[0] = 1e-12
+            weights /= weights.sum()
+        X[: n // 2] = means[np.arange(n // 2) % k] + rng.normal(size=(n // 2, d)) * 1e-3
+    if diagonal:
+        cov = cov * np.eye(d)
+    return X, np.log(weights), means, np.linalg.cholesky(cov)
+
+
+def whitened_reference(X, log_w, mu, L):
+    """The textbook formulation as a PyTensor graph: solve, square, logsumexp."""
+    resid = X[None, :, :] - mu[:, None, :]  # (K, N, D)
+    z = pt.linalg.solve_triangular(L, pt.swapaxes(resid, 1, 2), lower=True)  # (K, D, N)
+    d = X.shape[1]
+    log_det = pt.sum(pt.log(pt.abs(pt.diagonal(L, axis1=1, axis2=2))), axis=1)
+    joint = (log_w - 0.5 * d * np.log(2 * np.pi) - log_det)[:, None] - 0.5 * pt.sum(z * z, 1)
+    return pt.logsumexp(joint, axis=0)
+
+
+def symbolic(X, log_w, mu, L):
+    return (pt.tensor(shape=X.shape, name="X"), pt.tensor(shape=log_w.shape, name="log_w"),
+            pt.tensor(shape=mu.shape, name="mu"), pt.tensor(shape=L.shape, name="L"))
+
+
+def value_and_gradients(density, values, output_weights, mode):
+    """sum_n g_n log p(x_n) and its gradients with respect to log_w, mu and L."""
+    X, log_w, mu, L = symbolic(*values)
+    total = pt.sum(density(X, log_w, mu, L) * output_weights)
+    grads = pt.grad(total, [log_w, mu, L])
+    return pytensor.function([X, log_w, mu, L], [total, *grads], mode=mode)(*values)
+
+
+def relative_error(a, b):
+    scale = max(np.max(np.abs(b)), 1e-300)
+    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / scale
+
+
+@pytest.mark.parametrize("extreme", [False, True], ids=["moderate", "extreme"])
+@pytest.mark.parametrize("diagonal", [False, True], ids=["triangular", "diagonal"])
+@pytest.mark.parametrize("d,k", SHAPES)
+def test_value_and_gradient_match_whitened_reference(d, k, diagonal, extreme):
+    rng = np.random.default_rng(100 * d + k + 7 * extreme)
+    values = random_parameters(rng, 40, d, k, diagonal=diagonal, extreme=extreme)
+    output_weights = rng.uniform(0.5, 2.0, size=40)  # not all ones: the pullback's weights
+    reference = value_and_gradients(whitened_reference, values, output_weights, PYTHON)
+
+    def fused(*args):
+        return mixture_log_density(*args, diagonal=diagonal)
+
+    for mode in (PYTHON, "NUMBA"):
+        result = value_and_gradients(fused, values, output_weights, mode)
+        for got, want, name in zip(result, reference, ["logp", "log_w", "mu", "L"]):
+            if name == "L":
+                want = np.tril(want) * (np.eye(d) if diagonal else 1.0)
+            assert relative_error(got, want) < 1e-8, (name, mode)
+
+
+@pytest.mark.parametrize("d,k", [(1, 3), (2, 3), (5, 8)])
+def test_pointwise_values_equal_scipy(d, k):
+    rng = np.random.default_rng(d + k)
+    X, log_w, mu, L = random_parameters(rng, 30, d, k)
+    cov = L @ np.swapaxes(L, 1, 2)
+    expected = logsumexp(
+        [log_w[j] + multivariate_normal(mu[j], cov[j]).logpdf(X).reshape(-1) for j in range(k)],
+        axis=0)
+    logp, resp, z = _forward_numpy(X, log_w, mu, L, False)
+    np.testing.assert_allclose(logp, expected, rtol=1e-12)
+    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(np.einsum("kij,nkj->nki", L, z), X[:, None, :] - mu, atol=1e-12)
+
+
+def five_point_gradient(f, x, step):
+    """Fourth-order central differences: error O(step^4), about 1e-10 relative here."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        h = step * max(1.0, abs(x[i]))
+        values = []
+        for offset in (-2, -1, 1, 2):
+            shifted = x.copy()
+            shifted[i] += offset * h
+            values.append(f(shifted))
+        grad[i] = (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * h)
+    return grad
+
+
+@pytest.mark.parametrize("diagonal", [False, True], ids=["triangular", "diagonal"])
+@pytest.mark.parametrize("d,k", [(1, 1), (2, 3), (5, 3)])
+def test_gradient_equals_finite_differences(d, k, diagonal):
+    rng = np.random.default_rng(11 * d + k)
+    X, log_w, mu, L = random_parameters(rng, 25, d, k, diagonal=diagonal)
+    g = rng.uniform(0.5, 2.0, size=len(X))
+    logp, resp, z = _forward_numpy(X, log_w, mu, L, diagonal)
+    analytic = _backward_numpy(g, resp, z, L, diagonal)
+
+    def total(log_w_, mu_, L_):
+        return g @ _forward_numpy(X, log_w_, mu_, L_, diagonal)[0]
+
+    numeric = [
+        five_point_gradient(lambda v: total(v, mu, L), log_w, 1e-3),
+        five_point_gradient(lambda v: total(log_w, v, L), mu, 1e-3),
+        five_point_gradient(lambda v: total(log_w, mu, v), L, 1e-3),
+    ]
+    mask = np.eye(d) if diagonal else np.tril(np.ones((d, d)))
+    numeric[2] = numeric[2] * mask  # entries the density does not read have gradient 0
+    for got, want, name in zip(analytic, numeric, ["log_w", "mu", "L"]):
+        assert relative_error(got, want) < 1e-8, name
+
+
+def test_zero_weight_component_gives_finite_gradient():
+    rng = np.random.default_rng(3)
+    X, log_w, mu, L = random_parameters(rng, 20, 2, 3)
+    log_w = np.array([-np.inf, np.log(0.4), np.log(0.6)])
+    values = (X, log_w, mu, L)
+    result = value_and_gradients(mixture_log_density, values, np.ones(20), "NUMBA")
+    assert all(np.all(np.isfinite(r)) for r in result)
+    two = value_and_gradients(
+        mixture_log_density, (X, log_w[1:], mu[1:], L[1:]), np.ones(20), "NUMBA")
+    assert result[0] == pytest.approx(two[0], rel=1e-13)
+    assert result[1][0] == 0.0 and np.all(result[2][0] == 0.0)
+
+
+def test_responsibility_outputs_are_not_differentiable():
+    rng = np.random.default_rng(0)
+    X, log_w, mu, L = symbolic(*random_parameters(rng, 5, 2, 2))
+    _, resp, _ = MixtureLogDensity()(X, log_w, mu, L)
+    with pytest.raises(NotImplementedError, match="not differentiable"):
+        pt.grad(resp.sum(), mu)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_model_logp_and_gradient_equal_reference_model(covariance_type):
+    """The whole model (priors, transforms, centring): fused vs reference likelihood."""
+    X = datasets.load_faithful()
+    functions = {}
+    for likelihood in ("fused", "reference"):
+        model = build_model(X, 3, covariance_type=covariance_type, likelihood=likelihood)
+        f = model.logp_dlogp_function(ravel_inputs=True, mode=PYTHON)
+        f.set_extra_values({})
+        functions[likelihood] = f
+        point = model.initial_point()
+        x0 = np.concatenate([np.ravel(point[v.name]) for v in model.value_vars])
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = x0 + rng.normal(size=x0.shape) * 0.3
+        (fused, d_fused), (ref, d_ref) = functions["fused"](x), functions["reference"](x)
+        assert fused == pytest.approx(ref, rel=1e-10)
+        assert relative_error(d_fused, d_ref) < 1e-8
+
+
+def test_unknown_likelihood_is_refused():
+    with pytest.raises(ValueError, match=r"likelihood must be one of \['fused', 'reference'\]"):
+        build_model(datasets.load_faithful(), 2, likelihood="fast")
