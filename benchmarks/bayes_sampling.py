@@ -119,11 +119,34 @@ LABEL_TOL = 0.5  # a chain's mean of ``means`` farther than this from the truth:
 
 
 # --------------------------------------------------------------------------- data and models
-def make_data(n):
+def truth(d=2):
+    """Weights, means and covariances of the simulated mixture in ``d`` >= 2 dimensions.
+
+    The first two coordinates are ``TRUE_*``; further ones add separated means and
+    unit-ish variances, so the components stay as distinct in every ``d``.
+    """
+    means = np.asarray(TRUE_MEANS, dtype=float)
+    covs = np.asarray(TRUE_COVS, dtype=float)
+    if d > 2:
+        extra = np.array([[1.5, -1.5, 0.0]]).T * np.linspace(1.0, 0.5, d - 2)[None, :]
+        means = np.hstack([means, extra])
+        full = np.zeros((K, d, d))
+        full[:, :2, :2] = covs
+        full[:, 2:, 2:] = 0.8 * np.eye(d - 2)
+        covs = full
+    return np.asarray(TRUE_WEIGHTS), means, covs
+
+
+def make_data(n, d=2):
     from bayesgmm.datasets import simulate_mixture
 
-    X, _ = simulate_mixture(n, TRUE_WEIGHTS, TRUE_MEANS, TRUE_COVS, random_state=SEED)
+    X, _ = simulate_mixture(n, *truth(d), random_state=SEED)
     return X
+
+
+def flop_estimate(n, d):
+    """The issue's arithmetic estimate of one log-density + gradient: N K (D^2 + D) 10."""
+    return n * K * (d * d + d) * 10
 
 
 def kmeans_start(X):
@@ -182,11 +205,12 @@ def build_reference(X):
 
 
 def build(impl, X):
+    """``bayesgmm``: the fused likelihood; ``graph``: bayesgmm's reference formulation."""
     if impl == "reference":
         return build_reference(X)
     from bayesgmm import build_model
 
-    return build_model(X, K)
+    return build_model(X, K, likelihood="reference" if impl == "graph" else "fused")
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -211,13 +235,13 @@ def component_diagnostics(posterior):
 def labelling(posterior):
     """Per chain: best permutation of components onto the true means, and its distance."""
     means = posterior["means"].transpose("chain", "draw", "component", "feature").values
-    truth = np.asarray(TRUE_MEANS)
+    truth_means = globals()["truth"](means.shape[-1])[1]
     chains = []
     for c in range(means.shape[0]):
         m = means[c].mean(axis=0)
         best = min(itertools.permutations(range(K)),
-                   key=lambda p: np.linalg.norm(m[list(p)] - truth))
-        dist = float(np.abs(m[list(best)] - truth).max())
+                   key=lambda p: np.linalg.norm(m[list(p)] - truth_means))
+        dist = float(np.abs(m[list(best)] - truth_means).max())
         chains.append({"perm": list(best), "max_abs_error": dist})
     perms = {tuple(c["perm"]) for c in chains}
     far = [i for i, c in enumerate(chains) if c["max_abs_error"] > LABEL_TOL]
@@ -332,14 +356,14 @@ def worker(spec):
     warnings.simplefilter("always")
     out = {"spec": spec}
     t0 = time.perf_counter()
-    task, impl, n = spec["task"], spec["impl"], spec["n"]
+    task, impl, n, d = spec["task"], spec["impl"], spec["n"], spec.get("d", 2)
     try:
         import pymc as pm
 
         import bayesgmm  # noqa: F401
 
         out["import_s"] = time.perf_counter() - t0
-        X = make_data(n)
+        X = make_data(n, d)
         if task == "compile":
             _task_compile(out, impl, X)
         elif task == "map":
@@ -412,6 +436,40 @@ def _compile(model):
     return f, time.perf_counter() - t
 
 
+def _best_time_us(f, *args):
+    """Calibrated loop of at least 0.2 s, best of 7, per call (µs)."""
+    calls = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(calls):
+            f(*args)
+        if time.perf_counter() - t >= 0.2 or calls >= 2**20:
+            break
+        calls *= 2
+    best = np.inf
+    for _ in range(7):
+        t = time.perf_counter()
+        for _ in range(calls):
+            f(*args)
+        best = min(best, time.perf_counter() - t)
+    return best / calls * 1e6
+
+
+def _likelihood_eval_us(model, x):
+    """The likelihood term alone (with the transforms feeding it) and its gradient."""
+    import pytensor
+    import pytensor.tensor as pt
+    value_vars = model.value_vars
+    point = model.initial_point()
+    sizes = np.cumsum([point[v.name].size for v in value_vars])[:-1]
+    args = [part.reshape(point[v.name].shape)
+            for part, v in zip(np.split(x, sizes), value_vars)]
+    logp = model.logp(vars=model.observed_RVs)
+    f = pytensor.function(value_vars, [logp, *pt.grad(logp, value_vars)], mode="NUMBA",
+                          trust_input=True)
+    return _best_time_us(f, *args)
+
+
 def _task_compile(out, impl, X):
     t = time.perf_counter()
     model = build(impl, X)
@@ -424,23 +482,8 @@ def _task_compile(out, impl, X):
     out["compile_s"] = out["create_s"] + out["first_call_s"]
     out["logp_at_start"] = float(logp)
     out["n_params"] = int(x.size)
-    # one evaluation: calibrated loop, best of 7
-    calls = 1
-    while True:
-        t = time.perf_counter()
-        for _ in range(calls):
-            f(x)
-        if time.perf_counter() - t >= 0.2 or calls >= 2**20:
-            break
-        calls *= 2
-    best = np.inf
-    for _ in range(7):
-        t = time.perf_counter()
-        for _ in range(calls):
-            f(x)
-        best = min(best, time.perf_counter() - t)
-    out["eval_us"] = best / calls * 1e6
-    out["eval_calls_per_loop"] = calls
+    out["eval_us"] = _best_time_us(f, x)  # one evaluation: calibrated loop, best of 7
+    out["likelihood_eval_us"] = _likelihood_eval_us(model, x)
     # second compile of a newly built model in the same process
     model2 = build(impl, X)
     f2, create2 = _compile(model2)
@@ -473,8 +516,8 @@ def _task_map(out, impl, X, pm):
                 means = np.asarray(point["means"])
         calls.append(time.perf_counter() - t)
         stages_per_call.append(stages.take())
-        truth = np.asarray(TRUE_MEANS)
-        err = min(np.abs(means[list(p)] - truth).max()
+        truth_means = truth(X.shape[1])[1]
+        err = min(np.abs(means[list(p)] - truth_means).max()
                   for p in itertools.permutations(range(K)))
         out["map_max_abs_mean_error"] = float(err)
     out["map_first_s"], out["map_second_s"] = calls
@@ -693,10 +736,10 @@ def _ratio(a, b):
     return ""
 
 
-def table_rows(results, n, samplers):
-    """(label, bayesgmm value, reference value) rows for one N."""
+def table_rows(results, n, d, samplers):
+    """(label, bayesgmm value, reference value, graph value) rows for one (N, D)."""
     def get(impl, key, *path):
-        r = results.get((n, impl, key))
+        r = results.get((n, d, impl, key))
         if r is None:
             return None
         if "error" in r and not path:
@@ -715,6 +758,7 @@ def table_rows(results, n, samplers):
     rows = [
         ("model build (s)", "compile_warm", "build_s"),
         ("logp+dlogp eval (µs)", "compile_warm", "eval_us"),
+        ("likelihood term + gradient alone (µs)", "compile_warm", "likelihood_eval_us"),
         ("compile logp+dlogp, cold cache (s)", "compile_cold", "compile_s"),
         ("compile logp+dlogp, warm cache, fresh process (s)", "compile_warm", "compile_s"),
         ("compile logp+dlogp, again in same process (s)", "compile_warm", "repeat_compile_s"),
@@ -732,11 +776,24 @@ def table_rows(results, n, samplers):
     for label, key, field in rows:
         path = field if isinstance(field, tuple) else (field,)
         b, r = get("bayesgmm", key, *path), get("reference", key, *path)
+        g = get("graph", key, *path)
         if label.startswith("MAP 2nd call: model build"):
             r = get("reference", key, "map_stages", 1, "build_model+kmeans")
         if b is None and r is None:
             continue
-        out.append((label, b, r))
+        out.append((label, b, r, g))
+    flops = flop_estimate(n, d)
+    out.append(("flop estimate N·K·(D²+D)·10 (MFLOP)", flops / 1e6, flops / 1e6, flops / 1e6))
+    gflops = [None if not isinstance(e, float) else flops / e / 1e3 for e in
+              (get(i, "compile_warm", "likelihood_eval_us") for i in ("bayesgmm", "reference",
+                                                                       "graph"))]
+    out.append(("likelihood term: GFLOP/s of that estimate", *gflops))
+    for label, key in (("whole NUTS fit, cold cache, pymc sampler (s)", "fit_cold"),
+                       ("whole NUTS fit, warm cache right after, pymc sampler (s)",
+                        "fit_warm")):
+        b, r = get("bayesgmm", key, "fit_s"), get("reference", key, "fit_s")
+        if b is not None or r is not None:
+            out.append((label, b, r, None))
     for s in samplers:
         key = f"nuts_{s}"
         for label, field in [
@@ -769,12 +826,12 @@ def table_rows(results, n, samplers):
             b, r = get("bayesgmm", key, *path), get("reference", key, *path)
             if b is None and r is None:
                 continue
-            out.append((f"NUTS[{s}] {label}", b, r))
+            out.append((f"NUTS[{s}] {label}", b, r, None))
     blas = [get("bayesgmm", k, "blas_seen") for k in
             ["compile_warm", "map"] + [f"nuts_{s}" for s in samplers]]
     blas_ref = [get("reference", k, "blas_seen") for k in
                 ["compile_warm", "map"] + [f"nuts_{s}" for s in samplers]]
-    out.append(("BLAS warning emitted", _any_yes(blas), _any_yes(blas_ref)))
+    out.append(("BLAS warning emitted", _any_yes(blas), _any_yes(blas_ref), None))
     return out
 
 
@@ -785,29 +842,39 @@ def _any_yes(values):
     return any(known)
 
 
-def print_table(results, ns, samplers, log):
+def print_table(results, ns, ds, samplers, log):
+    """One table per (N, D): bayesgmm (fused), the textbook reference, their ratio, and
+    bayesgmm's own reference formulation (``graph``) where it was measured."""
     for n in ns:
-        rows = table_rows(results, n, samplers)
-        width = max(len(r[0]) for r in rows)
-        log(f"\nN = {n}")
-        log(f"| {'measure'.ljust(width)} | {'bayesgmm':>14} | {'reference':>14} | {'b/r':>6} |")
-        log(f"|{'-' * (width + 2)}|{'-' * 16}:|{'-' * 16}:|{'-' * 7}:|")
-        for label, b, r in rows:
-            log(f"| {label.ljust(width)} | {_fmt(b):>14} | {_fmt(r):>14} | {_ratio(b, r):>6} |")
+        for d in ds:
+            rows = table_rows(results, n, d, samplers)
+            width = max(len(r[0]) for r in rows)
+            log(f"\nN = {n}, D = {d}, K = {K}")
+            log(f"| {'measure'.ljust(width)} | {'bayesgmm':>10} | {'reference':>10} | "
+                f"{'b/r':>6} | {'graph':>10} |")
+            log(f"|{'-' * (width + 2)}|{'-' * 11}:|{'-' * 11}:|{'-' * 7}:|{'-' * 11}:|")
+            for label, b, r, g in rows:
+                log(f"| {label.ljust(width)} | {_fmt(b):>10} | {_fmt(r):>10} | "
+                    f"{_ratio(b, r):>6} | {_fmt(g):>10} |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run")
     parser.add_argument("--n", type=int, nargs="+", help="numbers of points (default 500 5000)")
+    parser.add_argument("--d", type=int, nargs="+", help="numbers of features (default 2 5)")
     parser.add_argument("--samplers", nargs="+", choices=["pymc", "nutpie"],
                         default=["pymc", "nutpie"])
-    parser.add_argument("--impls", nargs="+", choices=["bayesgmm", "reference"],
-                        default=["bayesgmm", "reference"])
+    parser.add_argument("--impls", nargs="+", choices=["bayesgmm", "reference", "graph"],
+                        default=["bayesgmm", "reference", "graph"],
+                        help="graph (bayesgmm's reference formulation) is measured in the "
+                             "compile/eval task only")
     parser.add_argument("--draws", type=int)
     parser.add_argument("--tune", type=int)
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--skip-cold", action="store_true", help="no cold-cache compile")
+    parser.add_argument("--cold-everywhere", action="store_true",
+                        help="cold-cache compiles and fits for every (N, D), not only the first")
     parser.add_argument("--skip-nuts", action="store_true")
     parser.add_argument("--no-wait", action="store_true",
                         help="do not wait for a running em_vs_sklearn benchmark")
@@ -823,6 +890,7 @@ def main():
         return
 
     ns = args.n or ([300] if args.quick else [500, 5000])
+    ds = args.d or ([2] if args.quick else [2, 5])
     draws = args.draws or (60 if args.quick else 1000)
     tune = args.tune or (60 if args.quick else 1000)
     warmup_draws = 20 if args.quick else 30
@@ -837,7 +905,7 @@ def main():
         "cores": os.cpu_count(),
         "versions": versions(),
         "code": code_state(),
-        "settings": {"n": ns, "draws": draws, "tune": tune, "chains": args.chains,
+        "settings": {"n": ns, "d": ds, "draws": draws, "tune": tune, "chains": args.chains,
                      "cores": CORES, "target_accept": TARGET_ACCEPT, "seed": SEED,
                      "samplers": args.samplers, "quick": args.quick,
                      "blas_threads": args.blas_threads},
@@ -850,16 +918,16 @@ def main():
     results = {}
     tmp_root = tempfile.mkdtemp(prefix="bayesgmm-bench-")
 
-    def record(n, impl, key, spec, env=None):
+    def record(n, d, impl, key, spec, env=None):
         waited = wait_for_other_benchmark(wait, log)
-        log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} {key} ...")
+        log(f"[{time.strftime('%H:%M:%S')}] N={n} D={d} {impl} {key} ...")
         r = run_worker(spec, {**thread_env, **(env or {})})
         r["waited_s"] = waited
         r["blas_seen"] = bool(r.get("blas_warning")) or r.get("stderr_blas_warning", False)
         if "fit_s" in r and r.get("sampling_time_attr_s"):
             r["ess_per_s"] = r["min_ess_bulk"] / r["sampling_time_attr_s"]
             r["ess_per_fit_s"] = r["min_ess_bulk"] / r["fit_s"]
-        results[(n, impl, key)] = r
+        results[(n, d, impl, key)] = r
         brief = {k: r.get(k) for k in ("error", "compile_s", "eval_us", "map_first_s",
                                        "map_second_s", "fit_s", "sample_call_s",
                                        "sampling_time_attr_s", "min_ess_bulk", "max_rhat",
@@ -868,46 +936,59 @@ def main():
         log("    " + json.dumps(brief, default=float))
         return r
 
+    def fresh_caches(name):
+        # PyTensor keeps its numba cache in <base_compiledir>/numba, not in compiledir:
+        # both are redirected, and numba's own cache too.
+        fresh = f"{tmp_root}/{name}"
+        flags = [os.environ.get("PYTENSOR_FLAGS", ""), f"base_compiledir={fresh}/pytensor",
+                 f"compiledir={fresh}/pytensor/compiledir"]
+        return {"PYTENSOR_FLAGS": ",".join(filter(None, flags)),
+                "NUMBA_CACHE_DIR": f"{fresh}/numba"}
+
+    sampled = [i for i in args.impls if i != "graph"]
     try:
         for n in ns:
-            for impl in args.impls:
-                base = {"impl": impl, "n": n}
-                if not args.skip_cold:
-                    # PyTensor keeps its numba cache in <base_compiledir>/numba, not in
-                    # compiledir: both are redirected, and numba's own cache too.
-                    fresh = f"{tmp_root}/{impl}-{n}"
-                    flags = [os.environ.get("PYTENSOR_FLAGS", ""),
-                             f"base_compiledir={fresh}/pytensor",
-                             f"compiledir={fresh}/pytensor/compiledir"]
-                    cache = {"PYTENSOR_FLAGS": ",".join(filter(None, flags)),
-                             "NUMBA_CACHE_DIR": f"{fresh}/numba"}
-                    record(n, impl, "compile_cold", {**base, "task": "compile"}, cache)
-                    record(n, impl, "compile_warm", {**base, "task": "compile"}, cache)
-                else:
-                    record(n, impl, "compile_warm", {**base, "task": "compile"})
-                if args.skip_map:
-                    continue
-                log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} map warm-up (unmeasured) ...")
-                results[(n, impl, "warmup_map")] = run_worker({**base, "task": "map"},
-                                                              thread_env)
-                if args.skip_map:
-                    continue
-                record(n, impl, "map", {**base, "task": "map"})
+            for d in ds:
+                cold = not args.skip_cold and (args.cold_everywhere
+                                               or (n, d) == (ns[0], ds[0]))
+                for impl in args.impls:
+                    base = {"impl": impl, "n": n, "d": d}
+                    if cold:
+                        cache = fresh_caches(f"{impl}-{n}-{d}")
+                        record(n, d, impl, "compile_cold", {**base, "task": "compile"}, cache)
+                        record(n, d, impl, "compile_warm", {**base, "task": "compile"}, cache)
+                    else:
+                        record(n, d, impl, "compile_warm", {**base, "task": "compile"})
+                    if cold and impl != "graph" and not args.skip_nuts:
+                        # a user's first fit on a fresh machine, then the next one
+                        cache = fresh_caches(f"fit-{impl}-{n}-{d}")
+                        spec = {**base, "task": "nuts", "sampler": "pymc",
+                                "chains": args.chains, "draws": draws, "tune": tune}
+                        record(n, d, impl, "fit_cold", spec, cache)
+                        record(n, d, impl, "fit_warm", spec, cache)
+                    if args.skip_map or impl == "graph":
+                        continue
+                    log(f"[{time.strftime('%H:%M:%S')}] N={n} D={d} {impl} map warm-up ...")
+                    results[(n, d, impl, "warmup_map")] = run_worker(
+                        {**base, "task": "map"}, thread_env)
+                    record(n, d, impl, "map", {**base, "task": "map"})
         if not args.skip_nuts:
             for n in ns:
-                for sampler in args.samplers:
-                    for impl in args.impls:
-                        spec = {"impl": impl, "n": n, "task": "nuts", "sampler": sampler,
-                                "chains": args.chains}
-                        log(f"[{time.strftime('%H:%M:%S')}] N={n} {impl} nuts_{sampler} "
-                            "warm-up (unmeasured) ...")
-                        warm = run_worker({**spec, "draws": warmup_draws,
-                                           "tune": warmup_draws, "chains": 2}, thread_env)
-                        results[(n, impl, f"warmup_{sampler}")] = warm
-                        log(f"    warm-up process {warm['process_s']:.1f} s"
-                            + (f", error: {warm['error'][:200]}" if "error" in warm else ""))
-                        record(n, impl, f"nuts_{sampler}", {**spec, "draws": draws,
-                                                            "tune": tune})
+                for d in ds:
+                    for sampler in args.samplers:
+                        for impl in sampled:
+                            spec = {"impl": impl, "n": n, "d": d, "task": "nuts",
+                                    "sampler": sampler, "chains": args.chains}
+                            log(f"[{time.strftime('%H:%M:%S')}] N={n} D={d} {impl} "
+                                f"nuts_{sampler} warm-up (unmeasured) ...")
+                            warm = run_worker({**spec, "draws": warmup_draws,
+                                               "tune": warmup_draws, "chains": 2}, thread_env)
+                            results[(n, d, impl, f"warmup_{sampler}")] = warm
+                            log(f"    warm-up process {warm['process_s']:.1f} s"
+                                + (f", error: {warm['error'][:200]}" if "error" in warm
+                                   else ""))
+                            record(n, d, impl, f"nuts_{sampler}",
+                                   {**spec, "draws": draws, "tune": tune})
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
 
@@ -918,8 +999,8 @@ def main():
     log(f"NUTS: {args.chains} chains x ({tune} tune + {draws} draws), cores={CORES}, "
         f"target_accept={TARGET_ACCEPT}, BLAS threads per worker: "
         f"{args.blas_threads or 'environment default'}")
-    print_table(results, ns, args.samplers, log)
-    errors = {f"{k[0]}/{k[1]}/{k[2]}": v["error"] for k, v in results.items() if "error" in v}
+    print_table(results, ns, ds, args.samplers, log)
+    errors = {"/".join(map(str, k)): v["error"] for k, v in results.items() if "error" in v}
     if errors:
         log("\nFailures:")
         for key, message in errors.items():
