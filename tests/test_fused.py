@@ -190,3 +190,30 @@ def test_model_logp_and_gradient_equal_reference_model(covariance_type):
 def test_unknown_likelihood_is_refused():
     with pytest.raises(ValueError, match=r"likelihood must be one of \['fused', 'reference'\]"):
         build_model(datasets.load_faithful(), 2, likelihood="fast")
+
+
+@pytest.mark.slow
+def test_posterior_matches_reference_model():
+    """Same data, priors and seed: the two formulations give one posterior (MC error)."""
+    import arviz as az
+    import pymc as pm
+
+    X, _ = datasets.simulate_mixture(
+        80, [0.4, 0.6], [[-2.0, 0.0], [2.0, 1.0]], [np.eye(2), [[1.0, 0.3], [0.3, 0.5]]],
+        random_state=4)
+    summaries = {}
+    for likelihood in ("fused", "reference"):
+        model = build_model(X, 2, covariance_type="full", order_by=0, likelihood=likelihood)
+        idata = pm.sample(draws=600, tune=600, chains=2, cores=1, model=model,
+                          random_seed=11, progressbar=False, compute_convergence_checks=False)
+        posterior = idata["posterior"].to_dataset()[["weights", "means", "sigmas"]]
+        mcse = az.mcse(posterior, method="mean")
+        mcse = mcse.to_dataset() if hasattr(mcse, "to_dataset") else mcse
+        summaries[likelihood] = (posterior.mean(("chain", "draw")),
+                                 posterior.std(("chain", "draw")), mcse)
+    (m_f, s_f, e_f), (m_r, s_r, e_r) = summaries["fused"], summaries["reference"]
+    for name in ("weights", "means", "sigmas"):
+        mean_f, mean_r = m_f[name].values, m_r[name].values
+        mcse = np.sqrt(e_f[name].values ** 2 + e_r[name].values ** 2)
+        assert np.all(np.abs(mean_f - mean_r) < 4 * mcse + 1e-12), name
+        np.testing.assert_allclose(s_f[name].values, s_r[name].values, rtol=0.25, err_msg=name)
