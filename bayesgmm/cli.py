@@ -10,7 +10,6 @@ outputs are written together or not at all.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
@@ -270,12 +269,10 @@ def main(ctx, quiet, debug):
     import matplotlib
 
     matplotlib.use("Agg")
-    if quiet:  # sampler notes (and warnings) are not errors
-        for name in ("pymc", "pytensor"):
-            logger = logging.getLogger(name)
-            ctx.call_on_close(lambda logger=logger, level=logger.level:
-                              logger.setLevel(level))
-            logger.setLevel(logging.ERROR)
+    if quiet:  # sampler notes and logged warnings are not errors
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        ctx.call_on_close(lambda: logging.disable(previous))
 
 
 @main.command()

@@ -148,6 +148,35 @@ def test_quiet_prints_nothing(faithful_csv, tmp_path):
     assert result.exit_code == 0 and result.output == ""
 
 
+def test_quiet_silences_warnings_and_sampler_logs(faithful_csv, tmp_path, monkeypatch):
+    import logging
+    import warnings
+
+    original = GaussianMixtureEM.fit
+
+    def noisy_fit(self, X, *args, **kwargs):
+        logging.getLogger("pymc").warning("a sampler note")
+        warnings.warn("a fit warning", UserWarning)
+        return original(self, X, *args, **kwargs)
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            notes.append(record.getMessage())
+
+    notes, handler = [], Collect()
+    logging.getLogger("pymc").addHandler(handler)
+    monkeypatch.setattr(GaussianMixtureEM, "fit", noisy_fit)
+    try:
+        result = run("--quiet", "fit", faithful_csv, "--out", tmp_path / "q.nc")
+        assert result.exit_code == 0 and result.output == "" and notes == []
+        result = run("fit", faithful_csv, "--out", tmp_path / "loud.nc")
+    finally:
+        logging.getLogger("pymc").removeHandler(handler)
+    assert result.exit_code == 0
+    assert "warning: a fit warning" in result.stderr
+    assert notes == ["a sampler note"]  # logging is back on after --quiet
+
+
 # ----------------------------------------------------------- usage errors, one line each
 @pytest.mark.parametrize(("args", "start", "command"), [
     (["fit", "{csv}", "--out", "{tmp}/a.nc", "--colour", "red"],
