@@ -203,13 +203,17 @@ class GaussianMixtureBayes(BaseEstimator):
         with warnings.catch_warnings(), _quiet_logger("pymc", progressbar):
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
+            # Only the free variables are traced: the deterministics (sigmas,
+            # correlations, covariances) are computed once afterwards, so neither
+            # sampler compiles a function for them (nutpie cannot cache its own).
             idata = pm.sample(
                 draws=draws, tune=tune, chains=chains, model=self.model_,
                 nuts_sampler=nuts_sampler, target_accept=target_accept,
                 random_seed=seed, progressbar=progressbar,
-                compute_convergence_checks=False, **kwargs,
+                compute_convergence_checks=False,
+                var_names=[rv.name for rv in self.model_.free_RVs], **kwargs,
             )
-        return _posterior_vars(idata["posterior"].to_dataset()), \
+        return _with_deterministics(self.model_, idata["posterior"].to_dataset()), \
             idata["sample_stats"].to_dataset()
 
     def _find_map(self, starts, progressbar):
@@ -795,6 +799,22 @@ def _optimise(model, start):
     ds.attrs.update({"optimizer_success": int(result.success), "optimizer_iterations": result.nit,
                      "log_posterior": float(-result.fun)})
     return ds
+
+
+def _with_deterministics(model, posterior):
+    """The posterior's free variables plus the model's deterministics, labelled.
+
+    Evaluated for all draws at once by an interpreted graph (numpy calls): nothing
+    to compile, and a few milliseconds for thousands of draws.
+    """
+    import pymc as pm
+    from pytensor.compile.mode import Mode
+
+    derived = pm.compute_deterministics(
+        posterior, model=model, progressbar=False,
+        compile_kwargs={"mode": Mode(linker="py", optimizer="fast_run")})
+    return _posterior_vars(xr.merge([posterior, derived], compat="override",
+                                    combine_attrs="override"))
 
 
 def _posterior_vars(ds):
