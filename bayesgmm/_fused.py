@@ -27,6 +27,8 @@ compiler. The readable reference formulation, the expanded log-density of
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
 
 import numpy as np
@@ -72,9 +74,10 @@ class MixtureLogDensity(Op):
     """Pointwise marginal log-density, with responsibilities and whitened residuals.
 
     Inputs ``(X (N, D), log_w (K,), mu (K, D), L (K, D, D))``; outputs
-    ``(logp (N,), r (N, K), z (N, K, D))``. Only ``logp`` is differentiable: ``r``
+    ``(logp (N,), r (K, N), z (K, D, N))``. Only ``logp`` is differentiable: ``r``
     and ``z`` are kept for the gradient Op, which then needs no second pass of
-    exponentials.
+    exponentials. They are stored component-major, so that every inner loop of
+    the kernels runs over contiguous points (and vectorises).
     """
 
     __props__ = ("diagonal",)
@@ -90,13 +93,13 @@ class MixtureLogDensity(Op):
                 raise ValueError(f"{name} must have {ndim} dimensions, got {value.ndim}.")
         n, d = X.type.shape
         k = log_w.type.shape[0]
-        outputs = [TensorType("float64", shape=(n,))(), TensorType("float64", shape=(n, k))(),
-                   TensorType("float64", shape=(n, k, d))()]
+        outputs = [TensorType("float64", shape=(n,))(), TensorType("float64", shape=(k, n))(),
+                   TensorType("float64", shape=(k, d, n))()]
         return Apply(self, [X, log_w, mu, L], outputs)
 
     def infer_shape(self, node, shapes):
         (n, d), (k,) = shapes[0], shapes[1]
-        return [(n,), (n, k), (n, k, d)]
+        return [(n,), (k, n), (k, d, n)]
 
     def perform(self, node, inputs, output_storage):
         for storage, value in zip(output_storage, _forward_numpy(*inputs, self.diagonal)):
@@ -119,7 +122,7 @@ class MixtureLogDensity(Op):
 
 
 class MixtureLogDensityGrad(Op):
-    """Gradient of ``sum_n g_n log p(x_n)`` from ``g (N,)``, ``r (N, K)``, ``z (N, K, D)``, ``L``.
+    """Gradient of ``sum_n g_n log p(x_n)`` from ``g (N,)``, ``r (K, N)``, ``z (K, D, N)``, ``L``.
 
     Outputs the gradients with respect to ``log_w (K,)``, ``mu (K, D)`` and
     ``L (K, D, D)`` (lower triangular).
@@ -132,13 +135,13 @@ class MixtureLogDensityGrad(Op):
 
     def make_node(self, g, resp, z, L):
         g, resp, z, L = (_float64(v) for v in (g, resp, z, L))
-        k, d = z.type.shape[1], z.type.shape[2]
+        k, d = z.type.shape[0], z.type.shape[1]
         outputs = [TensorType("float64", shape=(k,))(), TensorType("float64", shape=(k, d))(),
                    TensorType("float64", shape=(k, d, d))()]
         return Apply(self, [g, resp, z, L], outputs)
 
     def infer_shape(self, node, shapes):
-        _, _, (n, k, d), _ = shapes
+        _, _, (k, d, n), _ = shapes
         return [(k,), (k, d), (k, d, d)]
 
     def perform(self, node, inputs, output_storage):
@@ -153,43 +156,40 @@ class MixtureLogDensityGrad(Op):
 # ---------------------------------------------------------------- numpy (Python linker)
 def _forward_numpy(X, log_w, mu, L, diagonal):
     K, D = mu.shape
-    resid = X[:, None, :] - mu[None, :, :]  # (N, K, D)
+    resid = X.T[None, :, :] - mu[:, :, None]  # (K, D, N)
+    diag = np.diagonal(L, axis1=1, axis2=2)  # (K, D)
     if diagonal:
-        diag = np.diagonal(L, axis1=1, axis2=2)
-        z = resid / diag
-    else:
-        # forward substitution, all points and components at once
+        z = resid / diag[:, :, None]
+    else:  # forward substitution, all points and components at once
         z = np.empty_like(resid)
         for i in range(D):
-            z[:, :, i] = (resid[:, :, i] - np.einsum("nkj,kj->nk", z[:, :, :i], L[:, i, :i])) \
-                / L[:, i, i]
-        diag = np.diagonal(L, axis1=1, axis2=2)
+            z[:, i] = (resid[:, i] - np.einsum("kjn,kj->kn", z[:, :i], L[:, i, :i])) \
+                / diag[:, i, None]
     const = log_w - D * _HALF_LOG_2PI - np.log(np.abs(diag)).sum(axis=1)
-    joint = const - 0.5 * np.einsum("nkd,nkd->nk", z, z)
-    top = joint.max(axis=1, keepdims=True)
+    joint = const[:, None] - 0.5 * np.einsum("kdn,kdn->kn", z, z)
+    top = joint.max(axis=0)
     top = np.where(np.isfinite(top), top, 0.0)
     scaled = np.exp(joint - top)
-    total = scaled.sum(axis=1)
+    total = scaled.sum(axis=0)
     with np.errstate(divide="ignore"):
-        logp = np.log(total) + top[:, 0]
-    resp = scaled / np.where(total > 0, total, 1.0)[:, None]
+        logp = np.log(total) + top
+    resp = scaled / np.where(total > 0, total, 1.0)
     return logp, resp, z
 
 
 def _backward_numpy(g, resp, z, L, diagonal):
-    K, D = L.shape[0], L.shape[1]
-    weighted = g[:, None] * resp  # (N, K)
-    n_k = weighted.sum(axis=0)
-    s = np.einsum("nk,nkd->kd", weighted, z)
-    S = np.einsum("nk,nki,nkj->kij", weighted, z, z)
+    D = L.shape[1]
+    weighted = resp * g  # (K, N)
+    n_k = weighted.sum(axis=1)
+    s = np.einsum("kn,kdn->kd", weighted, z)
+    S = np.einsum("kn,kin,kjn->kij", weighted, z, z)
     inner = S - n_k[:, None, None] * np.eye(D)
+    diag = np.diagonal(L, axis1=1, axis2=2)
     if diagonal:
-        diag = np.diagonal(L, axis1=1, axis2=2)
-        g_mu = s / diag
         g_L = np.zeros_like(L)
         idx = np.arange(D)
         g_L[:, idx, idx] = np.diagonal(inner, axis1=1, axis2=2) / diag
-        return n_k, g_mu, g_L
+        return n_k, s / diag, g_L
     Lt = np.swapaxes(np.tril(L), 1, 2)  # solve L^T a = b (upper triangular)
     g_mu = np.linalg.solve(Lt, s[:, :, None])[:, :, 0]
     g_L = np.tril(np.linalg.solve(Lt, inner))
@@ -198,72 +198,95 @@ def _backward_numpy(g, resp, z, L, diagonal):
 
 # ---------------------------------------------------------------- numba (NUTS, nutpie)
 def _numba_kernels(diagonal):
+    """The two kernels; every innermost loop runs over contiguous points."""
     njit = numba_basic.numba_njit
 
     @njit
     def forward(X, log_w, mu, L):
         N, D = X.shape
         K = log_w.shape[0]
-        logp = np.empty(N)
-        resp = np.empty((N, K))
-        z = np.empty((N, K, D))
-        inv_diag = np.empty((K, D))
-        const = np.empty(K)
+        Xt = np.empty((D, N))
+        for n in range(N):
+            for i in range(D):
+                Xt[i, n] = X[n, i]
+        z = np.empty((K, D, N))
+        joint = np.empty((K, N))
         for k in range(K):
             c = log_w[k] - D * _HALF_LOG_2PI
             for i in range(D):
                 c -= np.log(np.abs(L[k, i, i]))
-                inv_diag[k, i] = 1.0 / L[k, i, i]
-            const[k] = c
-        joint = np.empty(K)
+            q = joint[k]
+            q[:] = 0.0
+            for i in range(D):
+                zi = z[k, i]
+                m = mu[k, i]
+                for n in range(N):
+                    zi[n] = Xt[i, n] - m
+                if not diagonal:
+                    for j in range(i):
+                        lij = L[k, i, j]
+                        zj = z[k, j]
+                        for n in range(N):
+                            zi[n] -= lij * zj[n]
+                inv = 1.0 / L[k, i, i]
+                for n in range(N):
+                    v = zi[n] * inv
+                    zi[n] = v
+                    q[n] += v * v
+            for n in range(N):
+                q[n] = c - 0.5 * q[n]
+        top = joint[0].copy()
+        for k in range(1, K):
+            for n in range(N):
+                top[n] = max(top[n], joint[k, n])
         for n in range(N):
-            for k in range(K):
-                sq = 0.0
-                for i in range(D):
-                    s = X[n, i] - mu[k, i]
-                    if not diagonal:
-                        for j in range(i):
-                            s -= L[k, i, j] * z[n, k, j]
-                    zi = s * inv_diag[k, i]
-                    z[n, k, i] = zi
-                    sq += zi * zi
-                joint[k] = const[k] - 0.5 * sq
-            top = joint[0]
-            for k in range(1, K):
-                if joint[k] > top:
-                    top = joint[k]
-            if top == -np.inf:  # every component has weight zero here
-                top = 0.0
-            total = 0.0
-            for k in range(K):
-                e = np.exp(joint[k] - top)
-                resp[n, k] = e
-                total += e
-            logp[n] = np.log(total) + top
-            inv_total = 1.0 / total if total > 0.0 else 1.0
-            for k in range(K):
-                resp[n, k] *= inv_total
+            if top[n] == -np.inf:  # every component has weight zero here
+                top[n] = 0.0
+        resp = np.empty((K, N))
+        total = np.zeros(N)
+        for k in range(K):
+            for n in range(N):
+                e = np.exp(joint[k, n] - top[n])
+                resp[k, n] = e
+                total[n] += e
+        logp = np.empty(N)
+        for n in range(N):
+            logp[n] = np.log(total[n]) + top[n]
+            total[n] = 1.0 / total[n] if total[n] > 0.0 else 1.0
+        for k in range(K):
+            for n in range(N):
+                resp[k, n] *= total[n]
         return logp, resp, z
 
     @njit
     def backward(g, resp, z, L):
-        N, K, D = z.shape
+        K, D, N = z.shape
         n_k = np.zeros(K)
         s = np.zeros((K, D))
         S = np.zeros((K, D, D))
-        for n in range(N):
-            gn = g[n]
-            for k in range(K):
-                w = gn * resp[n, k]
-                n_k[k] += w
-                for i in range(D):
-                    wz = w * z[n, k, i]
-                    s[k, i] += wz
-                    if diagonal:
-                        S[k, i, i] += wz * z[n, k, i]
-                    else:
-                        for j in range(i + 1):
-                            S[k, i, j] += wz * z[n, k, j]
+        w = np.empty(N)
+        wz = np.empty(N)
+        for k in range(K):
+            acc = 0.0
+            for n in range(N):
+                w[n] = g[n] * resp[k, n]
+                acc += w[n]
+            n_k[k] = acc
+            for i in range(D):
+                zi = z[k, i]
+                acc = 0.0
+                for n in range(N):
+                    wz[n] = w[n] * zi[n]
+                    acc += wz[n]
+                s[k, i] = acc
+                for j in range(i + 1):
+                    if diagonal and j != i:
+                        continue
+                    zj = z[k, j]
+                    acc = 0.0
+                    for n in range(N):
+                        acc += wz[n] * zj[n]
+                    S[k, i, j] = acc
         g_mu = np.zeros((K, D))
         g_L = np.zeros((K, D, D))
         col = np.empty(D)
@@ -297,11 +320,21 @@ def _numba_kernels(diagonal):
     return forward, backward
 
 
+def _kernel_version():
+    """An integer that changes whenever the kernels' source does.
+
+    PyTensor caches compiled kernels on disk under a key made of the Op's type and
+    properties; this salt keeps an upgraded bayesgmm from loading stale kernels.
+    """
+    source = inspect.getsource(_numba_kernels).encode()
+    return int.from_bytes(hashlib.sha256(source).digest()[:7], "big")
+
+
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensity)
 def _numba_funcify_mixture_log_density(op, node=None, **kwargs):
-    return _numba_kernels(op.diagonal)[0]
+    return _numba_kernels(op.diagonal)[0], _kernel_version()
 
 
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensityGrad)
 def _numba_funcify_mixture_log_density_grad(op, node=None, **kwargs):
-    return _numba_kernels(op.diagonal)[1]
+    return _numba_kernels(op.diagonal)[1], _kernel_version()

@@ -105,8 +105,9 @@ def test_pointwise_values_equal_scipy(d, k):
         axis=0)
     logp, resp, z = _forward_numpy(X, log_w, mu, L, False)
     np.testing.assert_allclose(logp, expected, rtol=1e-12)
-    np.testing.assert_allclose(resp.sum(axis=1), 1.0, rtol=1e-14)
-    np.testing.assert_allclose(np.einsum("kij,nkj->nki", L, z), X[:, None, :] - mu, atol=1e-12)
+    np.testing.assert_allclose(resp.sum(axis=0), 1.0, rtol=1e-14)  # r is (K, N)
+    np.testing.assert_allclose(np.einsum("kij,kjn->kin", L, z),  # z is (K, D, N)
+                               X.T[None] - mu[:, :, None], atol=1e-12)
 
 
 def five_point_gradient(f, x, step):
