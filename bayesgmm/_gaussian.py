@@ -13,7 +13,12 @@ responsibilities, ``sum_n r_nk q(x_n)``, are the sufficient statistics of the M-
 
 Adding a covariance structure (say one of mclust's volume/shape/orientation models)
 means adding one subclass of :class:`CovarianceStructure` and registering it in
-:data:`COVARIANCE_STRUCTURES`; nothing else branches on the name.
+:data:`COVARIANCE_STRUCTURES`: the EM loop, the criteria and the parameter counts
+take everything from it. Two places still look at the name: the EM estimator's
+``sample`` (it consumes the random stream exactly as scikit-learn's does) and the
+Bayesian model, which gives each structure one of three prior parametrisations
+(a matrix with an LKJ prior, per-feature or single scales; see
+``bayesgmm.model.covariance_kind``); a new family needs its prior chosen there.
 
 The data handed to these functions is expected to be centred (the engines subtract
 the weighted data mean), which keeps the expanded quadratic form accurate.
