@@ -218,3 +218,28 @@ def test_posterior_matches_reference_model():
         mcse = np.sqrt(e_f[name].values ** 2 + e_r[name].values ** 2)
         assert np.all(np.abs(mean_f - mean_r) < 4 * mcse + 1e-12), name
         np.testing.assert_allclose(s_f[name].values, s_r[name].values, rtol=0.25, err_msg=name)
+
+
+@pytest.mark.slow
+def test_nutpie_and_pymc_samplers_agree_on_the_fused_model():
+    import arviz as az
+
+    from bayesgmm import GaussianMixtureBayes
+
+    X = datasets.load_faithful()
+    fits = {sampler: GaussianMixtureBayes(2, random_state=0).fit(
+        X, draws=400, tune=400, chains=2, nuts_sampler=sampler, progressbar=False)
+        for sampler in ("nutpie", "pymc")}
+    summaries = {}
+    for sampler, fit in fits.items():
+        posterior = fit.idata_["posterior"].to_dataset()[["weights", "means", "sigmas"]]
+        mcse = az.mcse(posterior, method="mean")
+        mcse = mcse.to_dataset() if hasattr(mcse, "to_dataset") else mcse
+        summaries[sampler] = posterior.mean(("chain", "draw")), mcse
+        stats = fit.idata_["sample_stats"].to_dataset()
+        divergences = stats["diverging" if "diverging" in stats else "divergences"]
+        assert int(divergences.sum()) == 0, sampler
+    (mean_n, mcse_n), (mean_p, mcse_p) = summaries["nutpie"], summaries["pymc"]
+    for name in ("weights", "means", "sigmas"):
+        bound = 4 * np.sqrt(mcse_n[name].values ** 2 + mcse_p[name].values ** 2)
+        assert np.all(np.abs(mean_n[name].values - mean_p[name].values) < bound), name
