@@ -9,14 +9,18 @@ Run from the repository root::
     .venv/bin/python benchmarks/bayes_sampling.py --json /tmp/bayes.json   # also keep raw numbers
     .venv/bin/python benchmarks/bayes_sampling.py --blas-threads 1 --skip-cold --skip-map
 
-Data: a well-separated 3-component 2-D mixture (``TRUE_*`` below) drawn by
+Data: a well-separated 3-component mixture (``TRUE_*`` below, extended to D > 2 by
+``truth``) drawn by
 ``bayesgmm.datasets.simulate_mixture`` with ``random_state=SEED``, for each N.
 
 Two formulations of the same Bayesian model are compared:
 
 * ``bayesgmm``: ``GaussianMixtureBayes(3, random_state=0)`` (labels summed out
-  by a CustomDist sharing the EM engine's quadratic form; chains start near the
-  EM solution; draws relabelled afterwards).
+  by the fused mixture log-density Op with its analytic gradient; chains start
+  near the EM solution; draws relabelled afterwards).
+* ``graph`` (compilation and evaluation only): ``build_model(X, 3,
+  likelihood="reference")``, the same model with bayesgmm's plain-graph likelihood
+  (the EM engine's expanded density, differentiated by PyTensor).
 * ``reference``: the tuned textbook PyMC model (:func:`build_reference`):
   Dirichlet(1) weights, first mean coordinate ordered, one LKJCholeskyCov(eta=2,
   HalfNormal(data sd)) per component, ``pm.Mixture`` of ``pm.MvNormal``, started at
