@@ -1,10 +1,21 @@
-"""Atomic netCDF writing shared by the estimators' ``save`` methods."""
+"""Atomic file writing (the estimators' ``save``, the demo) and reading results back."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+
+def new_file_mode():
+    """The permissions an ordinary new file gets (0o666 less the umask).
+
+    ``tempfile.mkstemp`` creates its files private (0o600); a temporary file renamed
+    into place gets this mode first, so it ends up readable like any other.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def write_atomically(path, write):
@@ -18,6 +29,7 @@ def write_atomically(path, write):
     os.close(handle)
     try:
         write(tmp)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

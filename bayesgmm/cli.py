@@ -153,22 +153,18 @@ def _figure_format(option, path):
     return suffix or "png"
 
 
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _write_outputs(writers):
     """Write every output or none: ``writers`` holds ``(path, write)`` pairs; each
     ``write(tmp)`` fills a temporary file beside its path, and only when all have
     succeeded are they renamed into place. A write that fails (no space, no
     permission) is an :class:`InputError` and leaves no partial outputs."""
+    from ._io import new_file_mode
+
     debug = click.get_current_context().obj["debug"]
     temporary = []
     path = None
     try:
-        mode = 0o666 & ~_umask()
+        mode = new_file_mode()
         for path, write in writers:
             path = Path(path)
             handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",

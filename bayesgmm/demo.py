@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import datasets
+from ._io import write_atomically
 from .compare import COVARIANCE_TYPES, compare
 
 #: Columns printed by the demo.
@@ -50,22 +51,7 @@ def _written_by_demo(out):
 def _write_marker(out, record):
     text = "".join(f"{digest}  {name}\n" for name, digests in sorted(record.items())
                    for digest in sorted(digests))
-    _replace(Path(out) / MARKER, lambda tmp: Path(tmp).write_text(text))
-
-
-def _replace(path, write):
-    """``write(tmp)`` beside ``path``, then rename it over ``path`` (readable like any
-    new file)."""
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(tmp)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_atomically(Path(out) / MARKER, lambda tmp: Path(tmp).write_text(text))
 
 
 def check_outputs(out_dir="demo-output", *, force=False):

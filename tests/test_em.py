@@ -431,6 +431,19 @@ def test_save_and_load_round_trip(faithful, tmp_path, cov_type):
     np.testing.assert_array_equal(loaded.log_likelihood_trace_, model.log_likelihood_trace_)
 
 
+def test_saved_file_has_an_ordinary_files_permissions(faithful, tmp_path):
+    import os
+    import stat
+
+    model = GaussianMixtureEM(2, random_state=0).fit(faithful)
+    mask = os.umask(0o022)
+    try:
+        path = model.save(tmp_path / "em.nc")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's private 0o600
+
+
 def test_load_refuses_other_files(tmp_path):
     import xarray as xr
 
