@@ -117,9 +117,6 @@ class MixtureLogDensity(Op):
         g_log_w, g_mu, g_L = MixtureLogDensityGrad(self.diagonal)(g_logp, resp, z, L)
         return [grad_not_implemented(self, 0, X), g_log_w, g_mu, g_L]
 
-    def connection_pattern(self, node):
-        return [[True, True, True]] * 4
-
 
 class MixtureLogDensityGrad(Op):
     """Gradient of ``sum_n g_n log p(x_n)`` from ``g (N,)``, ``r (K, N)``, ``z (K, D, N)``, ``L``.

@@ -47,11 +47,8 @@ def _feature_index(names, feature):
     return names.index(feature) if isinstance(feature, str) else int(feature)
 
 
-#: Columns of a comparison table that are better when higher (the rest of the known
-#: criteria, BIC, AIC and ICL in scikit-learn's sign, are better when lower).
-HIGHER_IS_BETTER = ("elpd_loo", "elpd_waic", "log_evidence", "bic_mclust", "icl_mclust",
-                    "log_likelihood")
-LOWER_IS_BETTER = ("bic", "aic", "icl")
+#: Table columns besides the criteria (``compare.CRITERIA``) whose best is the highest.
+_HIGHER_IS_BETTER = ("bic_mclust", "icl_mclust", "log_likelihood")
 
 
 def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None):
@@ -77,11 +74,10 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None):
     if criterion not in table:
         raise ValueError(f"the table has no column {criterion!r}.")
     if lower_is_better is None:
-        if criterion in LOWER_IS_BETTER:
-            lower_is_better = True
-        elif criterion in HIGHER_IS_BETTER:
-            lower_is_better = False
-        else:
+        directions = {c.column: c.lower_is_better for c in CRITERIA.values()}
+        directions.update(dict.fromkeys(_HIGHER_IS_BETTER, False))
+        lower_is_better = directions.get(criterion)
+        if lower_is_better is None:
             raise ValueError(f"is a lower or a higher {criterion!r} better? Pass "
                              "lower_is_better=True or False.")
     ax = _axes(ax)
