@@ -724,11 +724,7 @@ def _start_points(em, spec, n_chains, rng):
         if spec.covariance_kind == "matrix":
             rows, cols = np.tril_indices(D)
             chols = np.linalg.cholesky(full) * scale[:, None, None]
-            if name == "full":
-                for k in range(K):
-                    point[f"chol_cov_{k}"] = chols[k][rows, cols]
-            else:
-                point["chol_cov"] = chols[0][rows, cols]
+            point["chol_cov"] = chols[:, rows, cols] if name == "full" else chols[0][rows, cols]
         else:
             variances = spec.structure.from_full(full)
             if name == "tied":

@@ -168,12 +168,11 @@ def kmeans_start(X):
     labels = rank[km.labels_]
     weights = np.bincount(labels, minlength=K) / len(X)
     rows, cols = np.tril_indices(X.shape[1])
-    common = {"weights": weights}
-    for k in range(K):
-        cov = np.cov(X[labels == k].T) + 1e-6 * np.eye(X.shape[1])
-        common[f"chol_cov_{k}"] = np.linalg.cholesky(cov)[rows, cols]
-    reference = {**common, "means_x0": centres[:, 0], "means_rest": centres[:, 1:]}
-    bayesgmm = {**common, "means": centres}
+    covs = [np.cov(X[labels == k].T) + 1e-6 * np.eye(X.shape[1]) for k in range(K)]
+    packed = np.linalg.cholesky(np.array(covs))[:, rows, cols]
+    reference = {"weights": weights, "means_x0": centres[:, 0], "means_rest": centres[:, 1:],
+                 **{f"chol_cov_{k}": packed[k] for k in range(K)}}
+    bayesgmm = {"weights": weights, "means": centres, "chol_cov": packed}
     return reference, bayesgmm
 
 
