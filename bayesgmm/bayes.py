@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
 from ._io import read_kind, write_atomically
+from ._pytensor import without_c_compiler
 from .em import GaussianMixtureEM
 from .model import (
     ModelSpec,
@@ -168,15 +169,17 @@ class GaussianMixtureBayes(BaseEstimator):
         rng = np.random.default_rng(seeds[1])
         starts = _start_points(self.em_, spec, max(chains, 1), rng) if init == "em" else None
 
-        if method == "nuts":
-            posterior, sample_stats = self._sample_nuts(
-                starts, draws, tune, chains, nuts_sampler, target_accept, progressbar,
-                int(seeds[2]))
-        elif method == "map":
-            posterior, sample_stats = self._find_map(starts, progressbar), None
-        else:
-            posterior = self._fit_advi(starts, draws, advi_steps, progressbar, int(seeds[2]))
-            sample_stats = None
+        with without_c_compiler():
+            if method == "nuts":
+                posterior, sample_stats = self._sample_nuts(
+                    starts, draws, tune, chains, nuts_sampler, target_accept, progressbar,
+                    int(seeds[2]))
+            elif method == "map":
+                posterior, sample_stats = self._find_map(starts, progressbar), None
+            else:
+                posterior = self._fit_advi(starts, draws, advi_steps, progressbar,
+                                           int(seeds[2]))
+                sample_stats = None
 
         self.relabel_ = {"n_permuted": 0, "n_iterations": 0, "converged": True,
                          "method": "none"}
@@ -490,7 +493,8 @@ class GaussianMixtureBayes(BaseEstimator):
         if chains < 2:
             raise ValueError(f"chains must be >= 2 to estimate the spread, got {chains}.")
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
-        with warnings.catch_warnings(), _quiet_logger("pymc", progressbar):
+        with warnings.catch_warnings(), _quiet_logger("pymc", progressbar), \
+                without_c_compiler():
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=UserWarning)
             idata = pm.sample_smc(draws=draws, chains=chains, model=self.model_,

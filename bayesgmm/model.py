@@ -274,11 +274,7 @@ def _covariance(pm, pt, spec, hyper):
             "chol_cov", D, hyper["eta"], hyper["sd_sigma"],
             shape=(K, m) if name == "full" else (m,),
             dims=("component", "cholesky_entry") if name == "full" else "cholesky_entry")
-        # unpack the rows of the lower triangles: L = packed @ E, E a 0/1 matrix
-        rows, cols = np.tril_indices(D)
-        unpack = np.zeros((m, D * D))
-        unpack[np.arange(m), rows * D + cols] = 1.0
-        cov_chol = (packed.reshape((n_cov, m)) @ unpack).reshape((n_cov, D, D))  # cov = L L^T
+        cov_chol = unpack_tril(packed.reshape((n_cov, m)), D)  # cov = L L^T
         cov = cov_chol @ pt.swapaxes(cov_chol, 1, 2)
         sd = pt.sqrt(pt.diagonal(cov, axis1=1, axis2=2))
         corr = cov / (sd[:, :, None] * sd[:, None, :])
@@ -316,6 +312,15 @@ def _covariance(pm, pt, spec, hyper):
     return cov_chol, precision_sd
 
 
+def unpack_tril(packed, n):
+    """Lower-triangular matrices (..., n, n) from their rows packed as (..., n (n + 1) / 2)."""
+    import pytensor.tensor as pt
+
+    rows, cols = np.tril_indices(n)
+    batch = [packed.shape[axis] for axis in range(packed.ndim - 1)]
+    return pt.zeros((*batch, n, n), dtype=packed.dtype)[..., rows, cols].set(packed)
+
+
 def lkj_cholesky_cov(name, n, eta, sd_sigma, *, shape, dims=None):
     """Packed Cholesky factors of covariances, each ``LKJCholeskyCov(n, eta, HalfNormal(sd_sigma))``.
 
@@ -343,16 +348,12 @@ def lkj_cholesky_cov(name, n, eta, sd_sigma, *, shape, dims=None):
     from pymc.distributions.multivariate import _lkj_normalizing_constant
     from pymc.distributions.transforms import CholeskyCovPacked
 
-    m = n * (n + 1) // 2
-    rows, _ = np.tril_indices(n)
-    row_sum = np.zeros((m, n))
-    row_sum[np.arange(m), rows] = 1.0  # (value ** 2) @ row_sum = squared row norms
-    diagonal = np.cumsum(np.arange(1, n + 1)) - 1
     i = np.arange(n)
 
     def logp(value, eta, sd_sigma):
-        log_sd = 0.5 * pt.log((value ** 2) @ row_sum)
-        log_diag = pt.log(value[..., diagonal])
+        L = unpack_tril(value, n)  # the same node as the likelihood's (merged by PyTensor)
+        log_sd = 0.5 * pt.log((L ** 2).sum(axis=-1))
+        log_diag = pt.log(pt.diagonal(L, axis1=-2, axis2=-1))
         half_normal = 0.5 * np.log(2 / np.pi) - pt.log(sd_sigma) \
             - 0.5 * (pt.exp(log_sd) / sd_sigma) ** 2
         terms = (2 * eta - 2 + n - i) * (log_diag - log_sd) - i * log_sd + half_normal

@@ -167,3 +167,18 @@ def test_batched_lkj_prior_equals_pymc(n):
     rows = np.repeat(np.arange(n), np.arange(1, n + 1))
     sds = np.sqrt(np.stack([(draws[..., rows == i] ** 2).sum(-1) for i in range(n)], -1))
     np.testing.assert_allclose(sds.mean(axis=(0, 1)), sd_sigma * np.sqrt(2 / np.pi), rtol=0.05)
+
+
+def test_without_c_compiler_is_scoped(monkeypatch):
+    """bayesgmm's compiles switch PyTensor's g++ off, restore it, and respect the user's cxx."""
+    from bayesgmm._pytensor import without_c_compiler
+
+    before = pytensor.config.cxx
+    monkeypatch.delenv("PYTENSOR_FLAGS", raising=False)
+    monkeypatch.setenv("PYTENSORRC", "/nonexistent")
+    with without_c_compiler():
+        assert pytensor.config.cxx == ""
+    assert pytensor.config.cxx == before
+    monkeypatch.setenv("PYTENSOR_FLAGS", f"cxx={before}")
+    with without_c_compiler():
+        assert pytensor.config.cxx == before
