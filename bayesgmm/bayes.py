@@ -726,9 +726,11 @@ def _start_points(em, spec, n_chains, rng):
                 point["means_rest"] = np.delete(means, f, axis=1)
         scale = np.exp(rng.normal(0, 0.05, K))
         if spec.covariance_kind == "matrix":
-            rows, cols = np.tril_indices(D)
-            chols = np.linalg.cholesky(full) * scale[:, None, None]
-            point["chol_cov"] = chols[:, rows, cols] if name == "full" else chols[0][rows, cols]
+            sds = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
+            corr_chol = np.linalg.cholesky(full) / sds[:, :, None]
+            sds = sds * scale[:, None]
+            point["sds"], point["corr_chol"] = (sds, corr_chol) if name == "full" \
+                else (sds[0], corr_chol[0])
         else:
             variances = spec.structure.from_full(full)
             if name == "tied":

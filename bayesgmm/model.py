@@ -121,9 +121,11 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
     -------
     pymc.Model
         Free variables: ``weights`` (component), ``means`` (component, feature)
-        and the covariance parameters: ``chol_cov`` (component, cholesky_entry),
-        the packed Cholesky factors with an ``LKJCholeskyCov`` prior each
-        (:func:`lkj_cholesky_cov`), for full; ``chol_cov`` (cholesky_entry) for tied;
+        and the covariance parameters: for full, ``sds`` (component, feature,
+        ``HalfNormal``) and ``corr_chol`` (component, feature, feature2,
+        ``LKJCorr``: the Cholesky factor of the correlation matrix), together the
+        ``LKJCholeskyCov`` prior, ``L = diag(sds) corr_chol``; the same without
+        the component dimension for tied;
         ``sigmas`` (``HalfNormal``) or ``variances`` (``InverseGamma``) for diag,
         spherical and one-dimensional data. Deterministics ``sigmas``,
         ``correlations`` and ``covariances`` (component, feature, feature2) give
@@ -157,9 +159,6 @@ def build_model_from_spec(X, spec: ModelSpec):
         "feature2": list(spec.feature_names),
         "obs_id": np.arange(X.shape[0]),
     }
-    if spec.covariance_kind == "matrix":  # the packed lower triangle: (0, 0), (1, 0), (1, 1), ...
-        coords["cholesky_entry"] = [f"{spec.feature_names[i]},{spec.feature_names[j]}"
-                                    for i, j in zip(*np.tril_indices(D))]
     with pm.Model(coords=coords) as model:
         data = pm.Data("X", X, dims=("obs_id", "feature"))
         # Data-dependent constants are pm.Data too: a new data set of the same
@@ -268,16 +267,19 @@ def _covariance(pm, pt, spec, hyper):
     priors, K, D, name = spec.priors, spec.n_components, spec.n_features, spec.structure.name
     kind = spec.covariance_kind
     if kind == "matrix":
+        # Standard deviations and correlations apart (the LKJCholeskyCov prior,
+        # sampled in better coordinates: benchmarks/parametrisation.py).
         n_cov = K if name == "full" else 1
-        m = D * (D + 1) // 2
-        packed = lkj_cholesky_cov(
-            "chol_cov", D, hyper["eta"], hyper["sd_sigma"],
-            shape=(K, m) if name == "full" else (m,),
-            dims=("component", "cholesky_entry") if name == "full" else "cholesky_entry")
-        cov_chol = unpack_tril(packed.reshape((n_cov, m)), D)  # cov = L L^T
+        batch, batch_dims = ((K,), ("component",)) if name == "full" else ((), ())
+        sds = pm.HalfNormal("sds", sigma=hyper["sd_sigma"], shape=(*batch, D),
+                            dims=(*batch_dims, "feature"))
+        corr_chol = pm.LKJCorr("corr_chol", n=D, eta=hyper["eta"], shape=(*batch, D, D),
+                               dims=(*batch_dims, "feature", "feature2"))
+        cov_chol = (sds[..., :, None] * corr_chol).reshape((n_cov, D, D))  # cov = L L^T
         cov = cov_chol @ pt.swapaxes(cov_chol, 1, 2)
-        sd = pt.sqrt(pt.diagonal(cov, axis1=1, axis2=2))
-        corr = cov / (sd[:, :, None] * sd[:, None, :])
+        sd = sds.reshape((n_cov, D))
+        corr_chol = corr_chol.reshape((n_cov, D, D))
+        corr = corr_chol @ pt.swapaxes(corr_chol, 1, 2)
         full_cov = pt.broadcast_to(cov, (K, D, D))
         pm.Deterministic("sigmas", pt.broadcast_to(sd, (K, D)), dims=("component", "feature"))
         pm.Deterministic("correlations", pt.broadcast_to(corr, (K, D, D)),
@@ -310,61 +312,6 @@ def _covariance(pm, pt, spec, hyper):
     if name == "tied":  # one feature, shared
         return cov_chol, precision_sd.reshape((1, 1))
     return cov_chol, precision_sd
-
-
-def unpack_tril(packed, n):
-    """Lower-triangular matrices (..., n, n) from their rows packed as (..., n (n + 1) / 2)."""
-    import pytensor.tensor as pt
-
-    rows, cols = np.tril_indices(n)
-    batch = [packed.shape[axis] for axis in range(packed.ndim - 1)]
-    return pt.zeros((*batch, n, n), dtype=packed.dtype)[..., rows, cols].set(packed)
-
-
-def lkj_cholesky_cov(name, n, eta, sd_sigma, *, shape, dims=None):
-    """Packed Cholesky factors of covariances, each ``LKJCholeskyCov(n, eta, HalfNormal(sd_sigma))``.
-
-    The same prior as ``pm.LKJCholeskyCov(name, n=n, eta=eta,
-    sd_dist=pm.HalfNormal.dist(sd_sigma), compute_corr=False)`` (LKJ(eta)
-    correlations, half-normal standard deviations; same packing, same
-    log-transformed diagonal, same log-density), but for any number of factors
-    at once: ``shape`` is ``(*batch, n (n + 1) / 2)``. PyMC's own log-density
-    handles one vector only, so a model with K components needed K variables
-    and K copies of the graph, which were most of the model's nodes, compile
-    time and prior cost per gradient. Here one vectorised graph serves them all;
-    ``tests/test_model.py`` holds it to PyMC's.
-
-    For the row norms ``s_i = |L_i|`` (the standard deviations) of a factor
-    with diagonal ``L_ii``, the log-density is
-
-        log C(eta, n) + sum_i [(2 eta - 2 + n - i) log(L_ii / s_i) - i log s_i
-                               + log HalfNormal(s_i | sd_sigma_i)]
-
-    (``i`` from 0): PyMC's LKJ term, its Jacobian from (standard deviations,
-    correlation factor) to ``L``, and the standard deviations' prior.
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-    from pymc.distributions.multivariate import _lkj_normalizing_constant
-    from pymc.distributions.transforms import CholeskyCovPacked
-
-    i = np.arange(n)
-
-    def logp(value, eta, sd_sigma):
-        L = unpack_tril(value, n)  # the same node as the likelihood's (merged by PyTensor)
-        log_sd = 0.5 * pt.log((L ** 2).sum(axis=-1))
-        log_diag = pt.log(pt.diagonal(L, axis1=-2, axis2=-1))
-        half_normal = 0.5 * np.log(2 / np.pi) - pt.log(sd_sigma) \
-            - 0.5 * (pt.exp(log_sd) / sd_sigma) ** 2
-        terms = (2 * eta - 2 + n - i) * (log_diag - log_sd) - i * log_sd + half_normal
-        return terms.sum(axis=-1) + _lkj_normalizing_constant(eta, n)
-
-    def dist(eta, sd_sigma, size):
-        return pm.LKJCholeskyCov.dist(n=n, eta=eta, sd_dist=pm.HalfNormal.dist(sd_sigma, shape=n),
-                                      compute_corr=False, size=size)
-
-    return pm.CustomDist(name, eta, sd_sigma, dist=dist, logp=logp, signature="(),(n)->(m)",
-                         transform=CholeskyCovPacked(n), shape=shape, dims=dims)
 
 
 def sample_mixture(structure, weights, means, precisions_cholesky, n, rng):

@@ -33,11 +33,16 @@ imports are controlled:
 1. ``eval``: one log-density + gradient evaluation (µs) of
    ``model.logp_dlogp_function(ravel_inputs=True)`` at the k-means start point:
    loop length calibrated to >= 0.2 s, best of 7 loops, divided by the loop length.
+   *compiled code alone*: the same logp+dlogp graph's compiled numba function
+   called from a numba loop (as nutpie calls it), without PyTensor's and numba's
+   per-call Python overhead (5-15 µs, the same for any model).
 2. ``compile``: wall time of ``model.logp_dlogp_function(ravel_inputs=True)`` plus
    its first call (numba compiles lazily at the first call), model already built.
    *cold*: a subprocess with ``PYTENSOR_FLAGS=base_compiledir=<new>/pytensor,
    compiledir=<new>/pytensor/compiledir`` and ``NUMBA_CACHE_DIR=<new>/numba``, where
-   ``<new>`` is a new empty temporary directory per formulation and N. (Setting only
+   ``<new>`` is a new empty temporary directory per formulation and N. bayesgmm's
+   formulations compile with PyTensor's C compiler off, as its fits do
+   (``bayesgmm._pytensor.without_c_compiler``); the reference with the defaults. (Setting only
    ``compiledir`` is not enough: PyTensor 3 keeps its numba cache in
    ``<base_compiledir>/numba``.) *warm*: a second fresh subprocess with the same,
    now populated, dirs. *repeat*: a second compile of a newly built model in the
@@ -169,10 +174,12 @@ def kmeans_start(X):
     weights = np.bincount(labels, minlength=K) / len(X)
     rows, cols = np.tril_indices(X.shape[1])
     covs = [np.cov(X[labels == k].T) + 1e-6 * np.eye(X.shape[1]) for k in range(K)]
-    packed = np.linalg.cholesky(np.array(covs))[:, rows, cols]
+    chols = np.linalg.cholesky(np.array(covs))
+    sds = np.sqrt(np.diagonal(np.array(covs), axis1=1, axis2=2))
     reference = {"weights": weights, "means_x0": centres[:, 0], "means_rest": centres[:, 1:],
-                 **{f"chol_cov_{k}": packed[k] for k in range(K)}}
-    bayesgmm = {"weights": weights, "means": centres, "chol_cov": packed}
+                 **{f"chol_cov_{k}": chols[k][rows, cols] for k in range(K)}}
+    bayesgmm = {"weights": weights, "means": centres, "sds": sds,
+                "corr_chol": chols / sds[:, :, None]}
     return reference, bayesgmm
 
 
@@ -458,8 +465,8 @@ def _best_time_us(f, *args):
     return best / calls * 1e6
 
 
-def _likelihood_eval_us(model, x):
-    """The likelihood term alone (with the transforms feeding it) and its gradient."""
+def _logp_grad_function(model, x, variables=None):
+    """A numba function of the log-density (of ``variables``, default all) and gradient."""
     import pytensor
     import pytensor.tensor as pt
     value_vars = model.value_vars
@@ -467,26 +474,65 @@ def _likelihood_eval_us(model, x):
     sizes = np.cumsum([point[v.name].size for v in value_vars])[:-1]
     args = [part.reshape(point[v.name].shape)
             for part, v in zip(np.split(x, sizes), value_vars)]
-    logp = model.logp(vars=model.observed_RVs)
+    logp = model.logp(vars=variables)
     f = pytensor.function(value_vars, [logp, *pt.grad(logp, value_vars)], mode="NUMBA",
                           trust_input=True)
-    return _best_time_us(f, *args)
+    return f, args
+
+
+def _likelihood_eval_us(model, x):
+    """The likelihood term alone (with the transforms feeding it) and its gradient."""
+    return _best_time_us(*_logp_grad_function(model, x, model.observed_RVs))
+
+
+def _core_eval_us(model, x):
+    """logp+dlogp of the whole model as the compiled code costs it, without Python.
+
+    The compiled numba function of the graph (``vm.jit_fn``, every input, shared
+    data included, as an argument) is called in a numba loop, as nutpie calls it:
+    neither PyTensor's ``Function.__call__`` nor numba's argument checks (together
+    5-15 µs per call, the same for every model) are counted.
+    """
+    import numba
+
+    f, args = _logp_grad_function(model, x)
+    storage = f.input_storage
+    values = tuple(args) + tuple(storage[i].data for i in range(len(args), len(storage)))
+
+    @numba.njit
+    def loop(fn, values, calls):
+        total = 0.0
+        for _ in range(calls):
+            total += fn(*values)[0][()]
+        return total
+
+    calls = 1000
+    loop(f.vm.jit_fn, values, 1)
+    return _best_time_us(loop, f.vm.jit_fn, values, calls) / calls
 
 
 def _task_compile(out, impl, X):
+    import contextlib
+
+    from bayesgmm._pytensor import without_c_compiler
+
     t = time.perf_counter()
     model = build(impl, X)
     out["build_s"] = time.perf_counter() - t
     x = _eval_point(impl, model, X)
-    f, out["create_s"] = _compile(model)
-    t = time.perf_counter()
-    logp, _grad = f(x)
-    out["first_call_s"] = time.perf_counter() - t
+    # bayesgmm compiles with PyTensor's C compiler off (as its fits do); the
+    # reference with PyTensor's defaults, as a user's script would
+    with without_c_compiler() if impl != "reference" else contextlib.nullcontext():
+        f, out["create_s"] = _compile(model)
+        t = time.perf_counter()
+        logp, _grad = f(x)
+        out["first_call_s"] = time.perf_counter() - t
     out["compile_s"] = out["create_s"] + out["first_call_s"]
     out["logp_at_start"] = float(logp)
     out["n_params"] = int(x.size)
     out["eval_us"] = _best_time_us(f, x)  # one evaluation: calibrated loop, best of 7
     out["likelihood_eval_us"] = _likelihood_eval_us(model, x)
+    out["core_eval_us"] = _core_eval_us(model, x)
     # second compile of a newly built model in the same process
     model2 = build(impl, X)
     f2, create2 = _compile(model2)
@@ -762,6 +808,7 @@ def table_rows(results, n, d, samplers):
         ("model build (s)", "compile_warm", "build_s"),
         ("logp+dlogp eval (µs)", "compile_warm", "eval_us"),
         ("likelihood term + gradient alone (µs)", "compile_warm", "likelihood_eval_us"),
+        ("logp+dlogp eval, compiled code alone (µs)", "compile_warm", "core_eval_us"),
         ("compile logp+dlogp, cold cache (s)", "compile_cold", "compile_s"),
         ("compile logp+dlogp, warm cache, fresh process (s)", "compile_warm", "compile_s"),
         ("compile logp+dlogp, again in same process (s)", "compile_warm", "repeat_compile_s"),

@@ -11,13 +11,16 @@ for ``covariance_type="full"``: Dirichlet(1) weights, Normal(data mean, data ran
 means, LKJ(2) correlations with HalfNormal(data sd) standard deviations; the fused
 mixture log-density); only the coordinates NUTS moves in differ:
 
-* ``centred`` (bayesgmm's choice): ``means ~ Normal(mu0, s0)``; each covariance's
-  packed Cholesky factor ``L`` with its diagonal on the log scale
-  (``LKJCholeskyCov``'s transform, :func:`bayesgmm.model.lkj_cholesky_cov`).
-* ``noncentred_means``: ``means = mu0 + s0 * raw`` with ``raw ~ Normal(0, 1)``.
-* ``sd_corr``: standard deviations and correlations apart: ``sigmas ~
-  HalfNormal`` (log scale) and the correlation's Cholesky factor ``~ LKJCorr``
-  (PyMC's canonical-partial-correlation transform), ``L = diag(sigmas) C``.
+* ``packed`` (bayesgmm's parametrisation before this study): ``means ~
+  Normal(mu0, s0)``; each covariance's packed Cholesky factor ``L`` with its
+  diagonal on the log scale (``LKJCholeskyCov``'s coordinates; its density
+  vectorised over components by :func:`lkj_cholesky_cov` below).
+* ``packed_noncentred``: the same with ``means = mu0 + s0 * raw``,
+  ``raw ~ Normal(0, 1)``.
+* ``sd_corr`` (bayesgmm's choice since): standard deviations and correlations
+  apart, ``sds ~ HalfNormal`` (log scale) and the correlation's Cholesky factor
+  ``C ~ LKJCorr`` (PyMC's unit-row-norm transform), ``L = diag(sds) C``; centred
+  means. Exactly ``build_model``'s full-covariance model.
 
 Data: ``n`` points (default 30 and 90, i.e. 10 and 30 per component) from the
 well-separated 3-component, 2-feature mixture of ``bayes_sampling.py``, several
@@ -44,7 +47,62 @@ sys.path.insert(0, ".")
 from benchmarks.bayes_sampling import TRUE_COVS, TRUE_MEANS, TRUE_WEIGHTS  # noqa: E402
 
 K, D = 3, 2
-VARIANTS = ("centred", "noncentred_means", "sd_corr")
+VARIANTS = ("packed", "packed_noncentred", "sd_corr")
+
+
+def unpack_tril(packed, n):
+    """Lower-triangular matrices (..., n, n) from their rows packed as (..., n (n + 1) / 2)."""
+    import pytensor.tensor as pt
+
+    rows, cols = np.tril_indices(n)
+    batch = [packed.shape[axis] for axis in range(packed.ndim - 1)]
+    return pt.zeros((*batch, n, n), dtype=packed.dtype)[..., rows, cols].set(packed)
+
+
+def lkj_cholesky_cov(name, n, eta, sd_sigma, *, shape, dims=None):
+    """Packed Cholesky factors of covariances, each ``LKJCholeskyCov(n, eta, HalfNormal(sd_sigma))``.
+
+    The same prior as ``pm.LKJCholeskyCov(name, n=n, eta=eta,
+    sd_dist=pm.HalfNormal.dist(sd_sigma), compute_corr=False)`` (LKJ(eta)
+    correlations, half-normal standard deviations; same packing, same
+    log-transformed diagonal, same log-density), but for any number of factors
+    at once: ``shape`` is ``(*batch, n (n + 1) / 2)``. PyMC's own log-density
+    handles one vector only, so a model with K components needed K variables
+    and K copies of the graph, which were most of the model's nodes, compile
+    time and prior cost per gradient. Here one vectorised graph serves them all
+    (checked against PyMC's to 1e-12 when it was bayesgmm's prior).
+
+    For the row norms ``s_i = |L_i|`` (the standard deviations) of a factor
+    with diagonal ``L_ii``, the log-density is
+
+        log C(eta, n) + sum_i [(2 eta - 2 + n - i) log(L_ii / s_i) - i log s_i
+                               + log HalfNormal(s_i | sd_sigma_i)]
+
+    (``i`` from 0): PyMC's LKJ term, its Jacobian from (standard deviations,
+    correlation factor) to ``L``, and the standard deviations' prior.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+    from pymc.distributions.multivariate import _lkj_normalizing_constant
+    from pymc.distributions.transforms import CholeskyCovPacked
+
+    i = np.arange(n)
+
+    def logp(value, eta, sd_sigma):
+        L = unpack_tril(value, n)  # the same node as the likelihood's (merged by PyTensor)
+        log_sd = 0.5 * pt.log((L ** 2).sum(axis=-1))
+        log_diag = pt.log(pt.diagonal(L, axis1=-2, axis2=-1))
+        half_normal = 0.5 * np.log(2 / np.pi) - pt.log(sd_sigma) \
+            - 0.5 * (pt.exp(log_sd) / sd_sigma) ** 2
+        terms = (2 * eta - 2 + n - i) * (log_diag - log_sd) - i * log_sd + half_normal
+        return terms.sum(axis=-1) + _lkj_normalizing_constant(eta, n)
+
+    def dist(eta, sd_sigma, size):
+        return pm.LKJCholeskyCov.dist(n=n, eta=eta, sd_dist=pm.HalfNormal.dist(sd_sigma, shape=n),
+                                      compute_corr=False, size=size)
+
+    return pm.CustomDist(name, eta, sd_sigma, dist=dist, logp=logp, signature="(),(n)->(m)",
+                         transform=CholeskyCovPacked(n), shape=shape, dims=dims)
 
 
 def build(variant, X, spec):
@@ -52,13 +110,12 @@ def build(variant, X, spec):
     import pytensor.tensor as pt
 
     from bayesgmm._fused import mixture_log_density
-    from bayesgmm.model import lkj_cholesky_cov
 
     p = spec.priors
     with pm.Model() as model:
         data = pm.Data("X", X)
         weights = pm.Dirichlet("weights", a=p.alpha, shape=(K,))
-        if variant == "noncentred_means":
+        if variant == "packed_noncentred":
             raw = pm.Normal("means_raw", 0.0, 1.0, shape=(K, D))
             means = pm.Deterministic("means", p.means_mu + p.means_sigma * raw)
         else:
@@ -69,8 +126,7 @@ def build(variant, X, spec):
             chol = sigmas[:, :, None] * corr_chol
         else:
             packed = lkj_cholesky_cov("chol_cov", D, p.eta, p.sd_sigma, shape=(K, 3))
-            rows, cols = np.tril_indices(D)
-            chol = pt.zeros((K, D, D))[:, rows, cols].set(packed)
+            chol = unpack_tril(packed, D)
             pm.Deterministic("sigmas", pt.sqrt((chol ** 2).sum(-1)))
         center = spec.center
         pm.Potential("loglik", mixture_log_density(
@@ -89,7 +145,7 @@ def start_points(variant, em, spec, chains, rng):
         means = em.means_ + rng.normal(0, 0.05, (K, D)) * sds
         cov = full * np.exp(rng.normal(0, 0.05, K))[:, None, None]
         point = {"weights": w / w.sum()}
-        if variant == "noncentred_means":
+        if variant == "packed_noncentred":
             point["means_raw"] = (means - p.means_mu) / p.means_sigma
         else:
             point["means"] = means
@@ -130,6 +186,7 @@ def fit(variant, n, seed, draws, tune, chains):
         warnings.simplefilter("ignore")
         t = time.perf_counter()
         idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=2, target_accept=0.9,
+                          init="adapt_diag",
                           initvals=start_points(variant, em, spec, chains, rng),
                           random_seed=seed, progressbar=False, compute_convergence_checks=False)
         wall = time.perf_counter() - t

@@ -18,8 +18,8 @@ def op_name(model, name):
 @pytest.mark.parametrize(
     ("cov_type", "expected"),
     [
-        ("full", {"chol_cov": (3, 3)}),
-        ("tied", {"chol_cov": (3,)}),
+        ("full", {"sds": (3, 2), "corr_chol": (3, 2, 2)}),
+        ("tied", {"sds": (2,), "corr_chol": (2, 2)}),
         ("diag", {"sigmas": (3, 2)}),
         ("spherical", {"sigmas": (3,)}),
     ],
@@ -34,7 +34,7 @@ def test_shapes_and_distributions(faithful, cov_type, expected):
     assert "Dirichlet" in op_name(model, "weights")
     assert "Normal" in op_name(model, "means")
     for name in expected:
-        assert ("CustomDist" if "chol" in name else "HalfNormal") in op_name(model, name)
+        assert ("LKJCorr" if "corr" in name else "HalfNormal") in op_name(model, name)
     assert model.named_vars_to_dims["means"] == ("component", "feature")
     assert list(model.coords["feature"]) == ["eruptions", "waiting"]
     assert model.named_vars_to_dims["obs"] == ("obs_id", "feature")
@@ -55,14 +55,13 @@ def point_for(model, em, cov_type):
     K, D = em.means_.shape
     full = struct.to_full(em.covariances_, K, D)
     values = {"weights": em.weights_, "means": em.means_}
-    rows, cols = np.tril_indices(D)
-    if cov_type == "full" and D > 1:
-        values["chol_cov"] = np.linalg.cholesky(full)[:, rows, cols]
-    elif cov_type == "tied" and D > 1:
-        values["chol_cov"] = np.linalg.cholesky(full[0])[rows, cols]
+    sds = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
+    if cov_type in ("full", "tied") and D > 1:
+        corr_chol = np.linalg.cholesky(full) / sds[:, :, None]
+        values["sds"], values["corr_chol"] = (sds, corr_chol) if cov_type == "full" \
+            else (sds[0], corr_chol[0])
     else:
-        sd = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
-        values["sigmas"] = {"spherical": sd[:, 0], "tied": sd[0]}.get(cov_type, sd)
+        values["sigmas"] = {"spherical": sds[:, 0], "tied": sds[0]}.get(cov_type, sds)
     return values
 
 
@@ -131,42 +130,6 @@ def test_nan_is_refused_before_building(faithful):
     with pytest.raises(ValueError, match=r"1 NaN \(column 'waiting': 1\)"):
         build_model(X, 2)
 
-
-@pytest.mark.parametrize("n", [2, 4])
-def test_batched_lkj_prior_equals_pymc(n):
-    """lkj_cholesky_cov over K factors = K of PyMC's LKJCholeskyCov: density and gradient."""
-    from bayesgmm.model import lkj_cholesky_cov
-
-    K, eta, sd_sigma = 3, 1.7, np.linspace(0.5, 2.0, n)
-    with pm.Model() as batched:
-        lkj_cholesky_cov("chol", n, eta, sd_sigma, shape=(K, n * (n + 1) // 2))
-    with pm.Model() as pymc_model:
-        for k in range(K):
-            pm.LKJCholeskyCov(f"chol{k}", n=n, eta=eta, compute_corr=False,
-                              sd_dist=pm.HalfNormal.dist(sigma=sd_sigma, shape=(n,)))
-    rng = np.random.default_rng(0)
-    for jacobian in (True, False):
-        [value] = batched.value_vars
-        ours = pytensor.function([value], [batched.logp(jacobian=jacobian),
-                                           pytensor.grad(batched.logp(jacobian=jacobian), value)],
-                                mode="FAST_COMPILE")
-        theirs = pytensor.function(
-            pymc_model.value_vars,
-            [pymc_model.logp(jacobian=jacobian),
-             *pytensor.grad(pymc_model.logp(jacobian=jacobian), pymc_model.value_vars)],
-            mode="FAST_COMPILE")
-        for _ in range(3):
-            x = rng.normal(size=(K, n * (n + 1) // 2))
-            logp, grad = ours(x)
-            ref_logp, *ref_grad = theirs(*x)
-            assert logp == pytest.approx(ref_logp, rel=1e-12)
-            np.testing.assert_allclose(grad, np.array(ref_grad), rtol=1e-10, atol=1e-12)
-    draws = pm.draw(batched["chol"], draws=2000, random_seed=1)
-    assert draws.shape == (2000, K, n * (n + 1) // 2)
-    # the standard deviations are the row norms, half-normal(sd_sigma) a priori
-    rows = np.repeat(np.arange(n), np.arange(1, n + 1))
-    sds = np.sqrt(np.stack([(draws[..., rows == i] ** 2).sum(-1) for i in range(n)], -1))
-    np.testing.assert_allclose(sds.mean(axis=(0, 1)), sd_sigma * np.sqrt(2 / np.pi), rtol=0.05)
 
 
 def test_without_c_compiler_is_scoped(monkeypatch):
