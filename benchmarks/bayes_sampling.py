@@ -482,7 +482,8 @@ def _logp_grad_function(model, x, variables=None):
 
 def _likelihood_eval_us(model, x):
     """The likelihood term alone (with the transforms feeding it) and its gradient."""
-    return _best_time_us(*_logp_grad_function(model, x, model.observed_RVs))
+    f, args = _logp_grad_function(model, x, model.observed_RVs)
+    return _best_time_us(f, *args)
 
 
 def _core_eval_us(model, x):
