@@ -28,6 +28,7 @@ from .model import (
     covariance_kind,
     make_spec,
     sample_mixture,
+    sds_and_corr_chol,
 )
 from .priors import GMMPriors
 from .relabel import permute_components, stephens_relabel
@@ -726,8 +727,7 @@ def _start_points(em, spec, n_chains, rng):
                 point["means_rest"] = np.delete(means, f, axis=1)
         scale = np.exp(rng.normal(0, 0.05, K))
         if spec.covariance_kind == "matrix":
-            sds = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
-            corr_chol = np.linalg.cholesky(full) / sds[:, :, None]
+            sds, corr_chol = sds_and_corr_chol(full)
             sds = sds * scale[:, None]
             point["sds"], point["corr_chol"] = (sds, corr_chol) if name == "full" \
                 else (sds[0], corr_chol[0])

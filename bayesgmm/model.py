@@ -314,6 +314,17 @@ def _covariance(pm, pt, spec, hyper):
     return cov_chol, precision_sd
 
 
+def sds_and_corr_chol(covariances):
+    """A covariance matrix (..., D, D) in the model's coordinates.
+
+    Returns the standard deviations (..., D) and the Cholesky factor of the
+    correlation matrix (..., D, D): ``sds`` and ``corr_chol``, with
+    ``covariance = L L^T`` for ``L = diag(sds) corr_chol``.
+    """
+    sds = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
+    return sds, np.linalg.cholesky(covariances) / sds[..., :, None]
+
+
 def sample_mixture(structure, weights, means, precisions_cholesky, n, rng):
     """Draw ``n`` points from a mixture given in the structure's precision layout."""
     rng = np.random.default_rng(rng)

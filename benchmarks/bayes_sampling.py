@@ -174,12 +174,13 @@ def kmeans_start(X):
     weights = np.bincount(labels, minlength=K) / len(X)
     rows, cols = np.tril_indices(X.shape[1])
     covs = [np.cov(X[labels == k].T) + 1e-6 * np.eye(X.shape[1]) for k in range(K)]
+    from bayesgmm.model import sds_and_corr_chol
+
     chols = np.linalg.cholesky(np.array(covs))
-    sds = np.sqrt(np.diagonal(np.array(covs), axis1=1, axis2=2))
+    sds, corr_chol = sds_and_corr_chol(np.array(covs))
     reference = {"weights": weights, "means_x0": centres[:, 0], "means_rest": centres[:, 1:],
                  **{f"chol_cov_{k}": chols[k][rows, cols] for k in range(K)}}
-    bayesgmm = {"weights": weights, "means": centres, "sds": sds,
-                "corr_chol": chols / sds[:, :, None]}
+    bayesgmm = {"weights": weights, "means": centres, "sds": sds, "corr_chol": corr_chol}
     return reference, bayesgmm
 
 

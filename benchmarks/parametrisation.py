@@ -136,6 +136,8 @@ def build(variant, X, spec):
 
 def start_points(variant, em, spec, chains, rng):
     """The EM solution, jittered per chain, in the variant's coordinates."""
+    from bayesgmm.model import sds_and_corr_chol
+
     p = spec.priors
     full = em.covariances_
     sds = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
@@ -149,13 +151,10 @@ def start_points(variant, em, spec, chains, rng):
             point["means_raw"] = (means - p.means_mu) / p.means_sigma
         else:
             point["means"] = means
-        chol = np.linalg.cholesky(cov)
         if variant == "sd_corr":
-            sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
-            point["sigmas"] = sd
-            point["corr_chol"] = chol / sd[:, :, None]
+            point["sigmas"], point["corr_chol"] = sds_and_corr_chol(cov)
         else:
-            point["chol_cov"] = chol[:, *np.tril_indices(D)]
+            point["chol_cov"] = np.linalg.cholesky(cov)[:, *np.tril_indices(D)]
         points.append(point)
     return points
 
