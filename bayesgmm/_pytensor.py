@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,14 +10,24 @@ from pathlib import Path
 _configured = False
 
 
-def _user_set(flag: str, section: str) -> bool:
-    """Whether the user set ``flag`` in PYTENSOR_FLAGS or ``[section]`` in a .pytensorrc."""
-    if flag in os.environ.get("PYTENSOR_FLAGS", ""):
+def _user_set(flag: str) -> bool:
+    """Whether the user set PyTensor's ``flag`` in PYTENSOR_FLAGS or a .pytensorrc.
+
+    ``flag`` is PyTensor's name: ``blas__ldflags`` is ``ldflags`` in the rc
+    file's ``[blas]`` section, ``cxx`` is ``cxx`` in ``[global]``.
+    """
+    env = os.environ.get("PYTENSOR_FLAGS", "")
+    if flag in {item.split("=", 1)[0].strip() for item in env.split(",")}:
         return True
+    section, key = flag.split("__", 1) if "__" in flag else ("global", flag)
     rc_files = os.environ.get("PYTENSORRC", str(Path.home() / ".pytensorrc"))
     for rc in rc_files.split(os.pathsep):
-        path = Path(rc)
-        if path.is_file() and f"[{section}]" in path.read_text(errors="ignore"):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(rc)
+        except configparser.Error:
+            continue
+        if parser.has_option(section, key):
             return True
     return False
 
@@ -37,7 +48,7 @@ def configure_pytensor() -> None:
     if _configured:
         return
     _configured = True
-    if _user_set("blas__ldflags", "blas"):
+    if _user_set("blas__ldflags"):
         return
     import pytensor
 
@@ -57,7 +68,7 @@ def without_c_compiler():
     against well under a second in Python. The setting is restored on exit, and
     left alone when the user configured ``cxx`` themselves.
     """
-    if _user_set("cxx", "global"):
+    if _user_set("cxx"):
         yield
         return
     import pytensor

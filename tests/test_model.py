@@ -145,3 +145,18 @@ def test_without_c_compiler_is_scoped(monkeypatch):
     monkeypatch.setenv("PYTENSOR_FLAGS", f"cxx={before}")
     with without_c_compiler():
         assert pytensor.config.cxx == before
+
+
+def test_user_set_reads_the_flag_not_its_section(monkeypatch, tmp_path):
+    """A .pytensorrc [global] section without cxx, or a gcc__cxxflags, is not a user's cxx."""
+    from bayesgmm._pytensor import _user_set
+
+    rc = tmp_path / "pytensorrc"
+    rc.write_text("[global]\nfloatX = float64\n[blas]\nldflags = -lopenblas\n")
+    monkeypatch.setenv("PYTENSORRC", str(rc))
+    monkeypatch.setenv("PYTENSOR_FLAGS", "gcc__cxxflags=-O2")
+    assert not _user_set("cxx")
+    assert _user_set("blas__ldflags")
+    rc.write_text("[global]\ncxx = /usr/bin/g++\n")
+    assert _user_set("cxx")
+    assert not _user_set("blas__ldflags")
