@@ -300,12 +300,15 @@ def _numba_kernels(diagonal):
 
     @njit(error_model="numpy")
     def forward(X, log_w, mu, L):
+        # explicit loops throughout: numba's slice assignments and copies do not
+        # vectorise, and every inner loop runs over contiguous points
         N, D = X.shape
         K = log_w.shape[0]
         Xt = np.empty((D, N))
-        for n in range(N):
-            for i in range(D):
-                Xt[i, n] = X[n, i]
+        for i in range(D):
+            xi = Xt[i]
+            for n in range(N):
+                xi[n] = X[n, i]
         z = np.empty((K, D, N))
         resp = np.empty((K, N))  # first the joint log-densities l_nk
         for k in range(K):
@@ -313,26 +316,31 @@ def _numba_kernels(diagonal):
             for i in range(D):
                 c -= np.log(np.abs(L[k, i, i]))
             q = resp[k]
-            q[:] = 0.0
             for i in range(D):
-                zi = z[k, i]
-                m = mu[k, i]
-                for n in range(N):
-                    zi[n] = Xt[i, n] - m
-                if not diagonal:
+                zi, xi, m, inv = z[k, i], Xt[i], mu[k, i], 1.0 / L[k, i, i]
+                if diagonal or i == 0:
+                    for n in range(N):
+                        zi[n] = (xi[n] - m) * inv
+                else:
+                    for n in range(N):
+                        zi[n] = xi[n] - m
                     for j in range(i):
-                        lij = L[k, i, j]
-                        zj = z[k, j]
+                        lij, zj = L[k, i, j], z[k, j]
                         for n in range(N):
                             zi[n] -= lij * zj[n]
-                inv = 1.0 / L[k, i, i]
-                for n in range(N):
-                    v = zi[n] * inv
-                    zi[n] = v
-                    q[n] += v * v
+                    for n in range(N):
+                        zi[n] *= inv
+                if i == 0:
+                    for n in range(N):
+                        q[n] = zi[n] * zi[n]
+                else:
+                    for n in range(N):
+                        q[n] += zi[n] * zi[n]
             for n in range(N):
                 q[n] = c - 0.5 * q[n]
-        top = resp[0].copy()
+        top = np.empty(N)
+        for n in range(N):
+            top[n] = resp[0, n]
         for k in range(1, K):
             for n in range(N):
                 top[n] = max(top[n], resp[k, n])
@@ -341,8 +349,11 @@ def _numba_kernels(diagonal):
         for k in range(K):
             for n in range(N):
                 resp[k, n] -= top[n]
-        exp_nonpositive(resp.reshape(K * N), np.empty(K * N))
-        total = resp[0].copy()
+        scratch = np.empty(K * N)
+        exp_nonpositive(resp.reshape(K * N), scratch)
+        total = scratch[:N]  # the exponentials' scratch is free again
+        for n in range(N):
+            total[n] = resp[0, n]
         for k in range(1, K):
             for n in range(N):
                 total[n] += resp[k, n]
@@ -418,21 +429,21 @@ def _numba_kernels(diagonal):
     return forward, backward
 
 
-def _kernel_version():
-    """An integer that changes whenever this module's source (the kernels') does.
+def kernel_version(module=__name__):
+    """An integer that changes whenever a module's source (its kernels') does.
 
     PyTensor caches compiled kernels on disk under a key made of the Op's type and
     properties; this salt keeps an upgraded bayesgmm from loading stale kernels.
     """
-    source = inspect.getsource(sys.modules[__name__]).encode()
+    source = inspect.getsource(sys.modules[module]).encode()
     return int.from_bytes(hashlib.sha256(source).digest()[:7], "big")
 
 
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensity)
 def _numba_funcify_mixture_log_density(op, node=None, **kwargs):
-    return _numba_kernels(op.diagonal)[0], _kernel_version()
+    return _numba_kernels(op.diagonal)[0], kernel_version()
 
 
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensityGrad)
 def _numba_funcify_mixture_log_density_grad(op, node=None, **kwargs):
-    return _numba_kernels(op.diagonal)[1], _kernel_version()
+    return _numba_kernels(op.diagonal)[1], kernel_version()

@@ -32,7 +32,7 @@ class ModelSpec:
     structure: CovarianceStructure
     priors: ResolvedPriors
     feature_names: tuple[str, ...]
-    center: np.ndarray  # constant shift of the data inside the likelihood (accuracy)
+    center: np.ndarray  # shift of the data inside the reference likelihood (accuracy)
     order_by: int | None = None
     likelihood: str = "fused"
 
@@ -137,7 +137,7 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
     >>> from bayesgmm import build_model, datasets
     >>> model = build_model(datasets.load_faithful(), 2, covariance_type="diag")
     >>> sorted(model.named_vars)[:3]
-    ['X', 'center', 'covariances']
+    ['X', 'covariances', 'means']
     """
     array, names = as_array_and_names(X)
     spec = make_spec(array, n_components, covariance_type, priors, order_by, names, likelihood)
@@ -150,6 +150,7 @@ def build_model_from_spec(X, spec: ModelSpec):
     import pytensor.tensor as pt
 
     from ._fused import mixture_log_density
+    from ._transforms import FusedSimplex
 
     K, D = spec.n_components, spec.n_features
     structure, priors = spec.structure, spec.priors
@@ -163,14 +164,14 @@ def build_model_from_spec(X, spec: ModelSpec):
         data = pm.Data("X", X, dims=("obs_id", "feature"))
         # Data-dependent constants are pm.Data too: a new data set of the same
         # shape then reuses the compiled graph (and the disk cache) unchanged.
-        center = pm.Data("center", spec.center, dims="feature", shape=(D,))
         hyper = _hyperparameters(pm, priors)
-        weights = pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component")
+        weights = pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component",
+                               default_transform=FusedSimplex())
         means = _means(pm, pt, spec, hyper)
         cov_chol, prec_chol = _covariance(pm, pt, spec, hyper)
-        centred_means = means - center
-
         if spec.likelihood == "fused":
+            # the kernels form the residuals x - mu directly: no centring needed
+            center, shift = None, np.zeros(D)
             diagonal = spec.covariance_kind != "matrix"
             params, signature, chol_shape = cov_chol, "(k),(k,d),(k,d,d)->(d)", (K, D, D)
 
@@ -183,6 +184,10 @@ def build_model_from_spec(X, spec: ModelSpec):
                 noise = rng.standard_normal((n, D))
                 return mu[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
         else:
+            # the expanded quadratic form loses digits far from the origin: centre
+            center = pm.Data("center", spec.center, dims="feature", shape=(D,))
+            shift = spec.center
+            means = means - center
             params, signature = prec_chol, _SIGNATURES[structure.name]
             chol_shape = structure.covariance_shape(K, D)
 
@@ -195,16 +200,16 @@ def build_model_from_spec(X, spec: ModelSpec):
         def logp(value, log_w, mu, chol):
             value = pt.specify_shape(value, (None, D))
             log_w, mu, chol = log_w.reshape((K,)), mu.reshape((K, D)), chol.reshape(chol_shape)
-            return log_density(value - center, log_w, mu, chol)
+            return log_density(value if center is None else value - center, log_w, mu, chol)
 
         def random(log_w, mu, chol, rng=None, size=None):
             n = int(np.prod(size)) if size else 1
-            draws = draw(np.exp(np.reshape(log_w, (K,))), np.reshape(mu, (K, D)) + spec.center,
+            draws = draw(np.exp(np.reshape(log_w, (K,))), np.reshape(mu, (K, D)) + shift,
                          np.reshape(chol, chol_shape), n, rng)
             return draws.reshape(tuple(size or ()) + (D,))
 
         pm.CustomDist(
-            "obs", pt.log(weights), centred_means, params,
+            "obs", pt.log(weights), means, params,
             logp=logp, random=random, signature=signature,
             observed=data, dims=("obs_id", "feature"),
         )
@@ -264,6 +269,8 @@ def _covariance(pm, pt, spec, hyper):
     """
     from pytensor.tensor.linalg import solve_triangular
 
+    from ._transforms import FusedCholeskyCorr
+
     priors, K, D, name = spec.priors, spec.n_components, spec.n_features, spec.structure.name
     kind = spec.covariance_kind
     if kind == "matrix":
@@ -274,7 +281,8 @@ def _covariance(pm, pt, spec, hyper):
         sds = pm.HalfNormal("sds", sigma=hyper["sd_sigma"], shape=(*batch, D),
                             dims=(*batch_dims, "feature"))
         corr_chol = pm.LKJCorr("corr_chol", n=D, eta=hyper["eta"], shape=(*batch, D, D),
-                               dims=(*batch_dims, "feature", "feature2"))
+                               dims=(*batch_dims, "feature", "feature2"),
+                               default_transform=FusedCholeskyCorr(D))
         cov_chol = (sds[..., :, None] * corr_chol).reshape((n_cov, D, D))  # cov = L L^T
         cov = cov_chol @ pt.swapaxes(cov_chol, 1, 2)
         sd = sds.reshape((n_cov, D))
