@@ -58,8 +58,10 @@ def whitened_reference(X, log_w, mu, L):
 
 
 def symbolic(X, log_w, mu, L):
-    return (pt.tensor(shape=X.shape, name="X"), pt.tensor(shape=log_w.shape, name="log_w"),
-            pt.tensor(shape=mu.shape, name="mu"), pt.tensor(shape=L.shape, name="L"))
+    # no static shapes: one compiled numba function (and disk-cache entry) serves
+    # every (N, D, K) of a test, instead of one cold compile per shape
+    return tuple(pt.tensor(shape=(None,) * v.ndim, name=name)
+                 for v, name in zip((X, log_w, mu, L), ("X", "log_w", "mu", "L")))
 
 
 def value_and_gradients(density, values, output_weights, mode):

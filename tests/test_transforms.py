@@ -18,8 +18,9 @@ def _functions(transform, shape, out_shape, mode):
     as the prior does (the log-diagonal of a correlation factor, the log of
     the weights), plus the log-Jacobian.
     """
-    y = pt.tensor("y", shape=shape, dtype="float64")
-    w = pt.tensor("w", shape=out_shape, dtype="float64")
+    # no static shapes: fewer distinct graphs to compile
+    y = pt.tensor("y", shape=(None,) * len(shape), dtype="float64")
+    w = pt.tensor("w", shape=(None,) * len(out_shape), dtype="float64")
     value, log_jac = transform.backward(y), transform.log_jac_det(y)
     logs = (pt.log(pt.diagonal(value, axis1=-2, axis2=-1)) if value.ndim > y.ndim
             else pt.log(value))
