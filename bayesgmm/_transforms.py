@@ -116,7 +116,6 @@ class CorrCholeskyGrad(_SizedOp):
     def perform(self, node, inputs, output_storage):
         L, g_L, g_ld = inputs
         n = self.n
-        g_L = np.tril(g_L)
         inner = (g_L * L).sum(axis=-1) + g_ld  # (..., n)
         diag = L[..., np.arange(n), np.arange(n)]
         g_y = diag[..., :, None] * (g_L - L * inner[..., :, None])
@@ -164,9 +163,10 @@ class Simplex(Op):
         (y,) = inputs
         x = np.concatenate([y, -y.sum(axis=-1, keepdims=True)], axis=-1)
         top = x.max(axis=-1, keepdims=True)
-        log_w = x - (top + np.log(np.exp(x - top).sum(axis=-1, keepdims=True)))
-        output_storage[0][0] = np.exp(log_w)
-        output_storage[1][0] = log_w
+        scaled = np.exp(x - top)
+        total = scaled.sum(axis=-1, keepdims=True)
+        output_storage[0][0] = scaled / total
+        output_storage[1][0] = x - (top + np.log(total))
 
     def pullback(self, inputs, outputs, cotangents):
         w, _ = outputs
@@ -296,7 +296,7 @@ def _simplex_kernels():
             shift = top + np.log(total)
             for k in range(K):
                 log_w[b, k] -= shift
-                w[b, k] = np.exp(log_w[b, k])
+                w[b, k] /= total
         shape = y.shape[:-1] + (K,)
         return w.reshape(shape), log_w.reshape(shape)
 
