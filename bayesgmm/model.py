@@ -171,7 +171,6 @@ def build_model_from_spec(X, spec: ModelSpec):
         cov_chol, prec_chol = _covariance(pm, pt, spec, hyper)
         if spec.likelihood == "fused":
             # the kernels form the residuals x - mu directly: no centring needed
-            center, shift = None, np.zeros(D)
             diagonal = spec.covariance_kind != "matrix"
             params, signature, chol_shape = cov_chol, "(k),(k,d),(k,d,d)->(d)", (K, D, D)
 
@@ -186,25 +185,25 @@ def build_model_from_spec(X, spec: ModelSpec):
         else:
             # the expanded quadratic form loses digits far from the origin: centre
             center = pm.Data("center", spec.center, dims="feature", shape=(D,))
-            shift = spec.center
             means = means - center
             params, signature = prec_chol, _SIGNATURES[structure.name]
             chol_shape = structure.covariance_shape(K, D)
 
             def log_density(value, log_w, mu, chol):
-                return structure.mixture_log_density(value, log_w, mu, chol, xp=pt)[0]
+                return structure.mixture_log_density(value - center, log_w, mu, chol,
+                                                     xp=pt)[0]
 
             def draw(weights, mu, chol, n, rng):
-                return sample_mixture(structure, weights, mu, chol, n, rng)[0]
+                return sample_mixture(structure, weights, mu + spec.center, chol, n, rng)[0]
 
         def logp(value, log_w, mu, chol):
             value = pt.specify_shape(value, (None, D))
             log_w, mu, chol = log_w.reshape((K,)), mu.reshape((K, D)), chol.reshape(chol_shape)
-            return log_density(value if center is None else value - center, log_w, mu, chol)
+            return log_density(value, log_w, mu, chol)
 
         def random(log_w, mu, chol, rng=None, size=None):
             n = int(np.prod(size)) if size else 1
-            draws = draw(np.exp(np.reshape(log_w, (K,))), np.reshape(mu, (K, D)) + shift,
+            draws = draw(np.exp(np.reshape(log_w, (K,))), np.reshape(mu, (K, D)),
                          np.reshape(chol, chol_shape), n, rng)
             return draws.reshape(tuple(size or ()) + (D,))
 
