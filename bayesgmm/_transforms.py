@@ -6,6 +6,8 @@ model's log-density and gradient and over a third of its 28 µs. Here each is on
 numba kernel forward and one backward. The
 transforms are PyMC's, with its ``forward`` and value variable names: the same
 map and the same Jacobian, so the same posterior (the tests hold them together).
+A graph rewrite (:func:`merge_transform_gradients`) makes the compiled gradient
+call each gradient Op once, where PyMC's graph would call it once per use.
 
 **Correlation factor** (:class:`FusedCholeskyCorr`, PyMC's ``CholeskyCorrTransform``).
 An unconstrained vector ``y`` (``m = n (n - 1) / 2`` entries, in PyMC's "spiral"
@@ -33,13 +35,15 @@ from pymc.distributions.transforms import CholeskyCorrTransform, SimplexTransfor
 from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.link.numba.dispatch import basic as numba_basic
+from pytensor.tensor.rewriting.basic import register_canonicalize
 from pytensor.tensor.type import TensorType
 
 from ._fused import _float64, kernel_version
 
 __all__ = ["FusedCholeskyCorr", "CorrCholesky", "CorrCholeskyGrad", "FusedSimplex", "Simplex",
-           "SimplexGrad", "spiral_index"]
+           "SimplexGrad", "merge_transform_gradients", "spiral_index"]
 
 
 def spiral_index(n):
@@ -104,6 +108,8 @@ class CorrCholesky(_SizedOp):
 
 class CorrCholeskyGrad(_SizedOp):
     """``(L, gL, g_ld) -> gy``: the gradient of ``sum gL * L + sum g_ld * log diag L``."""
+
+    linear_in = (1, 2)  # the cotangent inputs; see merge_transform_gradients
 
     def make_node(self, L, g_L, g_ld):
         L, g_L, g_ld = (_float64(v) for v in (L, g_L, g_ld))
@@ -179,6 +185,7 @@ class SimplexGrad(Op):
     """``(w, g_w, g_log_w) -> g_y``."""
 
     __props__ = ()
+    linear_in = (1, 2)
 
     def make_node(self, w, g_w, g_log_w):
         w, g_w, g_log_w = (_float64(v) for v in (w, g_w, g_log_w))
@@ -209,6 +216,38 @@ class FusedSimplex(SimplexTransform):
     def log_jac_det(self, value, *inputs):
         log_w = Simplex()(value)[1]
         return pt.log(pt.cast(log_w.shape[-1], "float64")) + pt.sum(log_w, axis=-1)
+
+
+@register_canonicalize
+@node_rewriter([pt.add])
+def merge_transform_gradients(fgraph, node):
+    """``G(w, a1, b1) + G(w, a2, b2) -> G(w, a1 + a2, b1 + b2)`` for a gradient Op ``G``.
+
+    PyMC applies a transform's ``backward`` once for the prior, once for the
+    Jacobian and once for each use of the variable; PyTensor merges the copies
+    only after differentiating, which leaves one gradient Op per copy, summed.
+    The gradients are linear in their cotangents (``linear_in``), so one call on
+    the summed cotangents gives the same sum.
+    """
+    groups = {}
+    for position, term in enumerate(node.inputs):
+        owner = term.owner
+        if (owner is not None and type(owner.op) in (SimplexGrad, CorrCholeskyGrad)
+                and len(fgraph.clients[term]) == 1 and term.type == node.outputs[0].type):
+            fixed = tuple(v for i, v in enumerate(owner.inputs) if i not in owner.op.linear_in)
+            groups.setdefault((owner.op, fixed), []).append(position)
+    groups = {key: positions for key, positions in groups.items() if len(positions) > 1}
+    if not groups:
+        return None
+    merged, terms = set(), []
+    for (op, _), positions in groups.items():
+        owners = [node.inputs[p].owner for p in positions]
+        inputs = [pt.add(*(o.inputs[i] for o in owners)) if i in op.linear_in else v
+                  for i, v in enumerate(owners[0].inputs)]
+        terms.append(op(*inputs))
+        merged.update(positions)
+    terms += [v for p, v in enumerate(node.inputs) if p not in merged]
+    return [terms[0] if len(terms) == 1 else pt.add(*terms)]
 
 
 # ---------------------------------------------------------------- numba

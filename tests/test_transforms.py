@@ -8,7 +8,8 @@ from pymc.distributions.transforms import CholeskyCorrTransform
 from pymc.logprob.transforms import SimplexTransform
 
 from bayesgmm import build_model
-from bayesgmm._transforms import CorrCholesky, FusedCholeskyCorr, FusedSimplex, spiral_index
+from bayesgmm._transforms import (CorrCholesky, CorrCholeskyGrad, FusedCholeskyCorr, FusedSimplex,
+                                   SimplexGrad, spiral_index)
 
 
 def _functions(transform, shape, out_shape, mode):
@@ -103,3 +104,29 @@ def test_models_use_the_fused_transforms():
         for name, (kind, value_name) in fused.items():
             assert isinstance(model.rvs_to_transforms[model[name]], kind)
             assert model.rvs_to_values[model[name]].name == value_name
+
+
+def _count_ops(function, kinds):
+    return sum(isinstance(node.op, kinds) for node in function.maker.fgraph.apply_nodes)
+
+
+@pytest.mark.parametrize("transform, shape", [(FusedSimplex(), (4,)),
+                                              (FusedCholeskyCorr(3), (2, 3))])
+def test_gradients_of_repeated_backwards_are_merged(transform, shape):
+    # _functions applies backward and log_jac_det apart, as PyMC does;
+    # the compiled gradient calls the gradient Op once, on summed cotangents
+    # (the values are checked against PyMC's in the tests above)
+    out_shape = (4,) if isinstance(transform, FusedSimplex) else (2, 3, 3)
+    values, _ = _functions(transform, shape, out_shape, "NUMBA")
+    assert _count_ops(values, (SimplexGrad, CorrCholeskyGrad)) == 1
+    without = pytensor.compile.mode.get_mode("NUMBA").excluding("merge_transform_gradients")
+    unmerged, _ = _functions(transform, shape, out_shape, without)
+    assert _count_ops(unmerged, (SimplexGrad, CorrCholeskyGrad)) == 2
+
+
+def test_model_gradient_calls_each_transform_gradient_once():
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    model = build_model(X, 3, covariance_type="full")
+    function = model.logp_dlogp_function(ravel_inputs=True)._pytensor_function
+    assert _count_ops(function, SimplexGrad) == 1
+    assert _count_ops(function, CorrCholeskyGrad) == 1
