@@ -286,9 +286,9 @@ def _math_kernels():
             p = p * f2 + 1.0 / 3.0
             p = p * f2 + 1.0
             out[i] = e * _LN2_HI + (2.0 * f * p + e * _LN2_LO)
-        for i in range(n):
-            if not x[i] > 0.0:  # 0 or NaN
-                out[i] = -np.inf if x[i] == 0.0 else np.nan
+        for i in range(n):  # 0 or NaN; a select, not a branch, so that it vectorises
+            v = x[i]
+            out[i] = out[i] if v > 0.0 else (-np.inf if v == 0.0 else np.nan)
 
     return exp_nonpositive, log_positive
 

@@ -377,6 +377,8 @@ def worker(spec):
         X = make_data(n, d)
         if task == "compile":
             _task_compile(out, impl, X)
+        elif task == "paired_evals":
+            _task_paired_evals(out, spec["impls"], X)
         elif task == "map":
             _task_map(out, impl, X, pm)
         elif task == "nuts":
@@ -487,8 +489,8 @@ def _likelihood_eval_us(model, x):
     return _best_time_us(f, *args)
 
 
-def _core_eval_us(model, x):
-    """logp+dlogp of the whole model as the compiled code costs it, without Python.
+def _core_loop(model, x):
+    """``(time, jit_fn, values)``: ``time(calls)`` runs logp+dlogp ``calls`` times.
 
     The compiled numba function of the graph (``vm.jit_fn``, every input, shared
     data included, as an argument) is called in a numba loop, as nutpie calls it:
@@ -508,9 +510,46 @@ def _core_eval_us(model, x):
             total += fn(*values)[0][()]
         return total
 
-    calls = 1000
     loop(f.vm.jit_fn, values, 1)
-    return _best_time_us(loop, f.vm.jit_fn, values, calls) / calls
+    return loop, f.vm.jit_fn, values
+
+
+def _core_eval_us(model, x):
+    """logp+dlogp of the whole model as the compiled code costs it, without Python."""
+    calls = 1000
+    return _best_time_us(*_core_loop(model, x), calls) / calls
+
+
+def _task_paired_evals(out, impls, X, rounds=15, calls=1000):
+    """Compiled-code logp+dlogp of several models, timed in alternating rounds.
+
+    On a shared machine the speed drifts by 20-30% over minutes, so figures taken
+    in separate processes give ratios that move as much. Here every round times
+    each model once (``calls`` evaluations), one after the other; the ratio is
+    taken round by round, and its median reported.
+    """
+    from bayesgmm._pytensor import without_c_compiler
+
+    loops = {}
+    for impl in impls:
+        model = build(impl, X)
+        with without_c_compiler():
+            loops[impl] = _core_loop(model, _eval_point(impl, model, X))
+    times = {impl: [] for impl in impls}
+    for _ in range(rounds):
+        for impl, (loop, fn, values) in loops.items():
+            t = time.perf_counter()
+            loop(fn, values, calls)
+            times[impl].append((time.perf_counter() - t) / calls * 1e6)
+    out["paired_us"] = times
+    out["paired_median_us"] = {impl: float(np.median(t)) for impl, t in times.items()}
+    out["paired_min_us"] = {impl: float(np.min(t)) for impl, t in times.items()}
+    base = np.asarray(times[impls[0]])
+    out["paired_ratio_median"] = {impl: float(np.median(np.asarray(t) / base))
+                                  for impl, t in times.items()}
+    out["paired_ratio_range"] = {impl: [float(np.min(np.asarray(t) / base)),
+                                        float(np.max(np.asarray(t) / base))]
+                                 for impl, t in times.items()}
 
 
 def _task_compile(out, impl, X):
@@ -834,6 +873,15 @@ def table_rows(results, n, d, samplers):
         if b is None and r is None:
             continue
         out.append((label, b, r, g))
+    paired = results.get((n, d, "paired", "evals"))
+    if paired is not None and "paired_median_us" in paired:
+        medians, ratios = paired["paired_median_us"], paired["paired_ratio_median"]
+        out.append(("logp+dlogp, compiled code alone, alternating rounds, median (µs)",
+                    *(medians.get(i) for i in ("bayesgmm", "reference", "graph"))))
+        out.append(("  that, as a multiple of bayesgmm's: median over rounds (x)",
+                    *(ratios.get(i) for i in ("bayesgmm", "reference", "graph"))))
+    elif paired is not None:
+        out.append(("logp+dlogp, alternating rounds", "FAILED", "FAILED", None))
     flops = flop_estimate(n, d)
     out.append(("flop estimate N·K·(D²+D)·10 (MFLOP)", flops / 1e6, flops / 1e6, flops / 1e6))
     gflops = [None if not isinstance(e, float) else flops / e / 1e3 for e in
@@ -983,7 +1031,8 @@ def main():
         brief = {k: r.get(k) for k in ("error", "compile_s", "eval_us", "map_first_s",
                                        "map_second_s", "fit_s", "sample_call_s",
                                        "sampling_time_attr_s", "min_ess_bulk", "max_rhat",
-                                       "divergences", "labelling", "blas_seen", "process_s")
+                                       "divergences", "labelling", "blas_seen", "process_s",
+                                       "paired_median_us", "paired_ratio_median")
                  if k in r}
         log("    " + json.dumps(brief, default=float))
         return r
@@ -1024,6 +1073,10 @@ def main():
                     results[(n, d, impl, "warmup_map")] = run_worker(
                         {**base, "task": "map"}, thread_env)
                     record(n, d, impl, "map", {**base, "task": "map"})
+                paired = [i for i in ("bayesgmm", "reference", "graph") if i in args.impls]
+                if len(paired) > 1 and paired[0] == "bayesgmm":
+                    record(n, d, "paired", "evals", {"task": "paired_evals", "impl": "paired",
+                                                     "impls": paired, "n": n, "d": d})
         if not args.skip_nuts:
             for n in ns:
                 for d in ds:
