@@ -490,7 +490,7 @@ def _likelihood_eval_us(model, x):
 
 
 def _core_loop(model, x):
-    """``(time, jit_fn, values)``: ``time(calls)`` runs logp+dlogp ``calls`` times.
+    """``(loop, jit_fn, values)``: ``loop(jit_fn, values, calls)`` runs logp+dlogp ``calls`` times.
 
     The compiled numba function of the graph (``vm.jit_fn``, every input, shared
     data included, as an argument) is called in a numba loop, as nutpie calls it:
