@@ -321,23 +321,34 @@ def _numba_kernels(diagonal):
                 if diagonal or i == 0:
                     for n in range(N):
                         zi[n] = (xi[n] - m) * inv
-                else:
+                elif i == 1:
+                    l0, z0 = L[k, 1, 0], z[k, 0]
                     for n in range(N):
-                        zi[n] = xi[n] - m
-                    for j in range(i):
+                        zi[n] = (xi[n] - m - l0 * z0[n]) * inv
+                else:  # the first and the last term of the sum in the passes around it
+                    l0, z0 = L[k, i, 0], z[k, 0]
+                    for n in range(N):
+                        zi[n] = xi[n] - m - l0 * z0[n]
+                    for j in range(1, i - 1):
                         lij, zj = L[k, i, j], z[k, j]
                         for n in range(N):
                             zi[n] -= lij * zj[n]
+                    lij, zj = L[k, i, i - 1], z[k, i - 1]
                     for n in range(N):
-                        zi[n] *= inv
-                if i == 0:
+                        zi[n] = (zi[n] - lij * zj[n]) * inv
+                # the squared norm, finished into c - |z|^2 / 2 with the last feature
+                if D == 1:
+                    for n in range(N):
+                        q[n] = c - 0.5 * zi[n] * zi[n]
+                elif i == D - 1:
+                    for n in range(N):
+                        q[n] = c - 0.5 * (q[n] + zi[n] * zi[n])
+                elif i == 0:
                     for n in range(N):
                         q[n] = zi[n] * zi[n]
                 else:
                     for n in range(N):
                         q[n] += zi[n] * zi[n]
-            for n in range(N):
-                q[n] = c - 0.5 * q[n]
         top = np.empty(N)
         for n in range(N):
             top[n] = resp[0, n]
