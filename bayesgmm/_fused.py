@@ -311,6 +311,7 @@ def _numba_kernels(diagonal):
                 xi[n] = X[n, i]
         z = np.empty((K, D, N))
         resp = np.empty((K, N))  # first the joint log-densities l_nk
+        top = np.empty(N)  # their maximum over the components
         for k in range(K):
             c = log_w[k] - D * _HALF_LOG_2PI
             for i in range(D):
@@ -336,25 +337,28 @@ def _numba_kernels(diagonal):
                     lij, zj = L[k, i, i - 1], z[k, i - 1]
                     for n in range(N):
                         zi[n] = (zi[n] - lij * zj[n]) * inv
-                # the squared norm, finished into c - |z|^2 / 2 with the last feature
-                if D == 1:
-                    for n in range(N):
-                        q[n] = c - 0.5 * zi[n] * zi[n]
-                elif i == D - 1:
-                    for n in range(N):
-                        q[n] = c - 0.5 * (q[n] + zi[n] * zi[n])
+                # the squared norm, finished into c - |z|^2 / 2 with the last feature,
+                # which also takes the running maximum over the components
+                if i == D - 1:
+                    if D == 1:  # q holds nothing yet
+                        for n in range(N):
+                            q[n] = 0.0
+                    if k == 0:
+                        for n in range(N):
+                            v = c - 0.5 * (q[n] + zi[n] * zi[n])
+                            q[n] = v
+                            top[n] = v
+                    else:
+                        for n in range(N):
+                            v = c - 0.5 * (q[n] + zi[n] * zi[n])
+                            q[n] = v
+                            top[n] = max(top[n], v)
                 elif i == 0:
                     for n in range(N):
                         q[n] = zi[n] * zi[n]
                 else:
                     for n in range(N):
                         q[n] += zi[n] * zi[n]
-        top = np.empty(N)
-        for n in range(N):
-            top[n] = resp[0, n]
-        for k in range(1, K):
-            for n in range(N):
-                top[n] = max(top[n], resp[k, n])
         for n in range(N):  # -inf: every component has weight zero at this point
             top[n] = top[n] if top[n] > -np.inf else 0.0
         for k in range(K):
