@@ -62,6 +62,12 @@ def spiral_index(n):
     return rows, cols
 
 
+def _connected(cotangents, outputs):
+    """The cotangents, with zeros for the outputs the cost does not depend on."""
+    return [pt.zeros_like(out) if isinstance(g.type, DisconnectedType) else g
+            for g, out in zip(cotangents, outputs)]
+
+
 class _SizedOp(Op):
     __props__ = ("n",)
 
@@ -100,10 +106,7 @@ class CorrCholesky(_SizedOp):
         output_storage[1][0] = -0.5 * np.log(squared)
 
     def pullback(self, inputs, outputs, cotangents):
-        L, _ = outputs
-        g_L, g_ld = (pt.zeros_like(out) if isinstance(g.type, DisconnectedType) else g
-                     for g, out in zip(cotangents, outputs))
-        return [CorrCholeskyGrad(self.n)(L, g_L, g_ld)]
+        return [CorrCholeskyGrad(self.n)(outputs[0], *_connected(cotangents, outputs))]
 
 
 class CorrCholeskyGrad(_SizedOp):
@@ -175,10 +178,7 @@ class Simplex(Op):
         output_storage[1][0] = x - (top + np.log(total))
 
     def pullback(self, inputs, outputs, cotangents):
-        w, _ = outputs
-        g_w, g_log_w = (pt.zeros_like(out) if isinstance(g.type, DisconnectedType) else g
-                        for g, out in zip(cotangents, outputs))
-        return [SimplexGrad()(w, g_w, g_log_w)]
+        return [SimplexGrad()(outputs[0], *_connected(cotangents, outputs))]
 
 
 class SimplexGrad(Op):
@@ -223,6 +223,9 @@ class FusedSimplex(SimplexTransform):
 def merge_transform_gradients(fgraph, node):
     """``G(w, a1, b1) + G(w, a2, b2) -> G(w, a1 + a2, b1 + b2)`` for a gradient Op ``G``.
 
+    ``G`` is any single-output Op with a ``linear_in`` attribute: the positions of
+    the inputs it is linear in (here ``SimplexGrad`` and ``CorrCholeskyGrad``).
+
     PyMC applies a transform's ``backward`` once for the prior, once for the
     Jacobian and once for each use of the variable; PyTensor merges the copies
     only after differentiating, which leaves one gradient Op per copy, summed.
@@ -232,7 +235,7 @@ def merge_transform_gradients(fgraph, node):
     groups = {}
     for position, term in enumerate(node.inputs):
         owner = term.owner
-        if (owner is not None and type(owner.op) in (SimplexGrad, CorrCholeskyGrad)
+        if (owner is not None and hasattr(owner.op, "linear_in") and len(owner.outputs) == 1
                 and len(fgraph.clients[term]) == 1 and term.type == node.outputs[0].type):
             fixed = tuple(v for i, v in enumerate(owner.inputs) if i not in owner.op.linear_in)
             groups.setdefault((owner.op, fixed), []).append(position)

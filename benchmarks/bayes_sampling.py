@@ -544,12 +544,10 @@ def _task_paired_evals(out, impls, X, rounds=15, calls=1000):
     out["paired_us"] = times
     out["paired_median_us"] = {impl: float(np.median(t)) for impl, t in times.items()}
     out["paired_min_us"] = {impl: float(np.min(t)) for impl, t in times.items()}
-    base = np.asarray(times[impls[0]])
-    out["paired_ratio_median"] = {impl: float(np.median(np.asarray(t) / base))
-                                  for impl, t in times.items()}
-    out["paired_ratio_range"] = {impl: [float(np.min(np.asarray(t) / base)),
-                                        float(np.max(np.asarray(t) / base))]
-                                 for impl, t in times.items()}
+    ratios = {impl: np.asarray(t) / np.asarray(times[impls[0]]) for impl, t in times.items()}
+    out["paired_ratio_median"] = {impl: float(np.median(r)) for impl, r in ratios.items()}
+    out["paired_ratio_range"] = {impl: [float(r.min()), float(r.max())]
+                                 for impl, r in ratios.items()}
 
 
 def _task_compile(out, impl, X):

@@ -110,13 +110,12 @@ def _count_ops(function, kinds):
     return sum(isinstance(node.op, kinds) for node in function.maker.fgraph.apply_nodes)
 
 
-@pytest.mark.parametrize("transform, shape", [(FusedSimplex(), (4,)),
-                                              (FusedCholeskyCorr(3), (2, 3))])
-def test_gradients_of_repeated_backwards_are_merged(transform, shape):
+@pytest.mark.parametrize("transform, shape, out_shape", [(FusedSimplex(), (4,), (5,)),
+                                                         (FusedCholeskyCorr(3), (2, 3), (2, 3, 3))])
+def test_gradients_of_repeated_backwards_are_merged(transform, shape, out_shape):
     # _functions applies backward and log_jac_det apart, as PyMC does;
     # the compiled gradient calls the gradient Op once, on summed cotangents
     # (the values are checked against PyMC's in the tests above)
-    out_shape = (4,) if isinstance(transform, FusedSimplex) else (2, 3, 3)
     values, _ = _functions(transform, shape, out_shape, "NUMBA")
     assert _count_ops(values, (SimplexGrad, CorrCholeskyGrad)) == 1
     without = pytensor.compile.mode.get_mode("NUMBA").excluding("merge_transform_gradients")
