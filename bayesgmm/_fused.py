@@ -62,8 +62,27 @@ def mixture_log_density(X, log_weights, means, cov_chol, *, diagonal=False):
     Returns
     -------
     TensorVariable of shape (n_samples,)
+
+    The number of features must be known when the graph is built (a static
+    shape of one of the inputs; ``pt.specify_shape`` gives one): the numba
+    kernels are written out for it.
     """
-    return MixtureLogDensity(diagonal)(X, log_weights, means, cov_chol)[0]
+    X, log_weights, means, cov_chol = (pt.as_tensor_variable(v)
+                                       for v in (X, log_weights, means, cov_chol))
+    op = MixtureLogDensity(diagonal, _n_features(X, means, cov_chol))
+    return op(X, log_weights, means, cov_chol)[0]
+
+
+def _n_features(X, means, cov_chol):
+    """The number of features, from whichever input has it as a static shape."""
+    known = {v.type.shape[axis] for v, axis in ((X, 1), (means, 1), (cov_chol, 1), (cov_chol, 2))
+             if v.ndim > axis and v.type.shape[axis] is not None}
+    if len(known) != 1:
+        raise ValueError(
+            "mixture_log_density needs the number of features as a static shape of X, means "
+            f"or cov_chol, and consistent; got {sorted(known) or 'none'}. Give it with "
+            "pt.specify_shape, e.g. pt.specify_shape(X, (None, n_features)).")
+    return known.pop()
 
 
 def _float64(x):
@@ -81,10 +100,13 @@ class MixtureLogDensity(Op):
     the kernels runs over contiguous points (and vectorises).
     """
 
-    __props__ = ("diagonal",)
+    __props__ = ("diagonal", "n_features")
 
-    def __init__(self, diagonal=False):
+    def __init__(self, diagonal=False, n_features=None):
         self.diagonal = bool(diagonal)
+        if not isinstance(n_features, (int, np.integer)) or n_features < 1:
+            raise ValueError(f"n_features must be a positive integer, got {n_features!r}.")
+        self.n_features = int(n_features)
 
     def make_node(self, X, log_w, mu, L):
         X, log_w, mu, L = (_float64(v) for v in (X, log_w, mu, L))
@@ -92,7 +114,10 @@ class MixtureLogDensity(Op):
                                   ("cov_chol", L, 3)):
             if value.ndim != ndim:
                 raise ValueError(f"{name} must have {ndim} dimensions, got {value.ndim}.")
-        n, d = X.type.shape
+        d = self.n_features
+        X, mu, L = (pt.specify_shape(v, shape) for v, shape in (
+            (X, (None, d)), (mu, (None, d)), (L, (None, d, d))))
+        n = X.type.shape[0]
         k = log_w.type.shape[0]
         outputs = [TensorType("float64", shape=(n,))(), TensorType("float64", shape=(k, n))(),
                    TensorType("float64", shape=(k, d, n))()]
@@ -115,7 +140,8 @@ class MixtureLogDensity(Op):
                 raise NotImplementedError(
                     f"MixtureLogDensity's {name} output is not differentiable; "
                     "differentiate the log-density (its first output) instead.")
-        g_log_w, g_mu, g_L = MixtureLogDensityGrad(self.diagonal)(g_logp, resp, z, L)
+        g_log_w, g_mu, g_L = MixtureLogDensityGrad(self.diagonal, self.n_features)(
+            g_logp, resp, z, L)
         return [grad_not_implemented(self, 0, X), g_log_w, g_mu, g_L]
 
 
@@ -126,10 +152,11 @@ class MixtureLogDensityGrad(Op):
     ``L (K, D, D)`` (lower triangular).
     """
 
-    __props__ = ("diagonal",)
+    __props__ = ("diagonal", "n_features")
 
-    def __init__(self, diagonal=False):
+    def __init__(self, diagonal, n_features):
         self.diagonal = bool(diagonal)
+        self.n_features = int(n_features)
 
     def make_node(self, g, resp, z, L):
         g, resp, z, L = (_float64(v) for v in (g, resp, z, L))
@@ -207,102 +234,198 @@ _LOG2_E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 = _LN2_HI + _LN2_LO, _LN2_HI exact in 32 bits
 _LN2_LO = 1.90821492927058770002e-10
 _MANTISSA = (1 << 52) - 1
+_EXPONENT = 0x7FF << 52
 _EXPONENT_ONE = 1023 << 52
 _SQRT_2 = math.sqrt(2.0)
 _EXP_MIN = -708.0  # exp(_EXP_MIN) is still a normal number; below it exp returns 0
+# Polynomials: Chebyshev fits (mpmath.chebyfit, 50 digits), lowest degree first.
+# exp(r) on |r| <= ln(2)/2, degree 11: error 3.2e-18.
+_EXP_POLY = (1.0, 1.0, 0.50000000000000183855, 0.16666666666666680806,
+             0.041666666666488095495, 0.0083333333333196006109, 0.0013888888952314774652,
+             0.00019841269890047113707, 0.000024801485482328492419, 2.7557240918578969823e-6,
+             2.7632639639041029749e-7, 2.5110037605963777712e-8)
+# (2 atanh(s) - 2 s) / s**3 in z = s**2 for |s| <= (sqrt(2) - 1) / (sqrt(2) + 1), degree 6:
+# error 3.1e-16, so 4.6e-18 relative in the logarithm.
+_LOG_POLY = (0.66666666666666696862, 0.3999999999989950449, 0.28571428625975484921,
+             0.22222211134795079855, 0.1818288912526172208, 0.15331721600556041269,
+             0.1461644968504340586)
 
 
 def _math_kernels():
     njit = numba_basic.numba_njit
+    e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11 = _EXP_POLY
+    q0, q1, q2, q3, q4, q5, q6 = _LOG_POLY
 
     @njit(fastmath={"contract"}, error_model="numpy")
-    def exp_nonpositive(x, scratch):
-        """``x[:] = exp(x)`` for ``x <= 0`` (1-D, contiguous), to 2 ulp; NaN stays NaN.
+    def exp_columns(x, top, total, scratch):
+        """``x[k, n] = exp(x[k, n] - top[n])`` and ``total[n] = sum_k x[k, n]``.
 
-        ``exp(x) = 2**k exp(r)`` with ``k = round(x / ln 2)``, ``|r| <= ln(2) / 2``
-        and ``exp(r)`` its Taylor polynomial of degree 13 (error below 1e-17).
+        For ``x <= top`` (2-D and 1-D, contiguous; ``scratch`` like ``x``), to 2 ulp;
+        NaN stays NaN. ``exp(y) = 2**j exp(r)`` with ``j = round(y / ln 2)``,
+        ``|r| <= ln(2) / 2`` and ``exp(r)`` a polynomial in Estrin's form (short
+        dependency chains).
         """
-        n = x.size
-        for i in range(n):
-            v = max(x[i], _EXP_MIN)
-            shifted = v * _LOG2_E + _MAGIC
-            k = shifted - _MAGIC
-            r = (v - k * _LN2_HI) - k * _LN2_LO
-            p = 1.0 / 6227020800.0
-            p = p * r + 1.0 / 479001600.0
-            p = p * r + 1.0 / 39916800.0
-            p = p * r + 1.0 / 3628800.0
-            p = p * r + 1.0 / 362880.0
-            p = p * r + 1.0 / 40320.0
-            p = p * r + 1.0 / 5040.0
-            p = p * r + 1.0 / 720.0
-            p = p * r + 1.0 / 120.0
-            p = p * r + 1.0 / 24.0
-            p = p * r + 1.0 / 6.0
-            p = p * r + 0.5
-            p = p * r + 1.0
-            p = p * r + 1.0
-            scratch[i] = shifted
-            x[i] = 0.0 if x[i] < _EXP_MIN else p  # 0 below the range; NaN fails the test
-        bits = scratch.view(np.int64)
-        for i in range(n):  # the low bits of `shifted` hold k: build the double 2**k
-            bits[i] = (bits[i] - _MAGIC_BITS + 1023) << 52
-        for i in range(n):
-            x[i] *= scratch[i]
+        K, N = x.shape
+        for k in range(K):
+            xk, sk = x[k], scratch[k]
+            for n in range(N):
+                y = xk[n] - top[n]
+                v = max(y, _EXP_MIN)
+                shifted = v * _LOG2_E + _MAGIC
+                j = shifted - _MAGIC
+                r = (v - j * _LN2_HI) - j * _LN2_LO
+                r2 = r * r
+                r4 = r2 * r2
+                p = ((e0 + e1 * r) + (e2 + e3 * r) * r2) \
+                    + ((e4 + e5 * r) + (e6 + e7 * r) * r2) * r4 \
+                    + ((e8 + e9 * r) + (e10 + e11 * r) * r2) * (r4 * r4)
+                sk[n] = shifted
+                xk[n] = 0.0 if y < _EXP_MIN else p  # 0 below the range; NaN fails the test
+        for k in range(K):  # the low bits of `shifted` hold j: build the double 2**j
+            bits = scratch[k].view(np.int64)
+            for n in range(N):
+                bits[n] = (bits[n] - _MAGIC_BITS + 1023) << 52
+        for k in range(K):
+            xk, sk = x[k], scratch[k]
+            if k == 0:
+                for n in range(N):
+                    v = xk[n] * sk[n]
+                    xk[n] = v
+                    total[n] = v
+            else:
+                for n in range(N):
+                    v = xk[n] * sk[n]
+                    xk[n] = v
+                    total[n] += v
 
     @njit(fastmath={"contract"}, error_model="numpy")
     def log_positive(x, out, scratch):
         """``out = log(x)`` for ``x >= 0`` (1-D, contiguous, normal or 0), to 2 ulp.
 
-        ``x = 2**e m`` with ``m`` in [sqrt(2)/2, sqrt(2)); ``log m = 2 atanh(f)``,
-        ``f = (m - 1) / (m + 1)``, ``|f| < 0.172``, by its series to ``f**23``.
+        ``x = 2**e m`` with ``m`` in [sqrt(2)/2, sqrt(2)); ``log m = 2 atanh(s)``,
+        ``s = (m - 1) / (m + 1)``, ``|s| < 0.172``.
         """
         n = x.size
         x_bits = x.view(np.int64)
         e_bits = scratch.view(np.int64)
         m_bits = out.view(np.int64)
         for i in range(n):
-            b = x_bits[i]
-            e_bits[i] = ((b >> 52) - 1023) + _MAGIC_BITS  # the double _MAGIC + e
+            b = x_bits[i]  # masked first: a logical shift, which vectorises
+            e_bits[i] = (((b & _EXPONENT) >> 52) - 1023) + _MAGIC_BITS  # the double _MAGIC + e
             m_bits[i] = (b & _MANTISSA) | _EXPONENT_ONE  # the double m in [1, 2)
         for i in range(n):
             m = out[i]
             e = scratch[i] - _MAGIC
-            big = (m > _SQRT_2) * 1.0
-            m = m * (1.0 - 0.5 * big)
-            e = e + big
-            f = (m - 1.0) / (m + 1.0)
-            f2 = f * f
-            p = 1.0 / 23.0
-            p = p * f2 + 1.0 / 21.0
-            p = p * f2 + 1.0 / 19.0
-            p = p * f2 + 1.0 / 17.0
-            p = p * f2 + 1.0 / 15.0
-            p = p * f2 + 1.0 / 13.0
-            p = p * f2 + 1.0 / 11.0
-            p = p * f2 + 1.0 / 9.0
-            p = p * f2 + 1.0 / 7.0
-            p = p * f2 + 1.0 / 5.0
-            p = p * f2 + 1.0 / 3.0
-            p = p * f2 + 1.0
-            out[i] = e * _LN2_HI + (2.0 * f * p + e * _LN2_LO)
+            big = m > _SQRT_2
+            m = 0.5 * m if big else m
+            e = e + 1.0 if big else e
+            s = (m - 1.0) / (m + 1.0)
+            z = s * s
+            w = z * z
+            q = (q0 + q2 * w + (q4 + q6 * w) * (w * w)) + z * (q1 + q3 * w + q5 * (w * w))
+            out[i] = e * _LN2_HI + (s * (2.0 + z * q) + e * _LN2_LO)
         for i in range(n):  # 0 or NaN; a select, not a branch, so that it vectorises
             v = x[i]
             out[i] = out[i] if v > 0.0 else (-np.inf if v == 0.0 else np.nan)
 
-    return exp_nonpositive, log_positive
+    return exp_columns, log_positive
 
 
-def _numba_kernels(diagonal):
-    """The two kernels; every innermost loop runs over contiguous points."""
+# The passes over the points for one component are written out for the number of
+# features D (the Ops' ``n_features``): the running sums of the gradient then live
+# in registers, and one pass does the work of many. Two details keep every loop
+# vectorised: the point index is unsigned (numba wraps negative signed indices, and
+# LLVM cannot then prove the rows of z apart), and a pass is capped in size (a few
+# rows of z, a few running sums), past which the registers spill.
+_WHITEN_ROWS = 3  # rows of z per pass of the whitening
+_STATS_SUMS = 10  # running sums per pass of the gradient statistics
+
+
+def _row_groups(D, size):
+    """Consecutive rows ``[i, j)`` of ``range(D)``, each of ``size(i, j)`` at most 1."""
+    groups, i = [], 0
+    while i < D:
+        j = i + 1
+        while j < D and size(i, j + 1) <= 1:
+            j += 1
+        groups.append((i, j))
+        i = j
+    return groups
+
+
+def _whiten_source(D, diagonal):
+    """``whiten(Xt, mu_k, L_k, c, z_k, q, top)``: z_k = L_k^-1 (x - mu_k) for all points,
+    ``q = c - |z|^2 / 2`` (the joint log-density) and ``top = max(top, q)``."""
+    lines = ["def whiten(X, m, L, c, z, q, top):", "    N = np.uint64(X.shape[1])"]
+    for i in range(D):
+        lines.append(f"    m{i} = m[{i}]; v{i} = 1.0 / L[{i}, {i}]; x{i} = X[{i}]; z{i} = z[{i}]")
+        lines += [] if diagonal else [f"    l{i}_{j} = L[{i}, {j}]" for j in range(i)]
+    groups = _row_groups(D, lambda i, j: (j - i) / _WHITEN_ROWS)
+    for i0, i1 in groups:
+        lines.append("    for n in range(N):")
+        for i in range(i0, i1):  # rows before the pass are read back, rows in it are at hand
+            terms = "" if diagonal else "".join(
+                f" - l{i}_{j} * " + (f"z{j}[n]" if j < i0 else f"a{j}") for j in range(i))
+            lines += [f"        a{i} = (x{i}[n] - m{i}{terms}) * v{i}", f"        z{i}[n] = a{i}"]
+        squares = " + ".join(["q[n]"] * (i0 > 0) + [f"a{i} * a{i}" for i in range(i0, i1)])
+        if i1 < D:
+            lines.append(f"        q[n] = {squares}")
+        else:
+            lines += [f"        u = c - 0.5 * ({squares})", "        q[n] = u",
+                      "        top[n] = max(top[n], u)"]
+    return "\n".join(lines)
+
+
+def _stats_source(D, diagonal):
+    """``stats(g, r_k, z_k, s_k, S_k, w)``: N_k (returned), ``s_k = sum_n w_n z_n`` and
+    the lower triangle (diagonal) of ``S_k = sum_n w_n z_n z_n^T``, ``w = g r_k``."""
+    def columns(i):
+        return [i] if diagonal else list(range(i + 1))
+
+    groups = _row_groups(D, lambda i, j: (
+        (i == 0) + sum(1 + len(columns(r)) for r in range(i, j))) / _STATS_SUMS)
+    lines = ["def stats(g, r, z, s, S, w):", "    N = np.uint64(r.shape[0])", "    t = 0.0"]
+    lines += [f"    z{i} = z[{i}]" for i in range(D)]
+    for i0, i1 in groups:
+        sums = [f"b{i}" for i in range(i0, i1)] + [
+            f"c{i}_{j}" for i in range(i0, i1) for j in columns(i)]
+        lines += ["    " + " = ".join(sums) + " = 0.0", "    for n in range(N):"]
+        if i0 == 0:  # the first pass forms the weights, the others read them back
+            lines += ["        u = g[n] * r[n]", "        t += u"]
+            lines += ["        w[n] = u"] * (i1 < D)
+        else:
+            lines.append("        u = w[n]")
+        read = sorted({j for i in range(i0, i1) for j in columns(i)})
+        lines += [f"        y{j} = z{j}[n]" for j in read]
+        for i in range(i0, i1):
+            lines += [f"        u{i} = u * y{i}", f"        b{i} += u{i}"]
+            lines += [f"        c{i}_{j} += u{i} * y{j}" for j in columns(i)]
+        for i in range(i0, i1):
+            lines.append(f"    s[{i}] = b{i}")
+            lines += [f"    S[{i}, {j}] = c{i}_{j}" for j in columns(i)]
+    lines.append("    return t")
+    return "\n".join(lines)
+
+
+def _compile_source(source, name):
+    namespace = {"np": np}
+    exec(compile(source, f"<bayesgmm {name}>", "exec"), namespace)
+    function = namespace[name]
+    function.__source__ = source
+    return numba_basic.numba_njit(error_model="numpy")(function)
+
+
+def _numba_kernels(diagonal, n_features):
+    """The two kernels for D = ``n_features``; every inner loop runs over contiguous points."""
+    D = n_features
+    exp_columns, log_positive = _math_kernels()
+    whiten = _compile_source(_whiten_source(D, diagonal), "whiten")
+    stats = _compile_source(_stats_source(D, diagonal), "stats")
     njit = numba_basic.numba_njit
-    exp_nonpositive, log_positive = _math_kernels()
 
     @njit(error_model="numpy")
     def forward(X, log_w, mu, L):
-        # explicit loops throughout: numba's slice assignments and copies do not
-        # vectorise, and every inner loop runs over contiguous points
-        N, D = X.shape
+        N = X.shape[0]
         K = log_w.shape[0]
         Xt = np.empty((D, N))
         for i in range(D):
@@ -311,69 +434,19 @@ def _numba_kernels(diagonal):
                 xi[n] = X[n, i]
         z = np.empty((K, D, N))
         resp = np.empty((K, N))  # first the joint log-densities l_nk
-        top = np.empty(N)  # their maximum over the components
+        top = np.full(N, -np.inf)  # their maximum over the components
         for k in range(K):
             c = log_w[k] - D * _HALF_LOG_2PI
             for i in range(D):
                 c -= np.log(np.abs(L[k, i, i]))
-            q = resp[k]
-            for i in range(D):
-                zi, xi, m, inv = z[k, i], Xt[i], mu[k, i], 1.0 / L[k, i, i]
-                if diagonal or i == 0:
-                    for n in range(N):
-                        zi[n] = (xi[n] - m) * inv
-                elif i == 1:
-                    l0, z0 = L[k, 1, 0], z[k, 0]
-                    for n in range(N):
-                        zi[n] = (xi[n] - m - l0 * z0[n]) * inv
-                else:  # the first and the last term of the sum in the passes around it
-                    l0, z0 = L[k, i, 0], z[k, 0]
-                    for n in range(N):
-                        zi[n] = xi[n] - m - l0 * z0[n]
-                    for j in range(1, i - 1):
-                        lij, zj = L[k, i, j], z[k, j]
-                        for n in range(N):
-                            zi[n] -= lij * zj[n]
-                    lij, zj = L[k, i, i - 1], z[k, i - 1]
-                    for n in range(N):
-                        zi[n] = (zi[n] - lij * zj[n]) * inv
-                # the squared norm, finished into c - |z|^2 / 2 with the last feature,
-                # which also takes the running maximum over the components
-                if i == D - 1:
-                    if D == 1:  # q holds nothing yet
-                        for n in range(N):
-                            q[n] = 0.0
-                    if k == 0:
-                        for n in range(N):
-                            v = c - 0.5 * (q[n] + zi[n] * zi[n])
-                            q[n] = v
-                            top[n] = v
-                    else:
-                        for n in range(N):
-                            v = c - 0.5 * (q[n] + zi[n] * zi[n])
-                            q[n] = v
-                            top[n] = max(top[n], v)
-                elif i == 0:
-                    for n in range(N):
-                        q[n] = zi[n] * zi[n]
-                else:
-                    for n in range(N):
-                        q[n] += zi[n] * zi[n]
+            whiten(Xt, mu[k], L[k], c, z[k], resp[k], top)
         for n in range(N):  # -inf: every component has weight zero at this point
             top[n] = top[n] if top[n] > -np.inf else 0.0
-        for k in range(K):
-            for n in range(N):
-                resp[k, n] -= top[n]
-        scratch = np.empty(K * N)
-        exp_nonpositive(resp.reshape(K * N), scratch)
-        total = scratch[:N]  # the exponentials' scratch is free again
-        for n in range(N):
-            total[n] = resp[0, n]
-        for k in range(1, K):
-            for n in range(N):
-                total[n] += resp[k, n]
+        scratch = np.empty((max(K, 2), N))
+        total = np.empty(N)
+        exp_columns(resp, top, total, scratch)
         logp = np.empty(N)
-        log_positive(total, logp, np.empty(N))
+        log_positive(total, logp, scratch[0])
         for n in range(N):
             logp[n] += top[n]
             total[n] = 1.0 / total[n] if total[n] > 0.0 else 1.0
@@ -384,33 +457,13 @@ def _numba_kernels(diagonal):
 
     @njit(error_model="numpy")
     def backward(g, resp, z, L):
-        K, D, N = z.shape
-        n_k = np.zeros(K)
-        s = np.zeros((K, D))
+        K, _, N = z.shape
+        n_k = np.empty(K)
+        s = np.empty((K, D))
         S = np.zeros((K, D, D))
         w = np.empty(N)
-        wz = np.empty(N)
         for k in range(K):
-            acc = 0.0
-            for n in range(N):
-                w[n] = g[n] * resp[k, n]
-                acc += w[n]
-            n_k[k] = acc
-            for i in range(D):
-                zi = z[k, i]
-                acc = 0.0
-                for n in range(N):
-                    wz[n] = w[n] * zi[n]
-                    acc += wz[n]
-                s[k, i] = acc
-                for j in range(i + 1):
-                    if diagonal and j != i:
-                        continue
-                    zj = z[k, j]
-                    acc = 0.0
-                    for n in range(N):
-                        acc += wz[n] * zj[n]
-                    S[k, i, j] = acc
+            n_k[k] = stats(g, resp[k], z[k], s[k], S[k], w)
         g_mu = np.zeros((K, D))
         g_L = np.zeros((K, D, D))
         col = np.empty(D)
@@ -456,9 +509,9 @@ def kernel_version(module=__name__):
 
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensity)
 def _numba_funcify_mixture_log_density(op, node=None, **kwargs):
-    return _numba_kernels(op.diagonal)[0], kernel_version()
+    return _numba_kernels(op.diagonal, op.n_features)[0], kernel_version()
 
 
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensityGrad)
 def _numba_funcify_mixture_log_density_grad(op, node=None, **kwargs):
-    return _numba_kernels(op.diagonal)[1], kernel_version()
+    return _numba_kernels(op.diagonal, op.n_features)[1], kernel_version()

@@ -58,10 +58,11 @@ def whitened_reference(X, log_w, mu, L):
 
 
 def symbolic(X, log_w, mu, L):
-    # no static shapes: one compiled numba function (and disk-cache entry) serves
-    # every (N, D, K) of a test, instead of one cold compile per shape
-    return tuple(pt.tensor(shape=(None,) * v.ndim, name=name)
-                 for v, name in zip((X, log_w, mu, L), ("X", "log_w", "mu", "L")))
+    # only the number of features is static (the kernels are written out for it):
+    # one compiled numba function (and disk-cache entry) serves every (N, K) of a D
+    d = X.shape[1]
+    return tuple(pt.tensor(shape=shape, name=name) for shape, name in zip(
+        ((None, d), (None,), (None, d), (None, d, d)), ("X", "log_w", "mu", "L")))
 
 
 def value_and_gradients(density, values, output_weights, mode):
@@ -165,7 +166,7 @@ def test_zero_weight_component_gives_finite_gradient():
 def test_responsibility_outputs_are_not_differentiable():
     rng = np.random.default_rng(0)
     X, log_w, mu, L = symbolic(*random_parameters(rng, 5, 2, 2))
-    _, resp, _ = MixtureLogDensity()(X, log_w, mu, L)
+    _, resp, _ = MixtureLogDensity(False, 2)(X, log_w, mu, L)
     with pytest.raises(NotImplementedError, match="not differentiable"):
         pt.grad(resp.sum(), mu)
 
@@ -252,27 +253,34 @@ def test_vectorised_exp_and_log_are_within_two_ulp_of_numpy():
 
     from bayesgmm._fused import _math_kernels
 
-    exp_nonpositive, log_positive = _math_kernels()
+    exp_columns, log_positive = _math_kernels()
 
     @numba.njit
-    def both(x, y):  # the kernels have no Python wrapper: call them from numba
+    def both(x, top, y):  # the kernels have no Python wrapper: call them from numba
         e = x.copy()
-        exp_nonpositive(e, np.empty(x.size))
+        total = np.empty(x.shape[1])
+        exp_columns(e, top, total, np.empty(x.shape))
         out = np.empty(y.size)
         log_positive(y, out, np.empty(y.size))
-        return e, out
+        return e, total, out
 
     rng = np.random.default_rng(3)
     x = np.concatenate([-rng.uniform(0, 750, 20000), -rng.uniform(0, 1e-6, 1000),
                         [0.0, -0.0, -707.9, -708.0, -708.5, -745.2, -800.0, -np.inf, np.nan]])
     y = np.concatenate([np.exp(rng.uniform(-708, 709, 20000)), rng.uniform(0.5, 2.0, 1000),
                         [1.0, 2.0 ** -1022, np.finfo(float).max, 0.0, np.nan]])
-    e, out = both(x, y)
-    with np.errstate(divide="ignore"):
-        want_e, want_log = np.exp(x), np.log(y)
-    normal = x >= -708.0  # below: 0 instead of a subnormal number
+    # two rows: x itself, and x + top, from which the kernel subtracts top again
+    top = np.concatenate([rng.uniform(0, 5, x.size - 1), [0.0]])
+    rows = np.stack([x, x + top])
+    e, total, out = both(rows, top, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        arguments = rows - top  # the same roundings as the kernel's
+        want_e, want_log = np.exp(arguments), np.log(y)
+    normal = arguments >= -708.0  # below: 0 instead of a subnormal number
     assert np.all(np.abs(e - want_e)[normal] <= 2 * np.spacing(want_e[normal]))
-    assert np.all(e[(x < -708.0) & ~np.isnan(x)] == 0.0) and np.isnan(e[-1])
+    assert np.all(e[(arguments < -708.0) & ~np.isnan(arguments)] == 0.0)
+    assert np.all(np.isnan(e[:, -1]))
+    np.testing.assert_array_equal(total, e[0] + e[1])
     finite = np.isfinite(want_log)
     got, want = out[finite], want_log[finite]
     assert np.all(np.abs(got - want) <= 2 * np.spacing(np.abs(want)))
