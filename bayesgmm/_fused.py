@@ -323,10 +323,9 @@ def _math_kernels():
             z = s * s
             w = z * z
             q = (q0 + q2 * w + (q4 + q6 * w) * (w * w)) + z * (q1 + q3 * w + q5 * (w * w))
-            out[i] = e * _LN2_HI + (s * (2.0 + z * q) + e * _LN2_LO)
-        for i in range(n):  # 0 or NaN; a select, not a branch, so that it vectorises
-            v = x[i]
-            out[i] = out[i] if v > 0.0 else (-np.inf if v == 0.0 else np.nan)
+            v = x[i]  # 0 or NaN: a select, not a branch, so that the loop vectorises
+            out[i] = e * _LN2_HI + (s * (2.0 + z * q) + e * _LN2_LO) if v > 0.0 else (
+                -np.inf if v == 0.0 else np.nan)
 
     return exp_columns, log_positive
 
@@ -354,9 +353,12 @@ def _row_groups(D, size):
 
 
 def _whiten_source(D, diagonal):
-    """``whiten(Xt, mu_k, L_k, c, z_k, q, top)``: z_k = L_k^-1 (x - mu_k) for all points,
-    ``q = c - |z|^2 / 2`` (the joint log-density) and ``top = max(top, q)``."""
-    lines = ["def whiten(X, m, L, c, z, q, top):", "    N = np.uint64(X.shape[1])"]
+    """``whiten(Xt, mu_k, L_k, c, z_k, q, top, top_out)``: z_k = L_k^-1 (x - mu_k) for all
+    points, ``q = c - |z|^2 / 2`` (the joint log-density), ``top_out = max(top, q)``.
+
+    ``top_out`` is not ``top``: LLVM turns a maximum stored back in place into a
+    masked store, which AMD processors execute slowly (it doubled this pass)."""
+    lines = ["def whiten(X, m, L, c, z, q, top, top_out):", "    N = np.uint64(X.shape[1])"]
     for i in range(D):
         lines.append(f"    m{i} = m[{i}]; v{i} = 1.0 / L[{i}, {i}]; x{i} = X[{i}]; z{i} = z[{i}]")
         lines += [] if diagonal else [f"    l{i}_{j} = L[{i}, {j}]" for j in range(i)]
@@ -372,7 +374,7 @@ def _whiten_source(D, diagonal):
             lines.append(f"        q[n] = {squares}")
         else:
             lines += [f"        u = c - 0.5 * ({squares})", "        q[n] = u",
-                      "        top[n] = max(top[n], u)"]
+                      "        top_out[n] = max(top[n], u)"]
     return "\n".join(lines)
 
 
@@ -434,14 +436,17 @@ def _numba_kernels(diagonal, n_features):
                 xi[n] = X[n, i]
         z = np.empty((K, D, N))
         resp = np.empty((K, N))  # first the joint log-densities l_nk
-        top = np.full(N, -np.inf)  # their maximum over the components
+        tops = np.empty((2, N))  # their running maximum over the components, in turns
+        for n in range(N):
+            tops[0, n] = -np.inf
         for k in range(K):
             c = log_w[k] - D * _HALF_LOG_2PI
             for i in range(D):
                 c -= np.log(np.abs(L[k, i, i]))
-            whiten(Xt, mu[k], L[k], c, z[k], resp[k], top)
+            whiten(Xt, mu[k], L[k], c, z[k], resp[k], tops[k % 2], tops[1 - k % 2])
+        top, last = tops[1 - K % 2], tops[K % 2]
         for n in range(N):  # -inf: every component has weight zero at this point
-            top[n] = top[n] if top[n] > -np.inf else 0.0
+            top[n] = last[n] if last[n] > -np.inf else 0.0
         scratch = np.empty((max(K, 2), N))
         total = np.empty(N)
         exp_columns(resp, top, total, scratch)
