@@ -163,6 +163,23 @@ def test_zero_weight_component_gives_finite_gradient():
     assert result[1][0] == 0.0 and np.all(result[2][0] == 0.0)
 
 
+def test_the_number_of_features_must_be_static_and_consistent():
+    X, log_w, mu, L = (pt.tensor(shape=(None,) * n) for n in (2, 1, 2, 3))
+    with pytest.raises(ValueError, match="static shape of X, means or cov_chol.*got none"):
+        mixture_log_density(X, log_w, mu, L)
+    with pytest.raises(ValueError, match=r"consistent; got \[2, 3\]"):
+        mixture_log_density(pt.specify_shape(X, (None, 2)), log_w,
+                            pt.specify_shape(mu, (None, 3)), L)
+    # one input with it is enough; the others are checked against it when run
+    logp = mixture_log_density(pt.specify_shape(X, (None, 2)), log_w, mu, L)
+    f = pytensor.function([X, log_w, mu, L], logp, mode=PYTHON)
+    rng = np.random.default_rng(1)
+    values = random_parameters(rng, 4, 2, 2)
+    np.testing.assert_allclose(f(*values), _forward_numpy(*values, False)[0])
+    with pytest.raises(AssertionError):
+        f(*random_parameters(rng, 4, 3, 2))
+
+
 def test_responsibility_outputs_are_not_differentiable():
     rng = np.random.default_rng(0)
     X, log_w, mu, L = symbolic(*random_parameters(rng, 5, 2, 2))
