@@ -20,7 +20,10 @@ one pass over the data (the triangular solves and the exponentials);
 no transcendental function at all. Both run as numba kernels inside PyTensor's
 numba backend (PyMC's NUTS, nutpie, ``find_MAP``, SMC) and in numpy under the
 Python linker (bayesgmm's interpreted MAP graph), so nothing here needs a C
-compiler. The readable reference formulation, the expanded log-density of
+compiler. The kernels' loops over the points are generated as source for the
+number of features (the Ops' ``n_features``), so that a component's whitening and
+its gradient statistics each take one or a few passes with the sums in registers.
+The readable reference formulation, the expanded log-density of
 :mod:`bayesgmm._gaussian` differentiated by PyTensor, stays available as
 ``build_model(..., likelihood="reference")``; the tests hold the two together.
 """
@@ -412,9 +415,7 @@ def _stats_source(D, diagonal):
 def _compile_source(source, name):
     namespace = {"np": np}
     exec(compile(source, f"<bayesgmm {name}>", "exec"), namespace)
-    function = namespace[name]
-    function.__source__ = source
-    return numba_basic.numba_njit(error_model="numpy")(function)
+    return numba_basic.numba_njit(error_model="numpy")(namespace[name])
 
 
 def _numba_kernels(diagonal, n_features):
