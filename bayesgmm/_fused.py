@@ -448,7 +448,7 @@ def _numba_kernels(diagonal, n_features):
         top, last = tops[1 - K % 2], tops[K % 2]
         for n in range(N):  # -inf: every component has weight zero at this point
             top[n] = last[n] if last[n] > -np.inf else 0.0
-        scratch = np.empty((max(K, 2), N))
+        scratch = np.empty((K, N))
         total = np.empty(N)
         exp_columns(resp, top, total, scratch)
         logp = np.empty(N)
