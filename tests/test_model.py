@@ -1,5 +1,7 @@
 """The PyMC graph, without sampling: shapes, distributions, log-density."""
 
+import os
+
 import numpy as np
 import pymc as pm
 import pytensor
@@ -101,13 +103,6 @@ def test_ordered_means_constraint(faithful):
         assert np.all(np.diff(values[:, 1]) > 0)
 
 
-def test_data_container_serves_new_data(faithful):
-    model = build_model(faithful, 2, covariance_type="diag")
-    with model:
-        pm.set_data({"X": faithful.to_numpy()[:100]}, coords={"obs_id": np.arange(100)})
-    assert model["X"].get_value().shape == (100, 2)
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -160,3 +155,27 @@ def test_user_set_reads_the_flag_not_its_section(monkeypatch, tmp_path):
     rc.write_text("[global]\ncxx = /usr/bin/g++\n")
     assert _user_set("cxx")
     assert not _user_set("blas__ldflags")
+
+
+def test_no_blas_warning_when_fitting(tmp_path):
+    """A pip environment has no system BLAS for PyTensor's C backend: no warning from
+    bayesgmm, while plain PyTensor gives one in the same environment (the control)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTENSORRC": str(tmp_path / "none"), "PYTENSOR_FLAGS": ""}
+
+    def stderr_of(code):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, check=True).stderr
+
+    control = stderr_of("import pytensor; pytensor.config.blas__ldflags")
+    assert "could not link to a BLAS" in control
+    fitted = stderr_of(
+        "from bayesgmm import GaussianMixtureBayes, datasets\n"
+        "model = GaussianMixtureBayes(2, random_state=0).fit(datasets.load_faithful(), "
+        "method='map', progressbar=False).model_\n"
+        "import pytensor\n"
+        "assert pytensor.config.blas__ldflags == ''\n"
+        "model.compile_logp()(model.initial_point())\n")
+    assert "BLAS" not in fitted, fitted
