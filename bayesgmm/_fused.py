@@ -37,13 +37,20 @@ import sys
 
 import numpy as np
 import pytensor.tensor as pt
+from llvmlite import ir as llvm_ir
+from numba import types as numba_types
+from numba.extending import intrinsic
 from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.graph.rewriting.basic import node_rewriter
 from pytensor.link.numba.dispatch import basic as numba_basic
+from pytensor.tensor.exceptions import NotScalarConstantError
+from pytensor.tensor.rewriting.basic import register_specialize
 from pytensor.tensor.type import TensorType
 
-__all__ = ["mixture_log_density", "MixtureLogDensity", "MixtureLogDensityGrad"]
+__all__ = ["mixture_log_density", "MixtureLogDensity", "MixtureLogDensityGrad",
+           "MixtureLogDensityValueGrad"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -181,6 +188,75 @@ class MixtureLogDensityGrad(Op):
                                   "implemented")
 
 
+class MixtureLogDensityValueGrad(Op):
+    """``log p(x_n)`` and the gradient of ``sum_n log p(x_n)`` in one call.
+
+    Inputs as :class:`MixtureLogDensity`; outputs ``(logp (N,), d/d log_w (K,),
+    d/d mu (K, D), d/d L (K, D, D))``. A log-likelihood's gradient weights every
+    point by one, so the kernel takes the gradient statistics straight from the
+    unnormalised exponentials and ``1 / sum_k``: no responsibilities are written
+    out, no vector of ones is built, and the gradient Op is not called. Not built
+    by hand: :func:`fuse_value_and_unit_gradient` puts it in compiled graphs.
+    """
+
+    __props__ = ("diagonal", "n_features")
+
+    def __init__(self, diagonal, n_features):
+        self.diagonal = bool(diagonal)
+        self.n_features = int(n_features)
+
+    def make_node(self, X, log_w, mu, L):
+        forward = MixtureLogDensity(self.diagonal, self.n_features).make_node(X, log_w, mu, L)
+        k, d = log_w.type.shape[0], self.n_features
+        outputs = [forward.outputs[0].type(), TensorType("float64", shape=(k,))(),
+                   TensorType("float64", shape=(k, d))(), TensorType("float64", shape=(k, d, d))()]
+        return Apply(self, forward.inputs, outputs)
+
+    def infer_shape(self, node, shapes):
+        (n, d), (k,) = shapes[0], shapes[1]
+        return [(n,), (k,), (k, d), (k, d, d)]
+
+    def perform(self, node, inputs, output_storage):
+        logp, resp, z = _forward_numpy(*inputs, self.diagonal)
+        grads = _backward_numpy(np.ones_like(logp), resp, z, inputs[3], self.diagonal)
+        for storage, value in zip(output_storage, (logp, *grads)):
+            storage[0] = value
+
+    def pullback(self, inputs, outputs, cotangents):
+        raise NotImplementedError("MixtureLogDensityValueGrad is built after differentiation; "
+                                  "differentiate mixture_log_density instead")
+
+
+def _is_one(variable):
+    try:
+        return pt.get_underlying_scalar_constant_value(variable) == 1.0
+    except NotScalarConstantError:
+        return False
+
+
+@register_specialize
+@node_rewriter([MixtureLogDensityGrad])
+def fuse_value_and_unit_gradient(fgraph, node):
+    """``MixtureLogDensity`` and ``MixtureLogDensityGrad(ones, r, z, L)`` -> one
+    :class:`MixtureLogDensityValueGrad`, when nothing else reads ``r`` and ``z``.
+
+    That is a log-likelihood's gradient (``sum_n log p(x_n)``, every output
+    weight one), which is what the samplers and the MAP compile.
+    """
+    g, resp, z, L = node.inputs
+    forward = resp.owner
+    if (forward is None or not isinstance(forward.op, MixtureLogDensity)
+            or forward.outputs[1] is not resp or forward.outputs[2] is not z
+            or forward.inputs[3] is not L
+            or not _is_one(g)):
+        return None
+    if any(client is not node for out in (resp, z) for client, _ in fgraph.clients[out]):
+        return None
+    op = MixtureLogDensityValueGrad(forward.op.diagonal, forward.op.n_features)
+    logp, *grads = op(*forward.inputs)
+    return {forward.outputs[0]: logp, **dict(zip(node.outputs, grads))}
+
+
 # ---------------------------------------------------------------- numpy (Python linker)
 def _forward_numpy(X, log_w, mu, L, diagonal):
     K, D = mu.shape
@@ -228,9 +304,10 @@ def _backward_numpy(g, resp, z, L, diagonal):
 # exp and log, vectorisable. pip's llvmlite has no vector math library, so numba
 # calls the scalar libm functions, and the ~K N exponentials and N logarithms of
 # an evaluation were over half its time. These loops use only arithmetic and
-# integer operations on the floats' bits, which LLVM turns into SIMD code. They
-# must not be compiled with the "reassoc" fast-math flag (it would cancel the
-# rounding trick ``(y + MAGIC) - MAGIC``), so they carry their own flags.
+# integer operations on the floats' bits (reinterpreted in place by the two
+# intrinsics below, so each function is one pass), which LLVM turns into SIMD
+# code. They must not be compiled with the "reassoc" fast-math flag (it would
+# cancel the rounding trick ``(y + MAGIC) - MAGIC``), so they carry their own flags.
 _MAGIC = 6755399441055744.0  # 1.5 * 2**52: y + _MAGIC rounds y to an integer
 _MAGIC_BITS = int(np.float64(_MAGIC).view(np.int64))
 _LOG2_E = 1.4426950408889634
@@ -254,23 +331,53 @@ _LOG_POLY = (0.66666666666666696862, 0.3999999999989950449, 0.285714286259754849
              0.1461644968504340586)
 
 
+@intrinsic
+def _bits(typingctx, x):
+    """The 64 bits of a double as an int64 (no conversion)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.IntType(64))
+    return numba_types.int64(numba_types.float64), codegen
+
+
+@intrinsic
+def _double(typingctx, x):
+    """An int64's 64 bits as a double (no conversion)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], llvm_ir.DoubleType())
+    return numba_types.float64(numba_types.int64), codegen
+
+
+@numba_basic.numba_njit(inline="always")
+def _aligned_empty(n):
+    """A new float64 array of ``n`` entries starting on a 64-byte boundary.
+
+    numba aligns its arrays to 32 bytes; with 64-byte vectors (AVX-512) half of
+    the loads of a row starting mid-line span two cache lines, which made the
+    whitening pass 1.5 times slower and the timings depend on each process's luck.
+    """
+    buffer = np.empty(n + 7)
+    start = (-(buffer.ctypes.data >> 3)) & 7
+    return buffer[start:start + n]
+
+
 def _math_kernels():
     njit = numba_basic.numba_njit
     e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11 = _EXP_POLY
     q0, q1, q2, q3, q4, q5, q6 = _LOG_POLY
 
     @njit(fastmath={"contract"}, error_model="numpy")
-    def exp_columns(x, top, total, scratch):
-        """``x[k, n] = exp(x[k, n] - top[n])`` and ``total[n] = sum_k x[k, n]``.
+    def exp_columns(x, top, total, N):
+        """``x[k, n] = exp(x[k, n] - top[n])`` and ``total[n] = sum_k x[k, n]``, n < N.
 
-        For ``x <= top`` (2-D and 1-D, contiguous; ``scratch`` like ``x``), to 2 ulp;
-        NaN stays NaN. ``exp(y) = 2**j exp(r)`` with ``j = round(y / ln 2)``,
-        ``|r| <= ln(2) / 2`` and ``exp(r)`` a polynomial in Estrin's form (short
-        dependency chains).
+        For ``x <= top`` (2-D and 1-D, contiguous), to 2 ulp; NaN stays NaN.
+        ``exp(y) = 2**j exp(r)`` with ``j = round(y / ln 2)``, ``|r| <= ln(2) / 2``
+        and ``exp(r)`` a polynomial in Estrin's form (short dependency chains);
+        ``y / ln 2 + _MAGIC`` holds ``j`` in its low bits, from which ``2**j`` is
+        built as a double's exponent.
         """
-        K, N = x.shape
+        K = x.shape[0]
         for k in range(K):
-            xk, sk = x[k], scratch[k]
+            xk = x[k]
             for n in range(N):
                 y = xk[n] - top[n]
                 v = max(y, _EXP_MIN)
@@ -282,43 +389,26 @@ def _math_kernels():
                 p = ((e0 + e1 * r) + (e2 + e3 * r) * r2) \
                     + ((e4 + e5 * r) + (e6 + e7 * r) * r2) * r4 \
                     + ((e8 + e9 * r) + (e10 + e11 * r) * r2) * (r4 * r4)
-                sk[n] = shifted
-                xk[n] = 0.0 if y < _EXP_MIN else p  # 0 below the range; NaN fails the test
-        for k in range(K):  # the low bits of `shifted` hold j: build the double 2**j
-            bits = scratch[k].view(np.int64)
-            for n in range(N):
-                bits[n] = (bits[n] - _MAGIC_BITS + 1023) << 52
-        for k in range(K):
-            xk, sk = x[k], scratch[k]
-            if k == 0:
-                for n in range(N):
-                    v = xk[n] * sk[n]
-                    xk[n] = v
-                    total[n] = v
-            else:
-                for n in range(N):
-                    v = xk[n] * sk[n]
-                    xk[n] = v
-                    total[n] += v
+                e = p * _double((_bits(shifted) - _MAGIC_BITS + 1023) << 52)
+                e = 0.0 if y < _EXP_MIN else e  # 0 below the range; NaN fails the test
+                xk[n] = e
+                if k == 0:
+                    total[n] = e
+                else:
+                    total[n] += e
 
     @njit(fastmath={"contract"}, error_model="numpy")
-    def log_positive(x, out, scratch):
-        """``out = log(x)`` for ``x >= 0`` (1-D, contiguous, normal or 0), to 2 ulp.
+    def log_positive(x, out, N):
+        """``out[:N] = log(x[:N])`` for ``x >= 0`` (1-D, contiguous, normal or 0), to 2 ulp.
 
         ``x = 2**e m`` with ``m`` in [sqrt(2)/2, sqrt(2)); ``log m = 2 atanh(s)``,
         ``s = (m - 1) / (m + 1)``, ``|s| < 0.172``.
         """
-        n = x.size
-        x_bits = x.view(np.int64)
-        e_bits = scratch.view(np.int64)
-        m_bits = out.view(np.int64)
-        for i in range(n):
-            b = x_bits[i]  # masked first: a logical shift, which vectorises
-            e_bits[i] = (((b & _EXPONENT) >> 52) - 1023) + _MAGIC_BITS  # the double _MAGIC + e
-            m_bits[i] = (b & _MANTISSA) | _EXPONENT_ONE  # the double m in [1, 2)
-        for i in range(n):
-            m = out[i]
-            e = scratch[i] - _MAGIC
+        for i in range(N):
+            v = x[i]
+            b = _bits(v)  # masked first: a logical shift, which vectorises
+            e = _double((((b & _EXPONENT) >> 52) - 1023) + _MAGIC_BITS) - _MAGIC
+            m = _double((b & _MANTISSA) | _EXPONENT_ONE)  # in [1, 2)
             big = m > _SQRT_2
             m = 0.5 * m if big else m
             e = e + 1.0 if big else e
@@ -326,7 +416,7 @@ def _math_kernels():
             z = s * s
             w = z * z
             q = (q0 + q2 * w + (q4 + q6 * w) * (w * w)) + z * (q1 + q3 * w + q5 * (w * w))
-            v = x[i]  # 0 or NaN: a select, not a branch, so that the loop vectorises
+            # 0 or NaN: a select, not a branch, so that the loop vectorises
             out[i] = e * _LN2_HI + (s * (2.0 + z * q) + e * _LN2_LO) if v > 0.0 else (
                 -np.inf if v == 0.0 else np.nan)
 
@@ -356,12 +446,12 @@ def _row_groups(D, size):
 
 
 def _whiten_source(D, diagonal):
-    """``whiten(Xt, mu_k, L_k, c, z_k, q, top, top_out)``: z_k = L_k^-1 (x - mu_k) for all
-    points, ``q = c - |z|^2 / 2`` (the joint log-density), ``top_out = max(top, q)``.
+    """``whiten(N, Xt, mu_k, L_k, c, z_k, q, top, top_out)``: z_k = L_k^-1 (x - mu_k) for
+    the N points, ``q = c - |z|^2 / 2`` (the joint log-density), ``top_out = max(top, q)``.
 
     ``top_out`` is not ``top``: LLVM turns a maximum stored back in place into a
     masked store, which AMD processors execute slowly (it doubled this pass)."""
-    lines = ["def whiten(X, m, L, c, z, q, top, top_out):", "    N = np.uint64(X.shape[1])"]
+    lines = ["def whiten(N, X, m, L, c, z, q, top, top_out):", "    N = np.uint64(N)"]
     for i in range(D):
         lines.append(f"    m{i} = m[{i}]; v{i} = 1.0 / L[{i}, {i}]; x{i} = X[{i}]; z{i} = z[{i}]")
         lines += [] if diagonal else [f"    l{i}_{j} = L[{i}, {j}]" for j in range(i)]
@@ -382,14 +472,14 @@ def _whiten_source(D, diagonal):
 
 
 def _stats_source(D, diagonal):
-    """``stats(g, r_k, z_k, s_k, S_k, w)``: N_k (returned), ``s_k = sum_n w_n z_n`` and
-    the lower triangle (diagonal) of ``S_k = sum_n w_n z_n z_n^T``, ``w = g r_k``."""
+    """``stats(N, g, r_k, z_k, s_k, S_k, w)``: N_k (returned), ``s_k = sum_n w_n z_n`` and
+    the lower triangle (diagonal) of ``S_k = sum_n w_n z_n z_n^T``, ``w = g r_k``, n < N."""
     def columns(i):
         return [i] if diagonal else list(range(i + 1))
 
     groups = _row_groups(D, lambda i, j: (
         (i == 0) + sum(1 + len(columns(r)) for r in range(i, j))) / _STATS_SUMS)
-    lines = ["def stats(g, r, z, s, S, w):", "    N = np.uint64(r.shape[0])", "    t = 0.0"]
+    lines = ["def stats(N, g, r, z, s, S, w):", "    N = np.uint64(N)", "    t = 0.0"]
     lines += [f"    z{i} = z[{i}]" for i in range(D)]
     for i0, i1 in groups:
         sums = [f"b{i}" for i in range(i0, i1)] + [
@@ -419,88 +509,113 @@ def _compile_source(source, name):
 
 
 def _numba_kernels(diagonal, n_features):
-    """The two kernels for D = ``n_features``; every inner loop runs over contiguous points."""
+    """The kernels for D = ``n_features`` (forward, backward, value and unit gradient);
+    every inner loop runs over contiguous points."""
     D = n_features
     exp_columns, log_positive = _math_kernels()
     whiten = _compile_source(_whiten_source(D, diagonal), "whiten")
     stats = _compile_source(_stats_source(D, diagonal), "stats")
     njit = numba_basic.numba_njit
 
-    @njit(error_model="numpy")
-    def forward(X, log_w, mu, L):
+    @njit(error_model="numpy", inline="always")
+    def unnormalised(X, log_w, mu, L, row):
+        """log p(x_n), the exponentials exp(l_nk - max_k l_nk) (K, row), their
+        reciprocal sums over k (row,) and the whitened residuals (K, D, row), for
+        the N points; ``row >= N`` is the rows' length (the points past N unset)."""
         N = X.shape[0]
         K = log_w.shape[0]
-        Xt = np.empty((D, N))
+        Xt = _aligned_empty(D * row).reshape((D, row))
         for i in range(D):
             xi = Xt[i]
             for n in range(N):
                 xi[n] = X[n, i]
-        z = np.empty((K, D, N))
-        resp = np.empty((K, N))  # first the joint log-densities l_nk
-        tops = np.empty((2, N))  # their running maximum over the components, in turns
+        z = _aligned_empty(K * D * row).reshape((K, D, row))
+        resp = _aligned_empty(K * row).reshape((K, row))  # first the joint log-densities
+        tops = _aligned_empty(2 * row).reshape((2, row))  # their running maximum, in turns
         for n in range(N):
             tops[0, n] = -np.inf
         for k in range(K):
             c = log_w[k] - D * _HALF_LOG_2PI
             for i in range(D):
                 c -= np.log(np.abs(L[k, i, i]))
-            whiten(Xt, mu[k], L[k], c, z[k], resp[k], tops[k % 2], tops[1 - k % 2])
+            whiten(N, Xt, mu[k], L[k], c, z[k], resp[k], tops[k % 2], tops[1 - k % 2])
         top, last = tops[1 - K % 2], tops[K % 2]
         for n in range(N):  # -inf: every component has weight zero at this point
             top[n] = last[n] if last[n] > -np.inf else 0.0
-        scratch = np.empty((K, N))
-        total = np.empty(N)
-        exp_columns(resp, top, total, scratch)
-        logp = np.empty(N)
-        log_positive(total, logp, scratch[0])
+        total = _aligned_empty(row)
+        exp_columns(resp, top, total, N)
+        logp = _aligned_empty(N)
+        log_positive(total, logp, N)
         for n in range(N):
             logp[n] += top[n]
             total[n] = 1.0 / total[n] if total[n] > 0.0 else 1.0
-        for k in range(K):
+        return logp, resp, total, z
+
+    @njit(error_model="numpy")
+    def forward(X, log_w, mu, L):
+        N = X.shape[0]
+        logp, resp, inverse_total, z = unnormalised(X, log_w, mu, L, N)  # outputs: no padding
+        for k in range(resp.shape[0]):
             for n in range(N):
-                resp[k, n] *= total[n]
+                resp[k, n] *= inverse_total[n]
         return logp, resp, z
 
     @njit(error_model="numpy")
     def backward(g, resp, z, L):
-        K, _, N = z.shape
+        n_k, s, S = statistics(g, resp, z, g.shape[0])
+        return finish(n_k, s, S, L)
+
+    @njit(error_model="numpy")
+    def value_and_gradient(X, log_w, mu, L):
+        # rows padded to whole 64-byte lines, so that every row starts on one
+        row = (X.shape[0] + 7) & ~7
+        logp, exps, inverse_total, z = unnormalised(X, log_w, mu, L, row)
+        # the responsibilities are exps / total: weighting the unnormalised exps
+        # by 1 / total gives the unit-weight statistics without normalising
+        n_k, s, S = statistics(inverse_total, exps, z, X.shape[0])
+        return (logp,) + finish(n_k, s, S, L)
+
+    @njit(error_model="numpy", inline="always")
+    def statistics(g, resp, z, N):
+        K = z.shape[0]
         n_k = np.empty(K)
         s = np.empty((K, D))
         S = np.zeros((K, D, D))
-        w = np.empty(N)
+        w = _aligned_empty(resp.shape[1])
         for k in range(K):
-            n_k[k] = stats(g, resp[k], z[k], s[k], S[k], w)
-        g_mu = np.zeros((K, D))
-        g_L = np.zeros((K, D, D))
-        col = np.empty(D)
+            n_k[k] = stats(N, g, resp[k], z[k], s[k], S[k], w)
+        return n_k, s, S
+
+    @njit(error_model="numpy", inline="always")
+    def finish(n_k, s, S, L):
+        """The gradients from the statistics, in place: ``s`` becomes ``L^-T s`` and
+        the lower triangle of ``S``, ``tril(L^-T (S - N I))`` (its upper triangle,
+        never written by ``stats``, stays 0)."""
+        K = n_k.shape[0]
         for k in range(K):
             for i in range(D):
                 S[k, i, i] -= n_k[k]
             if diagonal:
                 for i in range(D):
-                    g_mu[k, i] = s[k, i] / L[k, i, i]
-                    g_L[k, i, i] = S[k, i, i] / L[k, i, i]
+                    s[k, i] /= L[k, i, i]
+                    S[k, i, i] /= L[k, i, i]
                 continue
-            for i in range(D):  # symmetric: fill the upper triangle
-                for j in range(i):
-                    S[k, j, i] = S[k, i, j]
-            # back substitution with L^T (upper): g_mu = L^-T s, g_L = tril(L^-T (S - N I))
+            # back substitution with L^T (upper triangular), from the last row up;
+            # column c of the lower triangle needs rows c..D-1 only
             for i in range(D - 1, -1, -1):
                 v = s[k, i]
                 for j in range(i + 1, D):
-                    v -= L[k, j, i] * g_mu[k, j]
-                g_mu[k, i] = v / L[k, i, i]
+                    v -= L[k, j, i] * s[k, j]
+                s[k, i] = v / L[k, i, i]
             for c in range(D):
-                for i in range(D - 1, -1, -1):
+                for i in range(D - 1, c - 1, -1):
                     v = S[k, i, c]
                     for j in range(i + 1, D):
-                        v -= L[k, j, i] * col[j]
-                    col[i] = v / L[k, i, i]
-                for i in range(c, D):
-                    g_L[k, i, c] = col[i]
-        return n_k, g_mu, g_L
+                        v -= L[k, j, i] * S[k, j, c]
+                    S[k, i, c] = v / L[k, i, i]
+        return n_k, s, S
 
-    return forward, backward
+    return forward, backward, value_and_gradient
 
 
 def kernel_version(module=__name__):
@@ -521,3 +636,8 @@ def _numba_funcify_mixture_log_density(op, node=None, **kwargs):
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensityGrad)
 def _numba_funcify_mixture_log_density_grad(op, node=None, **kwargs):
     return _numba_kernels(op.diagonal, op.n_features)[1], kernel_version()
+
+
+@numba_basic.register_funcify_default_op_cache_key(MixtureLogDensityValueGrad)
+def _numba_funcify_mixture_log_density_value_grad(op, node=None, **kwargs):
+    return _numba_kernels(op.diagonal, op.n_features)[2], kernel_version()

@@ -254,48 +254,81 @@ def merge_transform_gradients(fgraph, node):
 
 
 # ---------------------------------------------------------------- numba
+# Each kernel works on one factor (or one weight vector); the Ops' kernels apply it
+# to an unbatched input, to the rows of a batch, or (more batch dimensions) to the
+# rows of a reshaped copy. numba compiles one branch per input rank (its cache key
+# includes the rank): the common ranks need no reshape, which costs numba tens of
+# nanoseconds a call, about what these kernels' arithmetic takes.
 def _kernels(n, rows, cols):
     njit = numba_basic.numba_njit
     m = n * (n - 1) // 2
     rows, cols = tuple(int(r) for r in rows), tuple(int(c) for c in cols)
+    position = np.zeros((n, n), dtype=np.int64)  # entry of y of L's (i, j), j < i
+    position[list(rows), list(cols)] = np.arange(m)
+
+    @njit(error_model="numpy")
+    def factor(y, L, log_diag):
+        """One factor: ``y (m,)`` into ``L (n, n)`` (its upper triangle stays as it
+        is, zeros) and ``log diag L (n,)``."""
+        for e in range(m):
+            L[rows[e], cols[e]] = y[e]
+        for i in range(n):
+            L[i, i] = 1.0
+            s = 0.0
+            for j in range(i + 1):
+                s += L[i, j] * L[i, j]
+            inv = 1.0 / np.sqrt(s)
+            for j in range(i + 1):
+                L[i, j] *= inv
+            log_diag[i] = -0.5 * np.log(s)
+
+    @njit(error_model="numpy")
+    def factor_grad(L, g_L, g_ld, g_y):
+        for i in range(1, n):
+            inner = g_ld[i]
+            for j in range(i + 1):
+                inner += g_L[i, j] * L[i, j]
+            for j in range(i):
+                g_y[position[i, j]] = L[i, i] * (g_L[i, j] - L[i, j] * inner)
 
     @njit(error_model="numpy")
     def forward(y):
+        if y.ndim == 1:
+            L, log_diag = np.zeros((n, n)), np.empty(n)
+            factor(y, L, log_diag)
+            return L, log_diag
+        if y.ndim == 2:
+            B = y.shape[0]
+            L, log_diag = np.zeros((B, n, n)), np.empty((B, n))
+            for b in range(B):
+                factor(y[b], L[b], log_diag[b])
+            return L, log_diag
         flat = np.ascontiguousarray(y).reshape((-1, m))
         B = flat.shape[0]
-        L = np.zeros((B, n, n))
-        log_diag = np.empty((B, n))
+        L, log_diag = np.zeros((B, n, n)), np.empty((B, n))
         for b in range(B):
-            for e in range(m):
-                L[b, rows[e], cols[e]] = flat[b, e]
-            for i in range(n):
-                L[b, i, i] = 1.0
-                s = 0.0
-                for j in range(i + 1):
-                    s += L[b, i, j] * L[b, i, j]
-                inv = 1.0 / np.sqrt(s)
-                for j in range(i + 1):
-                    L[b, i, j] *= inv
-                log_diag[b, i] = -0.5 * np.log(s)
+            factor(flat[b], L[b], log_diag[b])
         return L.reshape(y.shape[:-1] + (n, n)), log_diag.reshape(y.shape[:-1] + (n,))
 
     @njit(error_model="numpy")
     def backward(L, g_L, g_ld):
+        if L.ndim == 2:
+            g_y = np.empty(m)
+            factor_grad(L, g_L, g_ld, g_y)
+            return g_y
+        if L.ndim == 3:
+            B = L.shape[0]
+            g_y = np.empty((B, m))
+            for b in range(B):
+                factor_grad(L[b], g_L[b], g_ld[b], g_y[b])
+            return g_y
         Lf = np.ascontiguousarray(L).reshape((-1, n, n))
         gf = np.ascontiguousarray(g_L).reshape((-1, n, n))
         gd = np.ascontiguousarray(g_ld).reshape((-1, n))
         B = Lf.shape[0]
         g_y = np.empty((B, m))
-        inner = np.empty(n)
         for b in range(B):
-            for i in range(n):
-                acc = gd[b, i]
-                for j in range(i + 1):
-                    acc += gf[b, i, j] * Lf[b, i, j]
-                inner[i] = acc
-            for e in range(m):
-                i, j = rows[e], cols[e]
-                g_y[b, e] = Lf[b, i, i] * (gf[b, i, j] - Lf[b, i, j] * inner[i])
+            factor_grad(Lf[b], gf[b], gd[b], g_y[b])
         return g_y.reshape(L.shape[:-2] + (m,))
 
     return forward, backward
@@ -315,50 +348,67 @@ def _simplex_kernels():
     njit = numba_basic.numba_njit
 
     @njit(error_model="numpy")
+    def weights(y, w, log_w):
+        """One vector: ``y (K - 1,)`` into ``w (K,)`` and ``log w (K,)``."""
+        K = w.shape[0]
+        last = 0.0
+        for k in range(K - 1):
+            log_w[k] = y[k]
+            last -= y[k]
+        log_w[K - 1] = last
+        top = log_w[0]
+        for k in range(1, K):
+            top = max(top, log_w[k])
+        total = 0.0
+        for k in range(K):
+            w[k] = np.exp(log_w[k] - top)
+            total += w[k]
+        shift = top + np.log(total)
+        for k in range(K):
+            log_w[k] -= shift
+            w[k] /= total
+
+    @njit(error_model="numpy")
+    def weights_grad(w, g_w, g_log_w, g_y):
+        K = w.shape[0]
+        total = 0.0  # sum of G = g_log_w + w g_w
+        for k in range(K):
+            total += g_log_w[k] + w[k] * g_w[k]
+        g_last = g_log_w[K - 1] + w[K - 1] * g_w[K - 1] - w[K - 1] * total
+        for k in range(K - 1):
+            g_y[k] = g_log_w[k] + w[k] * g_w[k] - w[k] * total - g_last
+
+    @njit(error_model="numpy")
     def forward(y):
-        B, K = 1, y.shape[-1] + 1
+        K = y.shape[-1] + 1
+        if y.ndim == 1:
+            w, log_w = np.empty(K), np.empty(K)
+            weights(y, w, log_w)
+            return w, log_w
+        B = 1
         for d in range(y.ndim - 1):  # not reshape(-1, 0): one component has K - 1 = 0
             B *= y.shape[d]
         flat = np.ascontiguousarray(y).reshape((B, K - 1))
-        log_w = np.empty((B, K))
-        w = np.empty((B, K))
+        w, log_w = np.empty((B, K)), np.empty((B, K))
         for b in range(B):
-            last = 0.0
-            for k in range(K - 1):
-                log_w[b, k] = flat[b, k]
-                last -= flat[b, k]
-            log_w[b, K - 1] = last
-            top = log_w[b, 0]
-            for k in range(1, K):
-                top = max(top, log_w[b, k])
-            total = 0.0
-            for k in range(K):
-                w[b, k] = np.exp(log_w[b, k] - top)
-                total += w[b, k]
-            shift = top + np.log(total)
-            for k in range(K):
-                log_w[b, k] -= shift
-                w[b, k] /= total
+            weights(flat[b], w[b], log_w[b])
         shape = y.shape[:-1] + (K,)
         return w.reshape(shape), log_w.reshape(shape)
 
     @njit(error_model="numpy")
     def backward(w, g_w, g_log_w):
         K = w.shape[-1]
+        if w.ndim == 1:
+            g_y = np.empty(K - 1)
+            weights_grad(w, g_w, g_log_w, g_y)
+            return g_y
         wf = np.ascontiguousarray(w).reshape((-1, K))
         gw = np.ascontiguousarray(g_w).reshape((-1, K))
         gl = np.ascontiguousarray(g_log_w).reshape((-1, K))
         B = wf.shape[0]
         g_y = np.empty((B, K - 1))
-        G = np.empty(K)
         for b in range(B):
-            total = 0.0
-            for k in range(K):
-                G[k] = gl[b, k] + wf[b, k] * gw[b, k]
-                total += G[k]
-            g_last = G[K - 1] - wf[b, K - 1] * total
-            for k in range(K - 1):
-                g_y[b, k] = G[k] - wf[b, k] * total - g_last
+            weights_grad(wf[b], gw[b], gl[b], g_y[b])
         return g_y.reshape(w.shape[:-1] + (K - 1,))
 
     return forward, backward

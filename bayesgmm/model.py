@@ -160,7 +160,10 @@ def build_model_from_spec(X, spec: ModelSpec):
         "feature2": list(spec.feature_names),
         "obs_id": np.arange(X.shape[0]),
     }
-    with pm.Model(coords=coords) as model:
+    # Every parameter is sampled through a transform into its support and the
+    # priors are checked in make_spec: PyMC's bounds checks could never fail, and
+    # leaving them out takes 7 nodes and 5% off each log-density+gradient.
+    with pm.Model(coords=coords, check_bounds=False) as model:
         data = pm.Data("X", X, dims=("obs_id", "feature"))
         # Data-dependent constants are pm.Data too: a new data set of the same
         # shape then reuses the compiled graph (and the disk cache) unchanged.

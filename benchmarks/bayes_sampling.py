@@ -469,18 +469,22 @@ def _best_time_us(f, *args):
 
 
 def _logp_grad_function(model, x, variables=None):
-    """A numba function of the log-density (of ``variables``, default all) and gradient."""
-    import pytensor
-    import pytensor.tensor as pt
+    """The numba function of the log-density (of ``variables``, default all) and gradient
+    that PyMC's NUTS compiles: ``ValueGradFunction``'s graph (the cost rewritten by
+    ``rewrite_pregrad`` before differentiation, the gradients joined into one vector,
+    compiled by ``pymc.pytensorf.compile`` with the model's ``check_bounds``), taking
+    the value variables unraveled (as nutpie's compiled function does)."""
+    from pymc.model.core import ValueGradFunction
+
     value_vars = model.value_vars
     point = model.initial_point()
     sizes = np.cumsum([point[v.name].size for v in value_vars])[:-1]
     args = [part.reshape(point[v.name].shape)
             for part, v in zip(np.split(x, sizes), value_vars)]
-    logp = model.logp(vars=variables)
-    f = pytensor.function(value_vars, [logp, *pt.grad(logp, value_vars)], mode="NUMBA",
-                          trust_input=True)
-    return f, args
+    with model:
+        f = ValueGradFunction([model.logp(vars=variables)], value_vars, model=model,
+                              ravel_inputs=False, mode="NUMBA", trust_input=True)
+    return f._pytensor_function, args
 
 
 def _likelihood_eval_us(model, x):

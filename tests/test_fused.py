@@ -68,12 +68,22 @@ def symbolic(X, log_w, mu, L):
         ((None, d), (None,), (None, d), (None, d, d)), ("X", "log_w", "mu", "L")))
 
 
-def value_and_gradients(density, values, output_weights, mode):
-    """sum_n g_n log p(x_n) and its gradients with respect to log_w, mu and L."""
+def compiled_value_and_gradients(density, values, output_weights, mode):
+    """The compiled function of sum_n g_n log p(x_n) and its gradients with respect to
+    log_w, mu and L (``output_weights=None``: a plain sum, every g_n one)."""
     X, log_w, mu, L = symbolic(*values)
-    total = pt.sum(density(X, log_w, mu, L) * output_weights)
+    logp = density(X, log_w, mu, L)
+    total = pt.sum(logp if output_weights is None else logp * output_weights)
     grads = pt.grad(total, [log_w, mu, L])
-    return pytensor.function([X, log_w, mu, L], [total, *grads], mode=mode)(*values)
+    return pytensor.function([X, log_w, mu, L], [total, *grads], mode=mode)
+
+
+def value_and_gradients(density, values, output_weights, mode):
+    return compiled_value_and_gradients(density, values, output_weights, mode)(*values)
+
+
+def op_names(function):
+    return {type(node.op).__name__ for node in function.maker.fgraph.apply_nodes}
 
 
 def relative_error(a, b):
@@ -99,6 +109,52 @@ def test_value_and_gradient_match_whitened_reference(d, k, diagonal, extreme):
             if name == "L":
                 want = np.tril(want) * (np.eye(d) if diagonal else 1.0)
             assert relative_error(got, want) < 1e-8, (name, mode)
+
+
+@pytest.mark.parametrize("extreme", [False, True], ids=["moderate", "extreme"])
+@pytest.mark.parametrize("diagonal", [False, True], ids=["triangular", "diagonal"])
+@pytest.mark.parametrize("d,k", SHAPES)
+def test_log_likelihood_gradient_is_one_fused_call(d, k, diagonal, extreme):
+    """A plain sum (every output weight one) compiles to MixtureLogDensityValueGrad,
+    whose value and gradients equal the whitened reference's; weighted sums keep the
+    two Ops (the test above)."""
+    rng = np.random.default_rng(100 * d + k + 7 * extreme)
+    values = random_parameters(rng, 40, d, k, diagonal=diagonal, extreme=extreme)
+    reference = value_and_gradients(whitened_reference, values, None, PYTHON)
+
+    def fused(*args):
+        return mixture_log_density(*args, diagonal=diagonal)
+
+    for mode in (PYTHON, "NUMBA"):
+        function = compiled_value_and_gradients(fused, values, None, mode)
+        assert {"MixtureLogDensity", "MixtureLogDensityGrad"}.isdisjoint(op_names(function))
+        assert "MixtureLogDensityValueGrad" in op_names(function)
+        for got, want, name in zip(function(*values), reference, ["logp", "log_w", "mu", "L"]):
+            if name == "L":
+                want = np.tril(want) * (np.eye(d) if diagonal else 1.0)
+            assert relative_error(got, want) < 1e-8, (name, mode)
+    weighted = compiled_value_and_gradients(fused, values, rng.uniform(size=40), "NUMBA")
+    assert {"MixtureLogDensity", "MixtureLogDensityGrad"} <= op_names(weighted)
+
+
+def test_value_and_gradient_kernel_buffers_start_on_cache_lines():
+    import numba
+
+    from bayesgmm._fused import _aligned_empty
+
+    @numba.njit
+    def offsets(sizes):
+        out = np.empty((len(sizes), 2), dtype=np.int64)
+        keep = []
+        for i in range(len(sizes)):
+            a = _aligned_empty(sizes[i])
+            out[i, 0], out[i, 1] = a.ctypes.data % 64, a.size
+            keep.append(a)
+        return out
+
+    sizes = np.arange(1, 200)
+    got = offsets(sizes)
+    assert np.all(got[:, 0] == 0) and np.array_equal(got[:, 1], sizes)
 
 
 @pytest.mark.parametrize("d,k", [(1, 3), (2, 3), (5, 8)])
@@ -201,6 +257,8 @@ def test_model_logp_and_gradient_equal_reference_model(covariance_type):
         f = model.logp_dlogp_function(ravel_inputs=True, mode=PYTHON)
         f.set_extra_values({})
         functions[likelihood] = f
+        if likelihood == "fused":  # what the samplers compile: one fused call
+            assert "MixtureLogDensityValueGrad" in op_names(f._pytensor_function)
         point = model.initial_point()
         x0 = np.concatenate([np.ravel(point[v.name]) for v in model.value_vars])
     rng = np.random.default_rng(5)
@@ -293,6 +351,28 @@ def test_pymc_find_map_equals_bayesgmm_map():
                                    rtol=1e-3, err_msg=name)  # the optimisers' tolerance
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "spherical"])
+def test_bounds_checks_left_out_change_no_value(covariance_type):
+    """build_model sets check_bounds=False (every parameter is sampled through a
+    transform into its support, and the priors are checked before building): at any
+    point of the unconstrained space the log-density equals that with the checks."""
+    X = datasets.load_faithful()
+    model = build_model(X, 3, covariance_type=covariance_type)
+    assert model.check_bounds is False
+    functions = {}
+    for checked in (False, True):
+        model.check_bounds = checked
+        with model:
+            functions[checked] = model.compile_logp(mode=PYTHON)
+    point = model.initial_point()
+    rng = np.random.default_rng(8)
+    for _ in range(5):
+        moved = {name: value + rng.normal(size=np.shape(value)) * 2.0
+                 for name, value in point.items()}
+        unchecked, checked = functions[False](moved), functions[True](moved)
+        assert np.isfinite(checked) and unchecked == pytest.approx(checked, rel=1e-12)
+
+
 def test_unknown_likelihood_is_refused():
     with pytest.raises(ValueError, match=r"likelihood must be one of \['fused', 'reference'\]"):
         build_model(datasets.load_faithful(), 2, likelihood="fast")
@@ -361,9 +441,9 @@ def test_vectorised_exp_and_log_are_within_two_ulp_of_numpy():
     def both(x, top, y):  # the kernels have no Python wrapper: call them from numba
         e = x.copy()
         total = np.empty(x.shape[1])
-        exp_columns(e, top, total, np.empty(x.shape))
+        exp_columns(e, top, total, x.shape[1])
         out = np.empty(y.size)
-        log_positive(y, out, np.empty(y.size))
+        log_positive(y, out, y.size)
         return e, total, out
 
     rng = np.random.default_rng(3)

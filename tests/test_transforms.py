@@ -62,7 +62,7 @@ def test_spiral_index_is_pymcs_fill_order(n, batch):
 
 @pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA"])
 @pytest.mark.parametrize("n", [2, 3, 5])
-@pytest.mark.parametrize("batch", [(), (3,)])
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3)])
 def test_fused_transform_equals_pymcs(mode, n, batch):
     rng = np.random.default_rng(10 * n + len(batch))
     shape = batch + (n * (n - 1) // 2,)
@@ -74,7 +74,7 @@ def test_fused_transform_equals_pymcs(mode, n, batch):
 
 @pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA"])
 @pytest.mark.parametrize("K", [1, 2, 3, 8])
-@pytest.mark.parametrize("batch", [(), (3,)])
+@pytest.mark.parametrize("batch", [(), (3,), (2, 3)])
 def test_fused_simplex_equals_pymcs(mode, K, batch):
     rng = np.random.default_rng(10 * K + len(batch))
     y = rng.normal(size=batch + (K - 1,)) * 3.0
