@@ -40,6 +40,7 @@ import pytensor.tensor as pt
 from llvmlite import ir as llvm_ir
 from numba import types as numba_types
 from numba.extending import intrinsic
+from numba.np.arrayobj import make_array, populate_array
 from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
@@ -360,6 +361,38 @@ def _aligned_empty(n):
     return buffer[start:start + n]
 
 
+@intrinsic
+def _unmanaged(typingctx, array):
+    """The same array (data, shape, strides) without numba's memory manager.
+
+    Views of it are not reference-counted (numba's counts are atomic operations,
+    tens of them per evaluation otherwise). The caller keeps the owner alive: an
+    input of the kernel, an output it returns, or a buffer passed to
+    :func:`_keep_alive` after its last use.
+    """
+    def codegen(context, builder, signature, args):
+        source = make_array(signature.args[0])(context, builder, value=args[0])
+        out = make_array(signature.return_type)(context, builder)
+        populate_array(out, data=source.data, shape=source.shape, strides=source.strides,
+                       itemsize=source.itemsize, meminfo=None)
+        return out._getvalue()
+    return array(array), codegen
+
+
+@intrinsic
+def _keep_alive(typingctx, array):
+    """A use of ``array`` that does nothing: numba releases it after this point."""
+    def codegen(context, builder, signature, args):
+        return context.get_dummy_value()
+    return numba_types.none(array), codegen
+
+
+@numba_basic.numba_njit(inline="always")
+def _rows(buffer, first, count, row):
+    """Rows ``first .. first + count`` of a flat ``buffer`` as a (count, row) array."""
+    return buffer[first * row:(first + count) * row].reshape((count, row))
+
+
 def _math_kernels():
     njit = numba_basic.numba_njit
     e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11 = _EXP_POLY
@@ -518,73 +551,84 @@ def _numba_kernels(diagonal, n_features):
     njit = numba_basic.numba_njit
 
     @njit(error_model="numpy", inline="always")
-    def unnormalised(X, log_w, mu, L, row):
-        """log p(x_n), the exponentials exp(l_nk - max_k l_nk) (K, row), their
-        reciprocal sums over k (row,) and the whitened residuals (K, D, row), for
-        the N points; ``row >= N`` is the rows' length (the points past N unset)."""
+    def unnormalised(X, log_w, mu, L, Xt, z, exps, tops, total, logp):
+        """Fills ``logp`` with log p(x_n), ``exps`` with exp(l_nk - max_k l_nk), ``total``
+        with their reciprocal sums over k and ``z`` with the whitened residuals, for
+        the N points; ``Xt`` (D, >= N) and ``tops`` (2, >= N) are scratch."""
         N = X.shape[0]
         K = log_w.shape[0]
-        Xt = _aligned_empty(D * row).reshape((D, row))
+        mu, L = _unmanaged(mu), _unmanaged(L)
         for i in range(D):
             xi = Xt[i]
             for n in range(N):
                 xi[n] = X[n, i]
-        z = _aligned_empty(K * D * row).reshape((K, D, row))
-        resp = _aligned_empty(K * row).reshape((K, row))  # first the joint log-densities
-        tops = _aligned_empty(2 * row).reshape((2, row))  # their running maximum, in turns
         for n in range(N):
             tops[0, n] = -np.inf
         for k in range(K):
             c = log_w[k] - D * _HALF_LOG_2PI
             for i in range(D):
                 c -= np.log(np.abs(L[k, i, i]))
-            whiten(N, Xt, mu[k], L[k], c, z[k], resp[k], tops[k % 2], tops[1 - k % 2])
+            whiten(N, Xt, mu[k], L[k], c, z[k], exps[k], tops[k % 2], tops[1 - k % 2])
         top, last = tops[1 - K % 2], tops[K % 2]
         for n in range(N):  # -inf: every component has weight zero at this point
             top[n] = last[n] if last[n] > -np.inf else 0.0
-        total = _aligned_empty(row)
-        exp_columns(resp, top, total, N)
-        logp = _aligned_empty(N)
+        exp_columns(exps, top, total, N)
         log_positive(total, logp, N)
         for n in range(N):
             logp[n] += top[n]
             total[n] = 1.0 / total[n] if total[n] > 0.0 else 1.0
-        return logp, resp, total, z
 
     @njit(error_model="numpy")
     def forward(X, log_w, mu, L):
-        N = X.shape[0]
-        logp, resp, inverse_total, z = unnormalised(X, log_w, mu, L, N)  # outputs: no padding
-        for k in range(resp.shape[0]):
+        N, K = X.shape[0], log_w.shape[0]
+        logp, resp, z = _aligned_empty(N), np.empty((K, N)), np.empty((K, D, N))
+        scratch = _aligned_empty((D + 3) * N)
+        base = _unmanaged(scratch)
+        Xt, tops, total = _rows(base, 0, D, N), _rows(base, D, 2, N), base[(D + 2) * N:]
+        unnormalised(X, log_w, mu, L, Xt, _unmanaged(z), _unmanaged(resp), tops, total, logp)
+        for k in range(K):
             for n in range(N):
-                resp[k, n] *= inverse_total[n]
+                resp[k, n] *= total[n]
+        _keep_alive(scratch)
         return logp, resp, z
 
     @njit(error_model="numpy")
     def backward(g, resp, z, L):
-        n_k, s, S = statistics(g, resp, z, g.shape[0])
+        K = z.shape[0]
+        n_k, s, S = np.empty(K), np.empty((K, D)), np.zeros((K, D, D))
+        w = _aligned_empty(g.shape[0])
+        statistics(g, _unmanaged(resp), _unmanaged(z), g.shape[0], n_k, s, S, w)
         return finish(n_k, s, S, L)
 
     @njit(error_model="numpy")
     def value_and_gradient(X, log_w, mu, L):
-        # rows padded to whole 64-byte lines, so that every row starts on one
-        row = (X.shape[0] + 7) & ~7
-        logp, exps, inverse_total, z = unnormalised(X, log_w, mu, L, row)
+        N, K = X.shape[0], log_w.shape[0]
+        # One scratch buffer, carved into arrays that numba does not reference-count
+        # (kept alive to the end): each view numba counts costs atomic operations.
+        # Rows padded to whole 64-byte lines, so that every row starts on one.
+        row = (N + 7) & ~7
+        scratch = _aligned_empty((D + K * D + K + 4) * row)
+        base = _unmanaged(scratch)
+        Xt = _rows(base, 0, D, row)
+        z = _rows(base, D, K * D, row).reshape((K, D, row))
+        exps = _rows(base, D + K * D, K, row)
+        tops = _rows(base, D + K * D + K, 2, row)
+        rest = _rows(base, D + K * D + K + 2, 2, row)
+        total, w = rest[0], rest[1]
+        logp = _aligned_empty(N)
+        unnormalised(X, log_w, mu, L, Xt, z, exps, tops, total, logp)
         # the responsibilities are exps / total: weighting the unnormalised exps
         # by 1 / total gives the unit-weight statistics without normalising
-        n_k, s, S = statistics(inverse_total, exps, z, X.shape[0])
+        n_k, s, S = np.empty(K), np.empty((K, D)), np.zeros((K, D, D))
+        statistics(total, exps, z, N, n_k, s, S, w)
+        _keep_alive(scratch)
         return (logp,) + finish(n_k, s, S, L)
 
     @njit(error_model="numpy", inline="always")
-    def statistics(g, resp, z, N):
-        K = z.shape[0]
-        n_k = np.empty(K)
-        s = np.empty((K, D))
-        S = np.zeros((K, D, D))
-        w = _aligned_empty(resp.shape[1])
-        for k in range(K):
-            n_k[k] = stats(N, g, resp[k], z[k], s[k], S[k], w)
-        return n_k, s, S
+    def statistics(g, resp, z, N, n_k, s, S, w):
+        s_, S_ = _unmanaged(s), _unmanaged(S)
+        for k in range(z.shape[0]):
+            n_k[k] = stats(N, g, resp[k], z[k], s_[k], S_[k], w)
 
     @njit(error_model="numpy", inline="always")
     def finish(n_k, s, S, L):

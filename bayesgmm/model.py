@@ -164,7 +164,7 @@ def build_model_from_spec(X, spec: ModelSpec):
     # priors are checked in make_spec: PyMC's bounds checks could never fail, and
     # leaving them out takes 7 nodes and 5% off each log-density+gradient.
     with pm.Model(coords=coords, check_bounds=False) as model:
-        data = pm.Data("X", X, dims=("obs_id", "feature"))
+        data = pm.Data("X", X, dims=("obs_id", "feature"), shape=(None, D))
         # Data-dependent constants are pm.Data too: a new data set of the same
         # shape then reuses the compiled graph (and the disk cache) unchanged.
         hyper = _hyperparameters(pm, priors)

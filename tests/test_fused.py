@@ -137,6 +137,24 @@ def test_log_likelihood_gradient_is_one_fused_call(d, k, diagonal, extreme):
     assert {"MixtureLogDensity", "MixtureLogDensityGrad"} <= op_names(weighted)
 
 
+def test_value_and_gradient_kernel_is_stable_under_allocation_churn():
+    """The kernel's scratch is used through aliases numba does not reference-count;
+    were it released early, later allocations would overwrite it. Many calls with
+    other sizes in between must each give the numpy kernels' numbers."""
+    rng = np.random.default_rng(12)
+    cases = [random_parameters(rng, n, 2, 3) for n in (7, 500, 64, 1001, 1)]
+    function = compiled_value_and_gradients(mixture_log_density, cases[0], None, "NUMBA")
+    expected = []
+    for X, log_w, mu, L in cases:
+        logp, resp, z = _forward_numpy(X, log_w, mu, L, False)
+        expected.append((logp.sum(), *_backward_numpy(np.ones(len(X)), resp, z, L, False)))
+    for _ in range(40):
+        for values, want in zip(cases, expected):
+            for got, reference in zip(function(*values), want):
+                assert relative_error(got, np.tril(reference) if got.ndim == 3 else reference) \
+                    < 1e-10
+
+
 def test_value_and_gradient_kernel_buffers_start_on_cache_lines():
     import numba
 
