@@ -33,9 +33,13 @@ imports are controlled:
 1. ``eval``: one log-density + gradient evaluation (µs) of
    ``model.logp_dlogp_function(ravel_inputs=True)`` at the k-means start point:
    loop length calibrated to >= 0.2 s, best of 7 loops, divided by the loop length.
-   *compiled code alone*: the same logp+dlogp graph's compiled numba function
-   called from a numba loop (as nutpie calls it), without PyTensor's and numba's
-   per-call Python overhead (5-15 µs, the same for any model).
+   *compiled code alone*: the logp+dlogp graph PyMC's NUTS compiles (its
+   ``ValueGradFunction``: the cost rewritten by ``rewrite_pregrad`` before it is
+   differentiated, the gradients joined into one vector, compiled with the
+   model's ``check_bounds``; until 2026-11-23 a plain ``pytensor.function`` of
+   ``model.logp()`` and its gradients, which neither sampler runs), its compiled
+   numba function called from a numba loop (as nutpie calls it), without
+   PyTensor's and numba's per-call Python overhead (5-15 µs, the same for any model).
 2. ``compile``: wall time of ``model.logp_dlogp_function(ravel_inputs=True)`` plus
    its first call (numba compiles lazily at the first call), model already built.
    *cold*: a subprocess with ``PYTENSOR_FLAGS=base_compiledir=<new>/pytensor,
