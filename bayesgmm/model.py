@@ -130,7 +130,9 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
         spherical and one-dimensional data. Deterministics ``sigmas``,
         ``correlations`` and ``covariances`` (component, feature, feature2) give
         every structure the same labelled output. The observed variable ``obs``
-        has dims (obs_id, feature).
+        has dims (obs_id, feature). Built with ``check_bounds=False`` (no
+        parameter can leave its support); set ``model.check_bounds = True``
+        before compiling if you add variables that need PyMC's bounds checks.
 
     Examples
     --------
