@@ -396,6 +396,11 @@ def test_unknown_likelihood_is_refused():
         build_model(datasets.load_faithful(), 2, likelihood="fast")
 
 
+def _as_dataset(tree_or_dataset):
+    return tree_or_dataset.to_dataset() if hasattr(tree_or_dataset, "to_dataset") \
+        else tree_or_dataset
+
+
 @pytest.mark.slow
 def test_posterior_matches_reference_model():
     """Same data, priors and seed: the two formulations give one posterior (MC error)."""
@@ -411,16 +416,19 @@ def test_posterior_matches_reference_model():
         idata = pm.sample(draws=600, tune=600, chains=2, cores=1, model=model,
                           random_seed=11, progressbar=False, compute_convergence_checks=False)
         posterior = idata["posterior"].to_dataset()[["weights", "means", "sigmas"]]
-        mcse = az.mcse(posterior, method="mean")
-        mcse = mcse.to_dataset() if hasattr(mcse, "to_dataset") else mcse
-        summaries[likelihood] = (posterior.mean(("chain", "draw")),
-                                 posterior.std(("chain", "draw")), mcse)
-    (m_f, s_f, e_f), (m_r, s_r, e_r) = summaries["fused"], summaries["reference"]
-    for name in ("weights", "means", "sigmas"):
-        mean_f, mean_r = m_f[name].values, m_r[name].values
-        mcse = np.sqrt(e_f[name].values ** 2 + e_r[name].values ** 2)
-        assert np.all(np.abs(mean_f - mean_r) < 4 * mcse + 1e-12), name
-        np.testing.assert_allclose(s_f[name].values, s_r[name].values, rtol=0.25, err_msg=name)
+        summaries[likelihood] = {
+            statistic: (getattr(posterior, method)(("chain", "draw")),
+                        _as_dataset(az.mcse(posterior, method=statistic)))
+            for statistic, method in (("mean", "mean"), ("sd", "std"))}
+    # Means and sds within 4 of their Monte Carlo standard errors. (The chains'
+    # roundings differ between a freshly compiled function and one from the disk
+    # cache, for both models: the comparison has to hold for any such run.)
+    for statistic in ("mean", "sd"):
+        (fused, e_f), (reference, e_r) = (summaries[k][statistic] for k in ("fused", "reference"))
+        for name in ("weights", "means", "sigmas"):
+            mcse = np.sqrt(e_f[name].values ** 2 + e_r[name].values ** 2)
+            assert np.all(np.abs(fused[name].values - reference[name].values) < 4 * mcse), \
+                (statistic, name)
 
 
 @pytest.mark.slow
@@ -436,9 +444,8 @@ def test_nutpie_and_pymc_samplers_agree_on_the_fused_model():
     summaries = {}
     for sampler, fit in fits.items():
         posterior = fit.idata_["posterior"].to_dataset()[["weights", "means", "sigmas"]]
-        mcse = az.mcse(posterior, method="mean")
-        mcse = mcse.to_dataset() if hasattr(mcse, "to_dataset") else mcse
-        summaries[sampler] = posterior.mean(("chain", "draw")), mcse
+        summaries[sampler] = (posterior.mean(("chain", "draw")),
+                              _as_dataset(az.mcse(posterior, method="mean")))
         stats = fit.idata_["sample_stats"].to_dataset()
         divergences = stats["diverging" if "diverging" in stats else "divergences"]
         assert int(divergences.sum()) == 0, sampler
