@@ -242,7 +242,8 @@ def fuse_value_and_unit_gradient(fgraph, node):
     :class:`MixtureLogDensityValueGrad`, when nothing else reads ``r`` and ``z``.
 
     That is a log-likelihood's gradient (``sum_n log p(x_n)``, every output
-    weight one), which is what the samplers and the MAP compile.
+    weight one), which is what NUTS, nutpie and ``pm.find_MAP`` compile (rewrites
+    at the specialize stage; bayesgmm's interpreted MAP graph keeps the two Ops).
     """
     g, resp, z, L = node.inputs
     forward = resp.owner
