@@ -50,6 +50,12 @@ def random_parameters(rng, n, d, k, *, diagonal=False, extreme=False):
     return X, np.log(weights), means, np.linalg.cholesky(cov)
 
 
+def mixture_logpdf(X, weights, means, covariances):
+    """Pointwise log p(x_n) of a Gaussian mixture by scipy: the independent reference."""
+    return logsumexp([np.log(w) + multivariate_normal(m, c).logpdf(X).reshape(-1)
+                      for w, m, c in zip(weights, means, covariances)], axis=0)
+
+
 def whitened_reference(X, log_w, mu, L):
     """The textbook formulation as a PyTensor graph: solve, square, logsumexp."""
     resid = X[None, :, :] - mu[:, None, :]  # (K, N, D)
@@ -179,10 +185,7 @@ def test_value_and_gradient_kernel_buffers_start_on_cache_lines():
 def test_pointwise_values_equal_scipy(d, k):
     rng = np.random.default_rng(d + k)
     X, log_w, mu, L = random_parameters(rng, 30, d, k)
-    cov = L @ np.swapaxes(L, 1, 2)
-    expected = logsumexp(
-        [log_w[j] + multivariate_normal(mu[j], cov[j]).logpdf(X).reshape(-1) for j in range(k)],
-        axis=0)
+    expected = mixture_logpdf(X, np.exp(log_w), mu, L @ np.swapaxes(L, 1, 2))
     logp, resp, z = _forward_numpy(X, log_w, mu, L, False)
     np.testing.assert_allclose(logp, expected, rtol=1e-12)
     np.testing.assert_allclose(resp.sum(axis=0), 1.0, rtol=1e-14)  # r is (K, N)
@@ -285,12 +288,6 @@ def test_model_logp_and_gradient_equal_reference_model(covariance_type):
         (fused, d_fused), (ref, d_ref) = functions["fused"](x), functions["reference"](x)
         assert fused == pytest.approx(ref, rel=1e-10)
         assert relative_error(d_fused, d_ref) < 1e-8
-
-
-def mixture_logpdf(X, weights, means, covariances):
-    """Pointwise log p(x_n) of a Gaussian mixture by scipy: the independent reference."""
-    return logsumexp([np.log(w) + multivariate_normal(m, c).logpdf(X).reshape(-1)
-                      for w, m, c in zip(weights, means, covariances)], axis=0)
 
 
 def parameters_at(model, point):
