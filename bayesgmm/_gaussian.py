@@ -85,6 +85,9 @@ class CovarianceStructure(ABC):
     mclust_name: str
     #: a one-line description for documentation and error messages.
     description: str
+    #: whether scaling each feature by its own factor maps the family onto itself
+    #: (spherical covariances stay spherical only under one common factor).
+    per_feature_scaling: bool = True
 
     # -- layout -----------------------------------------------------------------
     @abstractmethod
@@ -169,7 +172,15 @@ class CovarianceStructure(ABC):
 
     @abstractmethod
     def precisions_cholesky_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
-        """The Cholesky factor of given precision matrices (same layout)."""
+        """The factor ``L`` of given precision matrices (same layout), ``P = L @ L.T``.
+
+        Upper triangular, as the factor :meth:`precisions_cholesky` gives (scikit-learn's
+        convention), so a start from ``precisions_init`` and one from an M-step agree.
+        """
+
+    @abstractmethod
+    def precisions_from_cholesky(self, precisions_cholesky: np.ndarray) -> np.ndarray:
+        """Precisions ``L @ L.T`` from their factors (same layout): scikit-learn's ``precisions_``."""
 
     @abstractmethod
     def coefficients(self, means, precisions_cholesky, xp=np) -> GaussianCoefficients:
@@ -283,6 +294,16 @@ def _cholesky_of_precision_from_covariance(cov: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.tril(np.linalg.inv(cov_chol)), -1, -2)
 
 
+def _upper_cholesky(precisions: np.ndarray) -> np.ndarray:
+    """An upper-triangular ``U`` with ``U @ U.T == precisions`` (one matrix or a stack).
+
+    The lower Cholesky factor of the matrix with rows and columns reversed, reversed
+    back (scikit-learn's ``_flipudlr`` construction).
+    """
+    flipped = np.flip(np.asarray(precisions), axis=(-2, -1))
+    return np.flip(np.linalg.cholesky(flipped), axis=(-2, -1))
+
+
 def _batched_precision_cholesky(covs: np.ndarray, reg_covar=None) -> np.ndarray:
     if np.all(np.isfinite(covs)):
         try:
@@ -349,7 +370,10 @@ class Full(CovarianceStructure):
         return np.linalg.inv(precisions)
 
     def precisions_cholesky_from_precisions(self, precisions):
-        return np.linalg.cholesky(precisions)
+        return _upper_cholesky(precisions)
+
+    def precisions_from_cholesky(self, precisions_cholesky):
+        return precisions_cholesky @ np.swapaxes(precisions_cholesky, -1, -2)
 
     def coefficients(self, means, precisions_cholesky, xp=np):
         return _full_coefficients(means, precisions_cholesky, xp)
@@ -393,7 +417,10 @@ class Tied(CovarianceStructure):
         return np.linalg.inv(precisions)
 
     def precisions_cholesky_from_precisions(self, precisions):
-        return np.linalg.cholesky(precisions)
+        return _upper_cholesky(precisions)
+
+    def precisions_from_cholesky(self, precisions_cholesky):
+        return precisions_cholesky @ np.swapaxes(precisions_cholesky, -1, -2)
 
     def coefficients(self, means, precisions_cholesky, xp=np):
         n_components, n_features = means.shape[0], _n_features(means)
@@ -440,6 +467,9 @@ class Diag(CovarianceStructure):
     def precisions_cholesky_from_precisions(self, precisions):
         return np.sqrt(precisions)
 
+    def precisions_from_cholesky(self, precisions_cholesky):
+        return np.asarray(precisions_cholesky) ** 2
+
     def coefficients(self, means, precisions_cholesky, xp=np):
         precision = precisions_cholesky**2
         log_det = xp.sum(xp.log(precisions_cholesky), axis=1)
@@ -451,6 +481,7 @@ class Spherical(CovarianceStructure):
     name = "spherical"
     mclust_name = "VII"
     description = "each component has its own single variance (round clusters)"
+    per_feature_scaling = False
 
     def covariance_shape(self, n_components, n_features):
         return (n_components,)
@@ -481,6 +512,9 @@ class Spherical(CovarianceStructure):
 
     def precisions_cholesky_from_precisions(self, precisions):
         return np.sqrt(precisions)
+
+    def precisions_from_cholesky(self, precisions_cholesky):
+        return np.asarray(precisions_cholesky) ** 2
 
     def coefficients(self, means, precisions_cholesky, xp=np):
         precision = precisions_cholesky**2

@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gaussian import (
+    _LOG_2PI,
     COLLAPSE_TOLERANCE,
     CollapsedComponentError,
     CovarianceStructure,
@@ -23,7 +24,7 @@ from ._gaussian import (
 )
 from ._validation import as_numeric_table, check_enough_samples, check_sample_weight
 
-__all__ = ["GaussianMixtureEM", "INIT_METHODS"]
+__all__ = ["GaussianMixtureEM", "INIT_METHODS", "RegularizationWarning"]
 
 #: Accepted values of ``init_params``.
 INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data", "hierarchical")
@@ -38,6 +39,14 @@ _BLOCK_BYTES = 4 * 2**20
 
 _FILE_KIND = "bayesgmm.GaussianMixtureEM"
 
+#: ``reg_covar`` larger than this fraction of a feature's variance (of the data EM
+#: works on) draws a :class:`RegularizationWarning`.
+REG_COVAR_WARNING_RATIO = 1e-3
+
+
+class RegularizationWarning(UserWarning):
+    """``reg_covar`` is not small against the data's variances: the fit is biased."""
+
 
 @dataclass
 class _PassResult:
@@ -45,9 +54,22 @@ class _PassResult:
 
     log_likelihood: float
     nk: np.ndarray | None = None  # (K,) sum of weighted responsibilities
-    sum_x: np.ndarray | None = None  # (K, D) sum of r * x (centred)
-    sum_q: np.ndarray | None = None  # (K, m) sum of r * q(x) (centred)
+    sum_x: np.ndarray | None = None  # (K, D) sum of r * (x - centres[k])
+    sum_q: np.ndarray | None = None  # (K, m) sum of r * q(x - centres[k])
+    centres: np.ndarray | None = None  # (K, D) the point each component's moments are about
     labels: np.ndarray | None = None  # (n,) most probable component
+
+
+def _far_threshold(dtype):
+    """Largest ``|d|ᵀ|P||d|`` for which the expanded form about a shared centre is kept.
+
+    A component whose mean lies ``d`` from the block centre has its log-density
+    computed as ``x'Px - 2 m'Px + m'Pm`` with terms of size ``|d|ᵀ|P||d|`` that cancel
+    to O(1) near the component: the absolute error is about ``eps`` times that. Above
+    ``1e-9 / eps`` (4.5e6 in float64, i.e. 2100 standard deviations; practically
+    always in float32) the component gets its own centre instead.
+    """
+    return 1e-9 / np.finfo(dtype).eps
 
 
 class _BlockEngine:
@@ -60,6 +82,13 @@ class _BlockEngine:
     more, ``R @ Fᵀ``. The data is never copied whole and the block buffer is reused,
     so memory beyond X is a few MiB whatever n is; the same code would serve
     out-of-core blocks.
+
+    The expanded form cancels when a component is small and far from the shared
+    centre (``x'Px`` and ``2 m'Px`` are then huge and nearly equal): such a component
+    is expanded about its own mean instead, in a buffer of its own (one more
+    product per block for it). Its moments are then about that mean too, which also
+    keeps the M-step's ``E[q] - m m'`` from cancelling; the covariance formulas of
+    every structure are per component and do not depend on the centre.
     """
 
     def __init__(self, X, sample_weight, center, structure: CovarianceStructure):
@@ -73,79 +102,147 @@ class _BlockEngine:
         self.n_rows_f = n_features + self.n_quad + 1
         per_row = X.dtype.itemsize * self.n_rows_f + 8 * 4 * 8
         self.block_rows = int(max(256, _BLOCK_BYTES // per_row))
+        self.far_threshold = _far_threshold(X.dtype)
 
-    def blocks(self):
-        """Yield (rows, F) with ``F = [x - center; q(x - center); 1]`` of shape (D + m + 1, b).
+    def blocks(self, centres=()):
+        """Yield (rows, F, Fs): ``F = [x - center; q(x - center); 1]`` of shape (D + m + 1, b)
+        and one such array in ``Fs`` for each row of ``centres``.
 
-        ``F`` is a view of one reused buffer: use it before asking for the next block.
+        The arrays are views of reused buffers: use them before asking for the next block.
         """
         n, n_features = self.X.shape
-        buffer = np.empty((self.n_rows_f, min(self.block_rows, n)), dtype=self.X.dtype)
-        buffer[-1] = 1.0
-        for start in range(0, n, self.block_rows):
-            block = slice(start, min(start + self.block_rows, n))
-            F = buffer[:, :block.stop - start]
-            xt = F[:n_features]
-            np.subtract(self.X[block].T, self.center[:, None], out=xt)
-            self.structure.quad_features_by_feature(xt, F[n_features:-1])
-            yield block, F
+        centres = [np.asarray(c, dtype=self.X.dtype) for c in centres]
+        rows = max(256, self.block_rows // (1 + len(centres)))
+        buffers = np.empty((1 + len(centres), self.n_rows_f, min(rows, n)), dtype=self.X.dtype)
+        buffers[:, -1] = 1.0
+        for start in range(0, n, rows):
+            block = slice(start, min(start + rows, n))
+            stop = block.stop - start
+            Fs = []
+            for buffer, centre in zip(buffers, [self.center, *centres]):
+                F = buffer[:, :stop]
+                xt = F[:n_features]
+                np.subtract(self.X[block].T, centre[:, None], out=xt)
+                self.structure.quad_features_by_feature(xt, F[n_features:-1])
+                Fs.append(F)
+            yield block, Fs[0], Fs[1:]
 
-    def coefficients(self, weights, means, precisions_cholesky):
-        """The rows ``[b_k, -a_k/2, c_k + log w_k]`` of the coefficient matrix (K, D + m + 1)."""
-        coef = self.structure.coefficients(means - self.center, precisions_cholesky)
+    def plan(self, means, precisions_cholesky):
+        """The components expanded about their own mean, and every component's centre (K, D)."""
+        n_components, n_features = means.shape
+        offsets = np.abs(means - self.center)
+        chol = self.structure.to_full(precisions_cholesky, n_components, n_features)
+        precisions = np.abs(chol @ np.swapaxes(chol, -1, -2))
+        spread = np.einsum("ki,kij,kj->k", offsets, precisions, offsets)
+        far = np.flatnonzero(~(spread <= self.far_threshold))
+        centres = np.broadcast_to(self.center.astype(np.float64), means.shape).copy()
+        # rounded to the data's dtype, so the coefficients refer to the exact centre used
+        centres[far] = means[far].astype(self.X.dtype)
+        return far, centres
+
+    def coefficients(self, weights, means, precisions_cholesky, centres):
+        """The rows ``[b_k, -a_k/2, c_k + log w_k]`` of the coefficient matrix (K, D + m + 1),
+        component k expanded about ``centres[k]``."""
+        coef = self.structure.coefficients(means - centres, precisions_cholesky)
         with np.errstate(divide="ignore"):
             const = coef.const + np.log(weights)
         return np.hstack([coef.lin, -0.5 * coef.quad, const[:, None]]).astype(self.X.dtype)
 
+    def joint_blocks(self, weights, means, precisions_cholesky):
+        """Yield (block, F, far, Fs, joint): log joint densities (K, b) of every block."""
+        far, centres = self.plan(means, precisions_cholesky)
+        coef = self.coefficients(weights, means, precisions_cholesky, centres)
+        near = np.setdiff1d(np.arange(len(means)), far)
+        for block, F, Fs in self.blocks(centres[far]):
+            if not len(far):
+                joint = coef @ F
+            else:
+                joint = np.empty((len(means), F.shape[1]), dtype=F.dtype)
+                joint[near] = coef[near] @ F
+                for k, Fk in zip(far, Fs):
+                    joint[k] = coef[k] @ Fk
+            yield block, F, (near, far, Fs, centres), joint
+
     def sweep(self, weights, means, precisions_cholesky, *, moments=True, labels=False):
         """One pass over the data at the given parameters."""
-        coef = self.coefficients(weights, means, precisions_cholesky)
         n_components, n_features = means.shape
         result = _PassResult(0.0)
         totals = np.zeros((n_components, self.n_rows_f))
         if labels:
             result.labels = np.empty(self.X.shape[0], dtype=np.intp)
-        for block, F in self.blocks():
-            joint = coef @ F
+        for block, F, (near, far, Fs, centres), joint in self.joint_blocks(
+                weights, means, precisions_cholesky):
+            log_norm, resp = _normalise_in_place(
+                joint, lambda cols: self._robust_joint(block, cols, weights, means,
+                                                        precisions_cholesky))
             if labels:
-                result.labels[block] = np.argmax(joint, axis=0)
-            log_norm, resp = _normalise_in_place(joint)
+                result.labels[block] = np.argmax(resp, axis=0)
             if self.unweighted:
-                result.log_likelihood += float(log_norm.sum())
+                result.log_likelihood += float(log_norm.sum(dtype=np.float64))
             else:
                 wb = self.sample_weight[block]
-                result.log_likelihood += float(wb @ log_norm)
+                result.log_likelihood += float(wb @ log_norm.astype(np.float64))
                 if moments:
                     resp *= wb
             if moments:
-                totals += resp @ F.T
+                if not len(far):
+                    totals += resp @ F.T
+                else:
+                    totals[near] += resp[near] @ F.T
+                    for k, Fk in zip(far, Fs):
+                        totals[k] += resp[k] @ Fk.T
         if moments:
             result.sum_x, result.sum_q, result.nk = _split_moments(totals, n_features)
+            result.centres = centres
         return result
 
+    def _robust_joint(self, block, columns, weights, means, precisions_cholesky):
+        """Log joint densities (K, c) of some columns of a block, without overflow."""
+        X = self.X[block][columns].astype(np.float64)
+        n_components, n_features = means.shape
+        chol = self.structure.to_full(precisions_cholesky, n_components, n_features)
+        return _robust_log_joint(X, weights, means, chol)
+
     def moments_from_resp(self, resp):
-        """Weighted moments (nk, sum_x, sum_q) for given responsibilities (n, K)."""
-        totals = np.zeros((resp.shape[1], self.n_rows_f))
-        for block, F in self.blocks():
+        """Weighted moments (nk, sum_x, sum_q, centres) for given responsibilities (n, K).
+
+        Two passes, as scikit-learn's ``X - means[k]``: the means first, then every
+        component's second moments about its own mean, so they do not cancel.
+        """
+        n_components, n_features = resp.shape[1], self.X.shape[1]
+        sums = np.zeros((n_components, n_features + 1))
+        for block, F, _ in self.blocks():
             weighted = resp[block] * self.sample_weight[block, None]
-            totals += weighted.T @ F.T
-        sum_x, sum_q, nk = _split_moments(totals, self.X.shape[1])
-        return nk, sum_x, sum_q
+            sums[:, :-1] += weighted.T @ F[:n_features].T
+            sums[:, -1] += weighted.sum(axis=0)
+        nk = sums[:, -1] + 10 * np.finfo(np.float64).eps
+        centres = (sums[:, :-1] / nk[:, None] + self.center).astype(self.X.dtype)
+        totals = np.zeros((n_components, self.n_rows_f))
+        for block, _, Fs in self.blocks(centres):
+            weighted = resp[block] * self.sample_weight[block, None]
+            for k, Fk in enumerate(Fs):
+                totals[k] += weighted[:, k].astype(Fk.dtype) @ Fk.T
+        sum_x, sum_q, nk = _split_moments(totals, n_features)
+        return nk, sum_x, sum_q, centres.astype(np.float64)
 
     def data_covariance(self):
-        """Weighted covariance matrix of the data (D, D), accumulated block by block."""
+        """Weighted covariance matrix of the data (D, D) and each feature's largest
+        deviation from the centre, accumulated block by block."""
         n_features = self.X.shape[1]
         scatter = np.zeros((n_features, n_features))
-        for block, F in self.blocks():
+        spread = np.zeros(n_features)
+        for block, F, _ in self.blocks():
             xt = F[:n_features]
             scatter += (xt * self.sample_weight[block]) @ xt.T
-        return scatter / self.sample_weight.sum()
+            np.maximum(spread, np.abs(xt).max(axis=1), out=spread)
+        return scatter / self.sample_weight.sum(), spread
 
     def predict_blocks(self, weights, means, precisions_cholesky):
         """Yield (block, log p(x), responsibilities (b, K)) for prediction."""
-        coef = self.coefficients(weights, means, precisions_cholesky)
-        for block, F in self.blocks():
-            log_norm, resp = _normalise_in_place(coef @ F)
+        for block, _, _, joint in self.joint_blocks(weights, means, precisions_cholesky):
+            log_norm, resp = _normalise_in_place(
+                joint, lambda cols: self._robust_joint(block, cols, weights, means,
+                                                        precisions_cholesky))
             yield block, log_norm, resp.T
 
 
@@ -154,21 +251,66 @@ def _split_moments(totals, n_features):
     return totals[:, :n_features], totals[:, n_features:-1], totals[:, -1].copy()
 
 
-def _normalise_in_place(joint):
+def _normalise_in_place(joint, robust_joint=None):
     """Turn log joint densities (K, b) into responsibilities; return log p(x) too.
 
     The max and sum run over the short component axis of a component-major
-    array, i.e. as K vectorised passes over long rows.
+    array, i.e. as K vectorised passes over long rows. Columns whose expanded
+    densities overflowed (NaN or +inf: points near 1e154) or that are -inf for every
+    component are recomputed by ``robust_joint(columns)`` and, if still zero for
+    every component, given to the nearest component in its own metric.
     """
     top = joint.max(axis=0)
+    bad = ~np.isfinite(top)
+    if bad.any() and robust_joint is not None:
+        columns = np.flatnonzero(bad)
+        fixed, fallback = robust_joint(columns)
+        joint[:, columns] = fixed
+        top[columns] = fixed.max(axis=0)
+    else:
+        fallback = None
     top[~np.isfinite(top)] = 0.0
     joint -= top
     np.exp(joint, out=joint)
     total = joint.sum(axis=0)
     with np.errstate(divide="ignore"):
         log_norm = np.log(total) + top
+    if fallback is not None:
+        empty = total[columns] == 0
+        if empty.any():
+            # zero density under every component (beyond the float range): the limit
+            # of the responsibilities is the component nearest in its own metric
+            cols = columns[empty]
+            joint[:, cols] = fallback[:, empty]
+            total[cols] = 1.0
     joint /= total
     return log_norm, joint
+
+
+def _robust_log_joint(X, weights, means, chol):
+    """log w_k + log N(x | k) (K, c) by whitening residuals scaled to avoid overflow.
+
+    Returns the log joints and, for points so far out that every density is zero
+    in floating point, the limiting responsibilities (K, c): the component(s) of
+    smallest Mahalanobis distance among those of positive weight.
+    """
+    n_components, n_features = means.shape
+    t = np.max(np.abs(X), axis=1)
+    t[~(t > 0)] = 1.0
+    scaled = np.empty((n_components, len(X)))
+    log_det = np.empty(n_components)
+    for k in range(n_components):
+        z = (X / t[:, None] - means[k] / t[:, None]) @ chol[k]
+        scaled[k] = np.einsum("ij,ij->i", z, z)
+        log_det[k] = np.sum(np.log(np.abs(np.diag(chol[k]))))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        distance = scaled * (t * t)
+        joint = (np.log(weights) + log_det - 0.5 * n_features * _LOG_2PI)[:, None] - 0.5 * distance
+    joint[np.isnan(joint)] = -np.inf
+    scaled[~(np.asarray(weights) > 0)] = np.inf
+    nearest = scaled == scaled.min(axis=0)
+    fallback = nearest / nearest.sum(axis=0)
+    return joint, fallback
 
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
@@ -195,7 +337,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Convergence threshold on the change of the mean per-sample log-likelihood.
     reg_covar : float, default=1e-6
         Non-negative value added to the diagonal of each covariance, which keeps
-        them positive definite.
+        them positive definite. As in scikit-learn it is absolute, in the data's
+        units squared: when it is not small against a feature's variance (more than
+        ``1e-3`` of it, e.g. data measured on a scale of 1e-3) the fit is biased and a
+        :class:`RegularizationWarning` says so. With ``standardize=True`` it is
+        relative to each feature's variance instead.
     max_iter : int, default=100
         EM iterations per initialisation.
     n_init : int, default=1
@@ -219,6 +365,17 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         ignored).
     verbose : int, default=0
         1 prints each initialisation, 2 also every iteration.
+    standardize : bool, default=False
+        If True, EM runs on the data standardised per feature (weighted mean 0,
+        standard deviation 1; one common scale for ``"spherical"``) and the estimates
+        are mapped back. ``reg_covar`` is then relative to each feature's variance,
+        and the fit is scale-equivariant: ``fit(X * c)`` gives ``c`` times the means,
+        ``c**2`` times the covariances and the log-likelihood minus ``n * D * log c``
+        of ``fit(X)`` (to rounding; exactly for powers of two). This is the choice
+        for a statistician: the answer then does not depend on the units the data
+        were recorded in. The default, False, keeps scikit-learn's absolute
+        ``reg_covar`` and its numbers. The initialisation (k-means, random) sees the
+        standardised data too, and X is copied once.
 
     Attributes
     ----------
@@ -228,18 +385,27 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         ``(K, D, D)`` for full, ``(D, D)`` for tied, ``(K, D)`` for diag, ``(K,)``
         for spherical.
     precisions_cholesky_ : ndarray
-        Factors ``L`` of the precision matrices (``P = L @ L.T``), same layout.
+        Factors ``L`` of the precision matrices (``P = L @ L.T``), same layout;
+        upper triangular for full and tied, as scikit-learn's.
+    precisions_ : ndarray
+        The precision matrices (inverse covariances), same layout.
     converged_ : bool
         Whether the best initialisation converged.
     n_iter_ : int
         EM iterations of the best initialisation.
     lower_bound_ : float
         Mean (weighted) per-sample log-likelihood of the fitted parameters.
+    lower_bounds_ : list of float
+        scikit-learn's per-iteration record: the mean log-likelihood at the E-step
+        of each iteration (``log_likelihood_trace_[:-1] / n``).
     log_likelihood_ : float
         Total (weighted) log-likelihood of the fitted parameters.
     log_likelihood_trace_ : ndarray of shape (n_iter_ + 1,)
         Total log-likelihood at the initial parameters and after every iteration
-        of the best initialisation (EM never decreases it).
+        of the best initialisation. EM never decreases it (up to rounding) when
+        ``reg_covar`` is small against the components' variances; a regularised
+        M-step is not the likelihood's maximiser, and a large ``reg_covar`` can
+        lower it (hence the :class:`RegularizationWarning`).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when fitted on data with column names.
@@ -279,6 +445,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         random_state=None,
         warm_start=False,
         verbose=0,
+        standardize=False,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -293,6 +460,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
+        self.standardize = standardize
 
     # ------------------------------------------------------------------ checks
     @property
@@ -305,6 +473,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         _check_integer("n_init", self.n_init, minimum=1)
         _check_number("tol", self.tol)
         _check_number("reg_covar", self.reg_covar)
+        _check_random_state(self.random_state)
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise ValueError(f"standardize must be True or False, got {self.standardize!r}.")
         self._structure  # noqa: B018 - raises a clear error for unknown names
         if self.init_params not in INIT_METHODS:
             raise ValueError(
@@ -371,13 +542,30 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         weights = check_sample_weight(sample_weight, X.shape[0], np.float64)
         check_enough_samples(int(np.count_nonzero(weights)), self.n_components)
         self._check_initial_parameters(X.shape[1])
+        structure = self._structure
 
         center = (weights @ X) / weights.sum()
-        engine = _BlockEngine(X, weights, center, self._structure)
-        engine.data_variance = _variance_if_nonsingular(engine.data_covariance())
+        covariance, spread = _BlockEngine(X, weights, center, structure).data_covariance()
+        _check_representable(spread, X.dtype)
+        scaling = _Scaling.of(structure, center, covariance) if self.standardize else None
+        if scaling is not None:
+            X_fit = scaling.standardise(X)
+            center = (weights @ X_fit) / weights.sum()
+            covariance = scaling.standardise_covariance(covariance)
+        else:
+            X_fit = X
+        engine = _BlockEngine(X_fit, weights, center, structure)
+        engine.data_variance = _variance_if_nonsingular(covariance)
+        self._warn_if_regularisation_dominates(np.diag(covariance))
         random_state = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
+        log_jacobian = 0.0 if scaling is None else scaling.log_jacobian
+        # scikit-learn carries the last lower bound of a warm start over, so that a
+        # refit that no longer improves is recognised as converged
+        previous = (self.lower_bounds_[-1] + log_jacobian
+                    if not do_init and len(getattr(self, "lower_bounds_", ())) else -np.inf)
+        user_init = self._user_initial_parameters(scaling)
 
         best, failure = None, None
         for init in range(n_init):
@@ -385,11 +573,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 print(f"Initialization {init}")
             try:
                 if do_init:
-                    params = self._initial_parameters(engine, random_state)
+                    params = self._initial_parameters(engine, random_state, user_init)
                 else:
                     params = (self.weights_, self.means_, self.covariances_,
                               self.precisions_cholesky_)
-                run = self._run_em(engine, params)
+                    params = tuple(np.asarray(p, dtype=np.float64) for p in params)
+                    if scaling is not None:
+                        params = scaling.to_standardised(params)
+                run = self._run_em(engine, params, previous)
             except CollapsedComponentError as error:
                 # A restart that collapses is dropped; the others may be sound.
                 if self.verbose:
@@ -406,35 +597,63 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 ) from failure
             raise failure
 
-        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_) = best[
-            "params"
-        ]
+        params = best["params"]
+        if scaling is not None:
+            params = scaling.to_original(params)
+        dtype = X.dtype
+        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_) = (
+            np.asarray(p, dtype=dtype) for p in params)
+        self.precisions_ = structure.precisions_from_cholesky(
+            np.asarray(params[3], dtype=np.float64)).astype(dtype)
+        total_weight = weights.sum()
         self.converged_ = best["converged"]
         self.n_iter_ = best["n_iter"]
-        self.log_likelihood_ = best["log_likelihood"]
-        self.lower_bound_ = best["log_likelihood"] / weights.sum()
-        self.log_likelihood_trace_ = np.asarray(best["trace"])
+        trace = np.asarray(best["trace"]) - log_jacobian * total_weight
+        self.log_likelihood_trace_ = trace
+        self.log_likelihood_ = float(trace[-1])
+        self.lower_bound_ = self.log_likelihood_ / total_weight
+        self.lower_bounds_ = [float(t) for t in trace[:-1] / total_weight]
         if not self.converged_ and self.max_iter > 0:
+            # scikit-learn's sentence first, so that code matching it keeps working
             warnings.warn(
-                "Best performing initialization did not converge in "
-                f"max_iter={self.max_iter} iterations. Try different init parameters, "
-                "increase max_iter or tol, or check for degenerate data.",
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data. "
+                f"(max_iter={self.max_iter}, tol={self.tol})",
                 ConvergenceWarning,
                 stacklevel=2,
             )
         return best["labels"]
 
-    def _run_em(self, engine, params):
+    def _warn_if_regularisation_dominates(self, variances):
+        """Warn when ``reg_covar`` is not small against the variances EM works with."""
+        positive = variances[variances > 0]
+        if not positive.size or not self.reg_covar > REG_COVAR_WARNING_RATIO * positive.min():
+            return
+        j = int(np.flatnonzero(variances == positive.min())[0])
+        if self.standardize:
+            what = (f"reg_covar={self.reg_covar:g} is relative to each feature's variance "
+                    "(standardize=True) and that large")
+        else:
+            what = (f"reg_covar={self.reg_covar:g} is not small against the data's variances "
+                    f"(feature {j} has variance {positive.min():.3g})")
+        warnings.warn(
+            f"{what}: it is added to every component's covariance, inflating small "
+            "components (all points may end up in one) and biasing the log-likelihood. "
+            "Use standardize=True (reg_covar then relative to each feature's variance: "
+            "scale-equivariant), rescale X, or lower reg_covar.",
+            RegularizationWarning, stacklevel=3,
+        )
+
+    def _run_em(self, engine, params, previous=-np.inf):
         total_weight = engine.sample_weight.sum()
         trace = []
-        previous = -np.inf
         converged = False
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
             sweep = engine.sweep(*params[:2], params[3], moments=True)
             _check_finite_log_likelihood(sweep.log_likelihood)
             trace.append(sweep.log_likelihood)
-            params = self._m_step(engine, sweep.nk, sweep.sum_x, sweep.sum_q)
+            params = self._m_step(engine, sweep.nk, sweep.sum_x, sweep.sum_q, sweep.centres)
             mean_ll = sweep.log_likelihood / total_weight
             change = mean_ll - previous
             previous = mean_ll
@@ -445,9 +664,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 break
         final = engine.sweep(*params[:2], params[3], moments=False, labels=True)
         _check_finite_log_likelihood(final.log_likelihood)
+        # max_iter=0 asks for the initialisation itself, as in scikit-learn
         collapsed = (
             collapsed_components(engine.structure, params[2], engine.data_variance)
-            if engine.data_variance is not None else []
+            if engine.data_variance is not None and self.max_iter > 0 else []
         )
         if collapsed:
             raise CollapsedComponentError(collapsed, self.reg_covar)
@@ -463,29 +683,48 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             "labels": final.labels,
         }
 
-    def _m_step(self, engine, nk, sum_x, sum_q):
-        """Parameters maximising the expected complete-data log-likelihood."""
+    def _m_step(self, engine, nk, sum_x, sum_q, centres):
+        """Parameters maximising the expected complete-data log-likelihood.
+
+        The moments of component k are about ``centres[k]``.
+        """
         nk = nk + 10 * np.finfo(np.float64).eps
         means_centred = sum_x / nk[:, None]
         covariances = engine.structure.covariances(nk, means_centred, sum_q, self.reg_covar)
         precisions_cholesky = engine.structure.precisions_cholesky(covariances, self.reg_covar)
         return (
             nk / nk.sum(),
-            means_centred + engine.center,
+            means_centred + centres,
             covariances,
             precisions_cholesky,
         )
 
-    def _initial_parameters(self, engine, random_state):
+    def _user_initial_parameters(self, scaling):
+        """The user's weights_init, means_init, precisions_init (None where not given),
+        in the coordinates EM runs in."""
+        weights = means = precisions = None
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=float)
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=float)
+        if self.precisions_init is not None:
+            precisions = np.asarray(self.precisions_init, dtype=float)
+        if scaling is not None:
+            if means is not None:
+                means = scaling.standardise_means(means)
+            if precisions is not None:
+                precisions = scaling.standardise_precisions(precisions)
+        return weights, means, precisions
+
+    def _initial_parameters(self, engine, random_state, user_init):
         """Initial parameters: from responsibilities, overridden by the user's.
 
         As in scikit-learn, the responsibilities are only computed (and the random
         state only consumed) when some initial parameter is not given.
         """
         structure = engine.structure
-        user_given = (self.weights_init, self.means_init, self.precisions_init)
         weights = means = covariances = precisions_cholesky = None
-        if any(p is None for p in user_given):
+        if any(p is None for p in user_init):
             resp, rows = self._initial_responsibilities(engine, random_state)
             if rows is not None:
                 engine = _BlockEngine(engine.X[rows], engine.sample_weight[rows],
@@ -493,14 +732,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             weights, means, covariances, precisions_cholesky = self._m_step(
                 engine, *engine.moments_from_resp(resp)
             )
-        if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=float)
-        if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=float)
-        if self.precisions_init is not None:
-            precisions = np.asarray(self.precisions_init, dtype=float)
-            covariances = structure.covariances_from_precisions(precisions)
-            precisions_cholesky = structure.precisions_cholesky_from_precisions(precisions)
+        user_weights, user_means, user_precisions = user_init
+        if user_weights is not None:
+            weights = user_weights
+        if user_means is not None:
+            means = user_means
+        if user_precisions is not None:
+            covariances = structure.covariances_from_precisions(user_precisions)
+            precisions_cholesky = structure.precisions_cholesky_from_precisions(user_precisions)
         return weights, means, covariances, precisions_cholesky
 
     def _initial_responsibilities(self, engine, random_state):
@@ -535,25 +774,29 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def _predict_blocks(self, X):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        center = self.weights_ @ self.means_
-        engine = _BlockEngine(X, np.ones(X.shape[0]), center, self._structure)
-        return X.shape[0], engine.predict_blocks(
-            self.weights_, self.means_, self.precisions_cholesky_
-        )
+        weights, means, precisions_cholesky = (
+            np.asarray(p, dtype=np.float64)
+            for p in (self.weights_, self.means_, self.precisions_cholesky_))
+        engine = _BlockEngine(X, np.ones(X.shape[0]), weights @ means, self._structure)
+        return X, engine.predict_blocks(weights, means, precisions_cholesky)
 
     def _log_prob_and_resp(self, X):
-        n_samples, blocks = self._predict_blocks(X)
-        log_prob = np.empty(n_samples)
-        resp = np.empty((n_samples, self.n_components))
+        X, blocks = self._predict_blocks(X)
+        log_prob = np.empty(X.shape[0], dtype=X.dtype)
+        resp = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
         for block, log_norm, block_resp in blocks:
             log_prob[block] = log_norm
             resp[block] = block_resp
         return log_prob, resp
 
     def score_samples(self, X):
-        """Log-density of the mixture at each sample, shape (n_samples,)."""
-        n_samples, blocks = self._predict_blocks(X)
-        log_prob = np.empty(n_samples)
+        """Log-density of the mixture at each sample, shape (n_samples,).
+
+        In the data's dtype; ``-inf`` for points beyond the floating-point range of
+        every component's density (never NaN).
+        """
+        X, blocks = self._predict_blocks(X)
+        log_prob = np.empty(X.shape[0], dtype=X.dtype)
         for block, log_norm, _ in blocks:
             log_prob[block] = log_norm
         return log_prob
@@ -561,7 +804,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood per sample."""
         log_prob = self.score_samples(X)
-        return float(np.average(log_prob, weights=sample_weight))
+        if sample_weight is None:  # scikit-learn's score_samples(X).mean(), in X's dtype
+            return float(log_prob.mean())
+        weights = check_sample_weight(sample_weight, len(log_prob), np.float64)
+        return float(np.average(log_prob, weights=weights))
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample, (n_samples, K)."""
@@ -701,6 +947,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                   if v is None or isinstance(v, (str, int, float, bool))}
         ds.attrs.update({"bayesgmm_kind": _FILE_KIND, "params": json.dumps(params),
                          "lower_bound": self.lower_bound_,
+                         "total_weight": self.log_likelihood_ / self.lower_bound_
+                         if self.lower_bound_ else 1.0,
                          "named_features": int(hasattr(self, "feature_names_in_"))})
         return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
@@ -723,10 +971,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         model.means_ = ds["means"].values
         model.covariances_ = structure.from_full(ds["covariances"].values)
         model.precisions_cholesky_ = structure.precisions_cholesky(model.covariances_)
+        model.precisions_ = structure.precisions_from_cholesky(model.precisions_cholesky_)
         model.log_likelihood_trace_ = ds["log_likelihood_trace"].values
         model.log_likelihood_ = float(ds.attrs["log_likelihood"])
         model.lower_bound_ = float(ds.attrs["lower_bound"])
         model.n_iter_, model.converged_ = int(ds.attrs["n_iter"]), bool(ds.attrs["converged"])
+        total_weight = float(ds.attrs.get("total_weight", len(model.log_likelihood_trace_) and 1))
+        model.lower_bounds_ = [float(t) / total_weight for t in model.log_likelihood_trace_[:-1]]
         model.n_features_in_ = model.means_.shape[1]
         if ds.attrs["named_features"]:
             model.feature_names_in_ = np.asarray(ds["feature"].values, dtype=object)
@@ -754,6 +1005,23 @@ def _one_hot_at(indices, n_samples, n_components):
 def _check_integer(name, value, *, minimum):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _check_random_state(value):
+    """scikit-learn's accepted seeds, refused here with a message naming the parameter."""
+    if value is None or isinstance(value, np.random.RandomState):
+        return
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if 0 <= value <= 2**32 - 1:
+            return
+        raise ValueError(
+            f"random_state must be None, an integer in [0, 2**32 - 1] or a "
+            f"numpy.random.RandomState, got {value!r} (out of range): use a non-negative seed."
+        )
+    raise ValueError(
+        "random_state must be None, an integer in [0, 2**32 - 1] or a "
+        f"numpy.random.RandomState, got {value!r} of type {type(value).__name__}."
+    )
 
 
 def _check_number(name, value):
@@ -796,4 +1064,94 @@ def _check_finite_log_likelihood(value):
             "The log-likelihood became non-finite during EM, usually because a component "
             "collapsed onto a few points. Try increasing reg_covar, using fewer "
             "components, or scaling the input data."
+        )
+
+
+class _Scaling:
+    """``standardize=True``: EM on ``(X - center) / scale``, estimates mapped back.
+
+    ``scale`` is each feature's (weighted) standard deviation, or one common scale
+    for structures that are not closed under per-feature scaling (spherical);
+    constant features keep scale 1. ``reg_covar`` then acts on the standardised
+    data, i.e. relative to each feature's variance.
+    """
+
+    def __init__(self, structure, center, scale):
+        self.structure, self.center, self.scale = structure, center, scale
+        #: log|det| of the map to the standardised data, per sample
+        self.log_jacobian = float(np.sum(np.log(scale)))
+
+    @classmethod
+    def of(cls, structure, center, covariance):
+        variances = np.diag(covariance).copy()
+        positive = variances > 0
+        if structure.per_feature_scaling:
+            scale = np.where(positive, np.sqrt(np.where(positive, variances, 1.0)), 1.0)
+        else:
+            common = math.sqrt(variances[positive].mean()) if positive.any() else 1.0
+            scale = np.full(len(variances), common)
+        return cls(structure, np.asarray(center, dtype=np.float64), scale)
+
+    def standardise(self, X):
+        dtype = X.dtype
+        return (X - self.center.astype(dtype)) / self.scale.astype(dtype)
+
+    def standardise_covariance(self, covariance):
+        return covariance / np.outer(self.scale, self.scale)
+
+    def standardise_means(self, means):
+        return (means - self.center) / self.scale
+
+    def standardise_precisions(self, precisions):
+        return self._rescale(precisions, self.scale, self.scale)
+
+    def _rescale(self, values, rows, cols):
+        """Multiply the full matrices of ``values`` by ``rows[i] * cols[j]``, same layout."""
+        structure = self.structure
+        n_features = len(self.scale)
+        n_components = 1 if structure.name == "tied" else len(values)
+        full = structure.to_full(values, n_components, n_features)
+        return structure.from_full(full * rows[:, None] * cols[None, :])
+
+    def to_original(self, params):
+        weights, means, covariances, precisions_cholesky = params
+        ones = np.ones_like(self.scale)
+        return (
+            weights,
+            means * self.scale + self.center,
+            self._rescale(covariances, self.scale, self.scale),
+            self._rescale(precisions_cholesky, 1.0 / self.scale, ones),
+        )
+
+    def to_standardised(self, params):
+        weights, means, covariances, precisions_cholesky = params
+        ones = np.ones_like(self.scale)
+        return (
+            weights,
+            self.standardise_means(means),
+            self._rescale(covariances, 1.0 / self.scale, 1.0 / self.scale),
+            self._rescale(precisions_cholesky, self.scale, ones),
+        )
+
+
+def _representable_spread(dtype):
+    """The range of a feature's spread whose squares (and their inverses, with room
+    for components far smaller than the data) stay within the floating-point range."""
+    info = np.finfo(dtype)
+    margin = float(info.max) ** 0.05
+    return math.sqrt(float(info.tiny)) * margin, math.sqrt(float(info.max)) / margin
+
+
+def _check_representable(spread, dtype):
+    """Refuse features whose squared deviations under- or overflow ``dtype``."""
+    low, high = _representable_spread(dtype)
+    bad = np.flatnonzero(((spread > 0) & (spread < low)) | (spread > high))
+    if bad.size:
+        j = int(bad[0])
+        raise ValueError(
+            f"Feature {j} of X spreads {spread[j]:.3g} around its mean (largest "
+            f"deviation), outside the range [{low:.0e}, {high:.0e}] that EM can handle in "
+            f"{np.dtype(dtype).name}: its squared deviations, variances and precisions "
+            "would under- or overflow. Rescale X before fitting (e.g. X / X.std(axis=0)) "
+            "and scale the estimates back."
         )

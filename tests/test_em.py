@@ -391,8 +391,11 @@ def test_collapsed_component_is_named_with_a_remedy():
     with pytest.raises(CollapsedComponentError,
                        match=r"component.* collapsed.*reg_covar.*fewer components.*scaling"):
         GaussianMixtureEM(2, covariance_type="diag", random_state=0).fit(X)
-    # a larger reg_covar (a variance floor on the data's scale) is accepted
-    model = GaussianMixtureEM(2, covariance_type="diag", reg_covar=0.1, random_state=0).fit(X)
+    # a larger reg_covar (a variance floor on the data's scale) is accepted, with a
+    # warning that it is not small against the data's variances
+    with pytest.warns(em_module.RegularizationWarning, match="reg_covar=0.1 is not small"):
+        model = GaussianMixtureEM(2, covariance_type="diag", reg_covar=0.1,
+                                  random_state=0).fit(X)
     np.testing.assert_allclose(sorted(model.means_[:, 0]), [0.0, 10.0], atol=1e-12)
 
 
