@@ -122,8 +122,10 @@ class _BlockEngine:
             for buffer, centre in zip(buffers, [self.center, *centres]):
                 F = buffer[:, :stop]
                 xt = F[:n_features]
-                np.subtract(self.X[block].T, centre[:, None], out=xt)
-                self.structure.quad_features_by_feature(xt, F[n_features:-1])
+                # points beyond 1e154 overflow q(x): their columns are redone robustly
+                with np.errstate(over="ignore", invalid="ignore"):
+                    np.subtract(self.X[block].T, centre[:, None], out=xt)
+                    self.structure.quad_features_by_feature(xt, F[n_features:-1])
                 Fs.append(F)
             yield block, Fs[0], Fs[1:]
 
@@ -149,18 +151,20 @@ class _BlockEngine:
         return np.hstack([coef.lin, -0.5 * coef.quad, const[:, None]]).astype(self.X.dtype)
 
     def joint_blocks(self, weights, means, precisions_cholesky):
-        """Yield (block, F, far, Fs, joint): log joint densities (K, b) of every block."""
+        """Yield (block, F, (near, far, Fs, centres), joint): the log joint densities
+        (K, b) of every block, and the expanded blocks they came from."""
         far, centres = self.plan(means, precisions_cholesky)
         coef = self.coefficients(weights, means, precisions_cholesky, centres)
         near = np.setdiff1d(np.arange(len(means)), far)
         for block, F, Fs in self.blocks(centres[far]):
-            if not len(far):
-                joint = coef @ F
-            else:
-                joint = np.empty((len(means), F.shape[1]), dtype=F.dtype)
-                joint[near] = coef[near] @ F
-                for k, Fk in zip(far, Fs):
-                    joint[k] = coef[k] @ Fk
+            with np.errstate(over="ignore", invalid="ignore"):
+                if not len(far):
+                    joint = coef @ F
+                else:
+                    joint = np.empty((len(means), F.shape[1]), dtype=F.dtype)
+                    joint[near] = coef[near] @ F
+                    for k, Fk in zip(far, Fs):
+                        joint[k] = coef[k] @ Fk
             yield block, F, (near, far, Fs, centres), joint
 
     def sweep(self, weights, means, precisions_cholesky, *, moments=True, labels=False):

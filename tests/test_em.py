@@ -459,3 +459,218 @@ def test_load_refuses_other_files(tmp_path):
         GaussianMixtureEM.load(tmp_path / "text.nc")
     with pytest.raises(FileNotFoundError, match="no such file"):
         GaussianMixtureEM.load(tmp_path / "missing.nc")
+
+
+# ------------------------------------------------------- scale and numerics
+def two_clusters(seed=0, n=200):
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], n // 2),
+                      rng.multivariate_normal([5, 5], [[1, -0.5], [-0.5, 2]], n // 2)])
+
+
+def assert_scaled_fit(fit, scaled_fit, scale, n_samples, **tolerance):
+    """``scaled_fit`` (of X * scale, per feature) is ``fit`` (of X) mapped by the scale."""
+    scale = np.broadcast_to(np.asarray(scale, dtype=float), fit.means_.shape[1:])
+    structure = fit._structure
+    K, D = fit.means_.shape
+    factor = np.outer(scale, scale)
+    covariances = structure.from_full(structure.to_full(fit.covariances_, K, D) * factor)
+    compare = np.testing.assert_array_equal if not tolerance else (
+        lambda a, b, **kw: np.testing.assert_allclose(a, b, **tolerance, **kw))
+    compare(scaled_fit.weights_, fit.weights_, err_msg="weights")
+    compare(scaled_fit.means_, fit.means_ * scale, err_msg="means")
+    compare(scaled_fit.covariances_, covariances, err_msg="covariances")
+    assert scaled_fit.n_iter_ == fit.n_iter_
+    assert scaled_fit.log_likelihood_ == pytest.approx(
+        fit.log_likelihood_ - n_samples * np.sum(np.log(scale)), rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_standardize_is_exactly_scale_equivariant_for_powers_of_two(cov_type):
+    X = two_clusters()
+    fit = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True,
+                            random_state=0).fit(X)
+    for c in (2.0**-40, 2.0**-300 * 2**250, 2.0**60):
+        scaled = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True,
+                                   random_state=0).fit(X * c)
+        assert_scaled_fit(fit, scaled, c, len(X))  # bit for bit
+        # prediction runs in the data's units: log|P| differs by log c, so to rounding
+        np.testing.assert_allclose(scaled.predict_proba(X * c), fit.predict_proba(X),
+                                   rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("c", [1e-3, 1e-7, 1e-50, 1e-100, 1e8])
+def test_standardize_is_scale_equivariant(cov_type, c):
+    X = two_clusters()
+    fit = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True,
+                            random_state=0).fit(X)
+    scaled = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True,
+                               random_state=0).fit(X * c)
+    assert_scaled_fit(fit, scaled, c, len(X), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag"])
+def test_standardize_is_equivariant_per_feature(cov_type):
+    """Features on scales 1e8 and 1e-8: the fit is the unit-scale fit, mapped."""
+    X = two_clusters()
+    scale = np.array([1e8, 1e-8])
+    fit = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True,
+                            random_state=0).fit(X)
+    scaled = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True,
+                               random_state=0).fit(X * scale)
+    assert_scaled_fit(fit, scaled, scale, len(X), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_standardize_equals_sklearn_on_standardised_data(cov_type):
+    """standardize=True is scikit-learn's EM on (X - mean) / sd, mapped back."""
+    X = two_clusters() * [1e-4, 3e-5]
+    sd = X.std(axis=0) if cov_type != "spherical" else np.sqrt(X.var(axis=0).mean())
+    Z = (X - X.mean(axis=0)) / sd
+    ours = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True, tol=1e-8,
+                             random_state=3).fit(X)
+    theirs = GaussianMixture(2, covariance_type=cov_type, tol=1e-8, random_state=3).fit(Z)
+    np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-6)
+    np.testing.assert_allclose(ours.means_, theirs.means_ * sd + X.mean(axis=0), rtol=1e-6)
+    assert ours.score(X) == pytest.approx(theirs.score(Z) - np.log(
+        np.broadcast_to(sd, (2,))).sum(), rel=1e-8)
+
+
+@pytest.mark.parametrize("c", [1e-3, 1e-100])
+def test_small_scale_data_warns_that_reg_covar_dominates(c):
+    X = two_clusters() * c
+    with pytest.warns(em_module.RegularizationWarning,
+                      match=r"reg_covar=1e-06 is not small.*standardize=True"):
+        absolute = GaussianMixtureEM(2, random_state=0).fit(X)
+    # the absolute floor swamps both clusters: one component takes (nearly) everything
+    relative = GaussianMixtureEM(2, random_state=0, standardize=True).fit(X)
+    assert relative.log_likelihood_ > absolute.log_likelihood_ + 50
+    assert sorted(np.round(relative.weights_, 1)) == [0.5, 0.5]
+    # the default keeps scikit-learn's numbers, warning included
+    with pytest.warns(em_module.RegularizationWarning):
+        same = GaussianMixtureEM(2, random_state=0, tol=1e-8).fit(X)
+    theirs = GaussianMixture(2, random_state=0, tol=1e-8).fit(X)
+    assert same.score(X) == pytest.approx(theirs.score(X), rel=1e-6)
+
+
+def test_unit_scale_data_does_not_warn(random_data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", em_module.RegularizationWarning)
+        GaussianMixtureEM(3, random_state=0).fit(random_data.X["full"])
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e-160, 1e150])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_unrepresentable_scales_are_refused(c, standardize):
+    X = two_clusters() * [1.0, c]
+    with pytest.raises(ValueError, match=r"Feature 1 of X spreads .* Rescale X"):
+        GaussianMixtureEM(2, standardize=standardize).fit(X)
+
+
+def small_variance_mixture(seed, dtype):
+    """Components of standard deviation 1e-5..1 of a spread of 10, on a scale 1e-6..10."""
+    rng = np.random.default_rng(seed)
+    n_components, n_features, n = rng.integers(1, 4), rng.integers(1, 4), rng.integers(20, 200)
+    scale = 10.0 ** rng.uniform(-6, 1)
+    means = rng.uniform(-10, 10, (n_components, n_features))
+    sds = 10.0 ** rng.uniform(-5, 0, (n_components, n_features))
+    labels = rng.integers(0, n_components, n)
+    X = (means[labels] + rng.normal(size=(n, n_features)) * sds[labels]) * scale
+    return X.astype(dtype), int(n_components)
+
+
+def assert_monotone(model, n_samples):
+    """EM's log-likelihood never decreases beyond rounding of its n terms."""
+    trace = model.log_likelihood_trace_
+    rel = 1e-5 if model.means_.dtype == np.float32 else 1e-10
+    allowed = rel * (np.abs(trace[1:]) + n_samples)
+    assert np.all(np.diff(trace) >= -allowed), np.diff(trace).min()
+
+
+@pytest.mark.parametrize(("seed", "dtype", "cov_type"), [
+    (249, np.float32, "tied"),  # fell by 902 (-> 2118) in float32
+    (370, np.float64, "diag"),  # fell by 0.0038 in float64
+])
+def test_em_is_monotone_for_small_far_components(seed, dtype, cov_type):
+    """Small components far from the data's mean: the expanded quadratic form
+    ``x'Px - 2m'Px + m'Pm`` about the shared centre cancelled catastrophically
+    (moments too); such components are now expanded about their own mean."""
+    X, K = small_variance_mixture(seed, dtype)
+    model = fit_quietly(GaussianMixtureEM(K, covariance_type=cov_type, reg_covar=0,
+                                          max_iter=50, tol=0, random_state=seed), X)
+    assert_monotone(model, len(X))
+
+
+def test_float32_in_float32_out(random_data):
+    X = random_data.X["full"].astype(np.float32)
+    model = GaussianMixtureEM(3, random_state=0).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert getattr(model, name).dtype == np.float32, name
+    assert model.predict_proba(X).dtype == np.float32
+    assert model.score_samples(X).dtype == np.float32
+    # the float64 path is untouched: float64 in, float64 out
+    assert GaussianMixtureEM(3, random_state=0).fit(X.astype(float)).means_.dtype == np.float64
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_precisions_and_upper_factor_from_precisions_init(random_data, cov_type):
+    X = random_data.X[cov_type]
+    fitted = GaussianMixture(3, covariance_type=cov_type, random_state=0).fit(X)
+    ours = GaussianMixtureEM(3, covariance_type=cov_type, precisions_init=fitted.precisions_,
+                             max_iter=0, random_state=0).fit(X)
+    # max_iter=0 returns the start, with scikit-learn's (upper) factor of the precisions
+    np.testing.assert_allclose(ours.precisions_cholesky_, fitted.precisions_cholesky_,
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.precisions_, fitted.precisions_, rtol=1e-10)
+    assert ours.n_iter_ == 0 and not ours.converged_ and ours.lower_bounds_ == []
+
+
+def test_warm_start_detects_convergence_across_calls(random_data):
+    """One iteration per call: converged after as many calls as scikit-learn."""
+    X = random_data.X["full"]
+    calls = {}
+    for cls in (GaussianMixtureEM, GaussianMixture):
+        model = cls(3, warm_start=True, max_iter=1, tol=1e-6, init_params="random",
+                    random_state=0)
+        for n_calls in range(1, 500):
+            fit_quietly(model, X)
+            if model.converged_:
+                break
+        assert model.converged_
+        calls[cls] = n_calls, model.means_, model.lower_bounds_
+    (ours, our_means, our_bounds), (theirs, their_means, their_bounds) = calls.values()
+    assert ours == theirs > 5
+    np.testing.assert_allclose(our_means, their_means, rtol=1e-6)
+    np.testing.assert_allclose(our_bounds, their_bounds, rtol=1e-9)
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_points_beyond_float_range_get_valid_probabilities(random_data, cov_type):
+    X = random_data.X[cov_type]
+    model = GaussianMixtureEM(3, covariance_type=cov_type, random_state=0).fit(X)
+    far = np.array([[1.4e154, 1.4e154], [1.4e154, -1.4e154], [-1e300, 1e300], [1e200, 0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning either
+        proba = model.predict_proba(np.vstack([far, X[:5]]))
+        log_density = model.score_samples(far)
+    assert not np.isnan(proba).any()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(proba[4:], model.predict_proba(X[:5]))
+    assert np.all(log_density == -np.inf)
+
+
+def test_score_refuses_negative_sample_weight(random_data):
+    X = random_data.X["full"]
+    model = GaussianMixtureEM(3, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="sample_weight has 600 negative values"):
+        model.score(X, sample_weight=-np.ones(len(X)))
+    weights = np.random.default_rng(0).uniform(size=len(X))
+    assert model.score(X, sample_weight=weights) == pytest.approx(
+        np.average(model.score_samples(X), weights=weights))
+
+
+@pytest.mark.parametrize("random_state", [-3, 2**32, 1.5, "0", np.random.default_rng(0)])
+def test_bad_random_state_is_named(random_state):
+    with pytest.raises(ValueError, match="random_state must be None, an integer in"):
+        GaussianMixtureEM(2, random_state=random_state).fit(two_clusters())
