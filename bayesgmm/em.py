@@ -269,8 +269,9 @@ def _normalise_in_place(joint, robust_joint=None):
     if bad.any() and robust_joint is not None:
         columns = np.flatnonzero(bad)
         fixed, fallback = robust_joint(columns)
-        joint[:, columns] = fixed
-        top[columns] = fixed.max(axis=0)
+        with np.errstate(over="ignore"):  # float32 blocks: beyond range is -inf
+            joint[:, columns] = fixed
+        top[columns] = joint[:, columns].max(axis=0)
     else:
         fallback = None
     top[~np.isfinite(top)] = 0.0
