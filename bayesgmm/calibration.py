@@ -51,19 +51,23 @@ class CalibrationResult:
         integer in ``0 .. n_rank_draws``.
     n_rank_draws : int
         Posterior draws each rank is taken among (after thinning).
-    failures : list of (int, str)
-        Replicates whose fit raised, with the error: counted, never dropped silently.
-    divergences : numpy.ndarray
-        Divergent transitions of each successful replicate's fit.
+    fits : pandas.DataFrame
+        One row per replicate: ``error`` (None, or the error of a fit that raised:
+        counted, never dropped silently), ``start`` (how the chains were started, see
+        ``GaussianMixtureBayes.start_``), ``divergences``, ``n_draws`` and ``seconds``.
     seconds : float
         Wall time of the whole run.
     """
 
     ranks: pd.DataFrame
     n_rank_draws: int
-    failures: list = field(default_factory=list)
-    divergences: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    fits: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = 0.0
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """The replicates whose fit raised."""
+        return self.fits[self.fits["error"].notna()] if len(self.fits) else self.fits
 
     def p_values(self, n_bins=None) -> pd.Series:
         """Chi-square test of rank uniformity per quantity (ranks pooled into bins).
@@ -166,7 +170,7 @@ def simulation_based_calibration(n_components, covariance_type="full", priors=No
     truths, data = _prior_draws(n_components, covariance_type, priors, n_samples, n_features,
                                 n_replicates, int(rng.integers(2**31)))
     fixed_points = _fixed_points(priors, n_features)
-    rows, failures, divergences = [], [], []
+    rows, fits = [], []
     replicates = range(n_replicates)
     if progressbar:
         from rich.progress import track
@@ -175,18 +179,23 @@ def simulation_based_calibration(n_components, covariance_type="full", priors=No
         X = data[r]
         fit = GaussianMixtureBayes(n_components, covariance_type=covariance_type,
                                    priors=fit_priors, random_state=int(rng.integers(2**31)))
+        began = time.perf_counter()
         try:
             fit.fit(X, draws=draws, tune=tune, chains=chains, progressbar=False)
         except Exception as error:  # recorded and counted, the run goes on
-            failures.append((r, f"{type(error).__name__}: {error}"))
+            fits.append({"replicate": r, "error": f"{type(error).__name__}: {error}",
+                         "seconds": time.perf_counter() - began})
             continue
         thinned = _thinned(fit.posterior, n_rank_draws)
         draws_q = _quantities(fit, thinned, X, fixed_points)
         true_q = _quantities(fit, truths.isel(draw=[r]), X, fixed_points)
         rows.append({name: int((draws_q[name] < true_q[name][0]).sum()) for name in draws_q})
-        divergences.append(int(fit.idata_["sample_stats"]["diverging"].values.sum()))
-    return CalibrationResult(pd.DataFrame(rows), n_rank_draws, failures,
-                             np.asarray(divergences, dtype=int), time.perf_counter() - start)
+        diverging = fit.idata_["sample_stats"]["diverging"].values
+        fits.append({"replicate": r, "error": None, "start": fit.start_["method"],
+                     "divergences": int(diverging.sum()), "n_draws": diverging.size,
+                     "seconds": time.perf_counter() - began})
+    return CalibrationResult(pd.DataFrame(rows), n_rank_draws, pd.DataFrame(fits),
+                             time.perf_counter() - start)
 
 
 def _explicit(priors, name):

@@ -107,7 +107,8 @@ def test_simulation_based_calibration_of_a_small_diag_mixture():
     kwargs = dict(n_samples=40, n_replicates=40, n_rank_draws=19, draws=200, tune=300,
                   chains=2, random_state=seed("sbc"))
     good = simulation_based_calibration(2, "diag", EXPLICIT["diag"], **kwargs)
-    assert not good.failures
+    assert good.failures.empty and len(good.fits) == 40
+    assert set(good.fits["start"]) <= {"em", "prior-regularised-em"}
     assert good.ranks.shape == (40, 9)
     assert good.p_values().min() > 1e-4 / 9
     narrow = GMMPriors(weights=Dirichlet(1.0), means=Normal(0.0, 0.3),
@@ -115,3 +116,17 @@ def test_simulation_based_calibration_of_a_small_diag_mixture():
     bad = simulation_based_calibration(2, "diag", EXPLICIT["diag"], fit_priors=narrow,
                                        **kwargs)
     assert bad.p_values()[["mean[0]", "mean[1]"]].min() < 1e-6
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_nearly_collinear_features_fit(covariance_type):
+    """Correlation 0.9999999: the chains' start is valid and the mode finds it again."""
+    rng = np.random.default_rng(0)
+    z, e = rng.normal(size=(2, 200, 1))
+    r = 0.9999999
+    X = np.hstack([z, r * z + np.sqrt(1 - r * r) * e])
+    fit = GaussianMixtureBayes(2, covariance_type=covariance_type,
+                               random_state=seed("collinear", covariance_type))
+    fit.fit(X, method="map", progressbar=False)
+    correlations = fit.posterior["correlations"].values[0, 0]
+    assert np.all(correlations[..., 0, 1] > 0.9999)
