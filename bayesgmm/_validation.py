@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["as_numeric_table", "check_sample_weight", "check_enough_samples"]
+__all__ = [
+    "as_numeric_table",
+    "check_sample_weight",
+    "check_enough_samples",
+    "check_choice",
+    "check_integer",
+    "check_number",
+    "check_seed",
+    "check_real_array",
+    "check_feature",
+]
 
 
 def _column_label(columns, j) -> str:
@@ -194,3 +205,109 @@ def check_enough_samples(n_samples: int, n_components: int) -> None:
             f"n_samples = {n_samples}: a mixture cannot have more components than data "
             "points. Use fewer components or more data."
         )
+
+
+# ------------------------------------------------------- scalar arguments
+# One checker per kind of argument, shared by the estimators, the priors and the
+# command line: each names the argument, says what was expected and what came.
+
+def check_choice(name, value, valid):
+    """``value`` is one of the strings ``valid``; returns it."""
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"{name} must be one of {list(valid)}, got {value!r}.")
+    return value
+
+
+def check_integer(name, value, *, minimum=None, maximum=None):
+    """An integer (a Python or numpy integer, never a bool) within bounds; returns an int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or (minimum is not None and value < minimum) \
+            or (maximum is not None and value > maximum):
+        if minimum is not None and maximum is not None:
+            bounds = f" in [{minimum}, {maximum}]"
+        elif minimum is not None:
+            bounds = f" >= {minimum}"
+        elif maximum is not None:
+            bounds = f" <= {maximum}"
+        else:
+            bounds = ""
+        raise ValueError(f"{name} must be an integer{bounds}, got {value!r}.")
+    return int(value)
+
+
+def check_number(name, value, *, low=-math.inf, high=math.inf, low_open=False,
+                 high_open=False, hint=""):
+    """A finite real number (not a bool, not a string) in an interval; returns a float.
+
+    ``low_open``/``high_open`` exclude the bounds: ``check_number("target_accept", x,
+    low=0, high=1, low_open=True, high_open=True)`` accepts (0, 1).
+    """
+    ok = (not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+          and math.isfinite(value)
+          and (value > low if low_open else value >= low)
+          and (value < high if high_open else value <= high))
+    if not ok:
+        if math.isinf(low) and math.isinf(high):
+            expected = "a finite number"
+        elif math.isinf(high):
+            expected = f"a number {'>' if low_open else '>='} {low:g}"
+        elif math.isinf(low):
+            expected = f"a number {'<' if high_open else '<='} {high:g}"
+        else:
+            expected = (f"a number in {'(' if low_open else '['}{low:g}, "
+                        f"{high:g}{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}{hint}.")
+    return float(value)
+
+
+def check_seed(name, value):
+    """None or a non-negative integer (what ``np.random.SeedSequence`` takes); returns it."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < 0:
+        raise ValueError(
+            f"{name} must be None or a non-negative integer (a seed), got {value!r}."
+        )
+    return int(value)
+
+
+def check_real_array(name, value, *, positive=False, max_ndim=None, hint=""):
+    """A number or an array of numbers, finite (and > 0 if ``positive``): float ndarray.
+
+    Strings, booleans, complex numbers and objects are refused even when numpy could
+    convert them (``"2"`` is not a number here), so that a typo in a prior fails.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nested lists
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf" or array.size == 0:
+        raise ValueError(f"{name} must be a number or an array of numbers, got {value!r}{hint}.")
+    if max_ndim is not None and array.ndim > max_ndim:
+        shapes = {0: "a number", 1: "a number or a vector"}.get(max_ndim, f"at most {max_ndim}-D")
+        raise ValueError(f"{name} must be {shapes}, got an array of shape {array.shape}{hint}.")
+    array = array.astype(float)
+    if positive and not (np.all(np.isfinite(array)) and np.all(array > 0)):
+        raise ValueError(f"{name} must be positive and finite, got {value!r}{hint}.")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {value!r}{hint}.")
+    return array
+
+
+def check_feature(name, value, feature_names):
+    """A feature given by name or by integer position: its position (or None for None)."""
+    names = list(feature_names)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in names:
+            raise ValueError(f"{name} must be one of the features {names}, got {value!r}.")
+        return names.index(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or not 0 <= value < len(names):
+        raise ValueError(
+            f"{name} must be a feature name ({names}) or an integer position in "
+            f"[0, {len(names) - 1}], got {value!r}."
+        )
+    return int(value)

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
 from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
+from ._validation import check_choice, check_feature, check_integer, check_number, check_seed
 from .em import GaussianMixtureEM
 from .model import (
     ModelSpec,
@@ -33,7 +34,7 @@ from .model import (
 from .priors import GMMPriors
 from .relabel import permute_components, stephens_relabel
 
-__all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "METHODS"]
+__all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "MAPConvergenceWarning", "METHODS"]
 
 #: Accepted values of ``fit(method=...)``.
 METHODS = ("nuts", "map", "advi")
@@ -50,9 +51,11 @@ class DiagnosticsWarning(UserWarning):
     """A sampling diagnostic failed its threshold."""
 
 
-def _choice(name, value, valid):
-    if value not in valid:
-        raise ValueError(f"{name} must be one of {list(valid)}, got {value!r}.")
+class MAPConvergenceWarning(ConvergenceWarning):
+    """The MAP optimiser stopped without finding a mode (the point returned is not one)."""
+
+
+_choice = check_choice
 
 
 class GaussianMixtureBayes(BaseEstimator):
@@ -145,11 +148,18 @@ class GaussianMixtureBayes(BaseEstimator):
         _choice("method", method, METHODS)
         _choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
         _choice("init", init, INITS)
-        for name, value, minimum in (("draws", draws, 1), ("chains", chains, 1),
-                                     ("tune", tune, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-                    or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        draws = check_integer("draws", draws, minimum=1)
+        chains = check_integer("chains", chains, minimum=1)
+        tune = check_integer("tune", tune, minimum=0)
+        advi_steps = check_integer("advi_steps", advi_steps, minimum=1)
+        target_accept = check_number(
+            "target_accept", target_accept, low=0, high=1, low_open=True, high_open=True,
+            hint=" (the NUTS step size is adapted to this mean acceptance rate; 0.9 to 0.99 "
+                 "against divergences)")
+        check_seed("random_state", self.random_state)
+        if em is not None and not isinstance(em, GaussianMixtureEM):
+            raise ValueError(f"em must be a fitted GaussianMixtureEM or None, got "
+                             f"{type(em).__name__}.")
         if nuts_sampler == "nutpie" and method == "nuts":
             try:
                 import nutpie  # noqa: F401
@@ -160,6 +170,7 @@ class GaussianMixtureBayes(BaseEstimator):
                 ) from None
 
         X, names = as_array_and_names(X)
+        check_feature("order_by", self.order_by, names)
         spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
                          self.order_by, names)  # every check happens before compiling
         seeds = np.random.SeedSequence(self.random_state).generate_state(4)
@@ -223,6 +234,7 @@ class GaussianMixtureBayes(BaseEstimator):
     def _find_map(self, starts, progressbar):
         start = starts[0] if starts is not None else None
         self.map_ = _map_point(self.model_, start)
+        _warn_if_map_failed(self.map_.attrs)
         return self.map_
 
     def _fit_advi(self, starts, draws, steps, progressbar, seed):
@@ -316,6 +328,11 @@ class GaussianMixtureBayes(BaseEstimator):
                 f"X has {X.shape[1]} features, but the model was fitted with "
                 f"{self.n_features_in_}."
             )
+        if X.shape[0] == 0:
+            raise ValueError(
+                f"X has no samples (shape {X.shape}): give at least one point to compute "
+                "memberships for."
+            )
         return X
 
     def _membership_draws(self, X):
@@ -345,6 +362,7 @@ class GaussianMixtureBayes(BaseEstimator):
         """
         import arviz as az
 
+        hdi_prob = _check_hdi_prob(hdi_prob)
         X = self._check_X(X)
         draws = self._membership_draws(X)
         da = xr.DataArray(draws[None], dims=("chain", "draw", "obs_id", "component"),
@@ -429,6 +447,7 @@ class GaussianMixtureBayes(BaseEstimator):
         """
         import arviz as az
 
+        hdi_prob = _check_hdi_prob(hdi_prob)
         check_is_fitted(self, "idata_")
         ds = _summary_dataset(self.posterior)
         if ds.sizes["chain"] * ds.sizes["draw"] > 1:
@@ -487,18 +506,21 @@ class GaussianMixtureBayes(BaseEstimator):
         """
         import pymc as pm
 
-        check_is_fitted(self, "model_")
+        check_is_fitted(self, "spec_")
+        draws = check_integer("draws", draws, minimum=1)
+        chains = check_integer(
+            "chains", chains, minimum=2)  # each run is one estimate: two give a spread
+        check_seed("random_state", random_state)
         if self.spec_.order_by is not None:
             raise ValueError("the log evidence needs the exchangeable prior: refit without "
                              "order_by (the ordered-means prior is not normalised).")
-        if chains < 2:
-            raise ValueError(f"chains must be >= 2 to estimate the spread, got {chains}.")
+        model = self._ensure_model()  # a loaded fit rebuilds it from its stored data
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
         with warnings.catch_warnings(), _quiet_logger("pymc", progressbar), \
                 without_c_compiler():
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=UserWarning)
-            idata = pm.sample_smc(draws=draws, chains=chains, model=self.model_,
+            idata = pm.sample_smc(draws=draws, chains=chains, model=model,
                                   random_seed=seed, progressbar=progressbar,
                                   compute_convergence_checks=False)
         values = _final_log_marginal_likelihood(idata["sample_stats"])
@@ -521,6 +543,8 @@ class GaussianMixtureBayes(BaseEstimator):
         import pymc as pm
 
         check_is_fitted(self, "spec_")
+        draws = check_integer("draws", draws, minimum=1)
+        check_seed("random_state", random_state)
         model = self._ensure_model()
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
         names = [v for v in POSTERIOR_VARS if v in model.named_vars]
@@ -538,7 +562,12 @@ class GaussianMixtureBayes(BaseEstimator):
         return xr.DataTree.from_dict({"prior": prior, "prior_predictive": replicates})
 
     def _ensure_model(self):
+        """The PyMC model; a loaded fit builds it again from the data stored with it."""
         if getattr(self, "model_", None) is None:
+            if getattr(self, "_X", None) is None:
+                raise ValueError(
+                    "this fit has no data to rebuild its model from (the file it was loaded "
+                    "from lacks the observed_data group); fit the model again.")
             self.model_ = build_model_from_spec(self._X, self.spec_)
         return self.model_
 
@@ -567,6 +596,7 @@ class GaussianMixtureBayes(BaseEstimator):
         obs_id, feature).
         """
         check_is_fitted(self, "idata_")
+        check_seed("random_state", random_state)
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
         replicates, _ = self._replicate(self.posterior, seed)
         self.idata_["posterior_predictive"] = xr.DataTree(replicates)
@@ -584,13 +614,27 @@ class GaussianMixtureBayes(BaseEstimator):
 
     @classmethod
     def load(cls, path):
-        """Read a result written by :meth:`save`; refuses files of other models."""
+        """Read a result written by :meth:`save`; refuses files of other models.
+
+        Everything the result is rebuilt from is checked first (the kind and
+        version, the configuration, the groups and their shapes, finite values,
+        weights on the simplex, positive definite covariances): a damaged or edited
+        file raises a ``ValueError`` that names it and what is wrong.
+        """
         tree, kind = read_kind(path)
         if kind != _FILE_KIND:
             raise ValueError(
                 f"{path} was not written by bayesgmm's GaussianMixtureBayes.save "
                 f"(its bayesgmm_kind attribute is {kind!r}); it cannot be loaded as one."
             )
+        try:
+            return cls._from_tree(tree)
+        except (ValueError, KeyError, TypeError, IndexError, np.linalg.LinAlgError) as error:
+            raise ValueError(f"{path} cannot be loaded as a GaussianMixtureBayes result: "
+                             f"{error}") from None
+
+    @classmethod
+    def _from_tree(cls, tree):
         config = json.loads(tree.attrs["config"])
         model = cls(config["n_components"], covariance_type=config["covariance_type"],
                     priors=GMMPriors.from_dict(config["priors"]),
@@ -627,6 +671,26 @@ def _quiet_logger(name, keep):
         yield
     finally:
         logger.setLevel(level)
+
+
+def _check_hdi_prob(hdi_prob):
+    return check_number("hdi_prob", hdi_prob, low=0, high=1, low_open=True, high_open=True,
+                        hint=" (the probability mass of the interval, e.g. 0.94)")
+
+
+def _warn_if_map_failed(attrs):
+    """A MAP whose optimiser gave up is not a mode: say so, with what usually causes it."""
+    log_posterior = float(attrs.get("log_posterior", np.nan))
+    if attrs.get("optimizer_success", 1) and np.isfinite(log_posterior):
+        return
+    warnings.warn(
+        f"The MAP optimisation failed (L-BFGS stopped after "
+        f"{attrs.get('optimizer_iterations', '?')} iterations, log posterior "
+        f"{log_posterior:.6g}): the point returned is not a posterior mode. This usually "
+        "means a prior far narrower or wider than the data's scale (e.g. HalfNormal(1e-300)) "
+        "or data on an extreme scale: use priors on the data's scale (the data-scaled "
+        "defaults: leave them None) or rescale the data, or sample with method='nuts'.",
+        MAPConvergenceWarning, stacklevel=4)
 
 
 def _final_log_marginal_likelihood(sample_stats):

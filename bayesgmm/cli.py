@@ -10,8 +10,10 @@ outputs are written together or not at all.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -85,25 +87,120 @@ class _Group(click.Group):
         sys.exit(code)
 
 
-def _read_table(path, columns=None):
+#: Delimiters a CSV file may use; a file using ';' or a tab may have decimal commas.
+CSV_DELIMITERS = ",;\t|"
+_SNIFF_BYTES = 1 << 16
+
+
+def _read_table(path, columns=None, *, min_rows=1, unnamed_ok=False):
+    """The table in a CSV or Parquet file, with every column a named column.
+
+    CSV files: the delimiter is detected from the first 64 KiB (``,``, ``;``, tab or
+    ``|``; ``,`` if none is clear), and decimal commas are read as such when the
+    delimiter is not a comma. Every row must have as many fields as the header:
+    pandas would otherwise silently turn a first, unnamed field into the index.
+    ``min_rows``: the fewest data rows the command can use. Columns without a name
+    are refused (``unnamed_ok``: the caller selects its columns by name).
+    """
     path = Path(path)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pd.read_parquet(path)
         else:
-            table = pd.read_csv(path)
+            table = _read_csv(path)
+    except InputError:
+        raise
     except ImportError as error:
         raise InputError(f"cannot read {path}: {error}") from None
     except Exception as error:  # noqa: BLE001 - pandas raises many kinds
         raise InputError(f"cannot read {path} as a table: {error}") from None
-    if columns:
-        names = [c.strip() for c in columns.split(",") if c.strip()]
-        missing = [c for c in names if c not in table.columns]
-        if missing:
-            raise InputError(f"{path} has no column(s) {missing}; its columns are "
-                             f"{list(table.columns)}.")
-        table = table[names]
+    if table.shape[1] == 0:
+        raise InputError(f"{path} has no columns.")
+    if columns is not None:
+        table = table[_selected_columns(columns, table, path)]
+    unnamed = [str(c) for c in table.columns if str(c).startswith("Unnamed: ")]
+    if unnamed and not unnamed_ok:
+        raise InputError(
+            f"{path} has {len(unnamed)} unnamed column(s) (pandas calls them {unnamed}), "
+            "often an index written by pandas' to_csv without index=False: name them in "
+            "the header, or choose the data columns with --columns.")
+    if len(table) < min_rows:
+        if len(table) == 0:
+            raise InputError(f"{path} has a header ({', '.join(map(str, table.columns))}) but "
+                             "no data rows.")
+        rows = f"{len(table)} data row" + "s" * (len(table) != 1)
+        raise InputError(f"{path} has only {rows}: fitting a mixture needs at least "
+                         f"{min_rows} (and at least as many as components).")
     return table
+
+
+def _read_csv(path):
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            sample = handle.read(_SNIFF_BYTES)
+    except UnicodeDecodeError:
+        raise InputError(f"cannot read {path}: it is not UTF-8 text (a CSV file was "
+                         "expected; Parquet files need the .parquet extension).") from None
+    if not sample.strip():
+        raise InputError(f"{path} is empty.")
+    delimiter = _delimiter(sample)
+    decimal = "," if delimiter != "," and re.search(r"\d,\d", sample) else "."
+    _check_field_counts(path, delimiter)
+    return pd.read_csv(path, sep=delimiter, decimal=decimal, index_col=False,
+                       encoding="utf-8-sig")
+
+
+def _delimiter(sample):
+    """The delimiter that splits the header into the most fields (names seldom hold
+    decimal commas, data rows may); ties, and one-column headers, go to csv.Sniffer."""
+    header = next((line for line in sample.splitlines() if line.strip()), "")
+    fields = {d: len(next(csv.reader([header], delimiter=d), [])) for d in CSV_DELIMITERS}
+    most = max(fields.values())
+    candidates = "".join(d for d in CSV_DELIMITERS if fields[d] == most)
+    if len(candidates) == 1:
+        return candidates
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=candidates).delimiter
+    except csv.Error:  # one column, or no consistent delimiter: the first candidate
+        return candidates[0]
+
+
+def _check_field_counts(path, delimiter):
+    """Every non-blank row has as many fields as the header (or an InputError)."""
+    shown = {"\t": "tab"}.get(delimiter, repr(delimiter))
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            header = next(reader, [])
+            for row in reader:
+                if row and len(row) != len(header):
+                    raise InputError(
+                        f"{path} line {reader.line_num} has {len(row)} fields but the header "
+                        f"has {len(header)} ({', '.join(header)}), reading it as "
+                        f"{shown}-separated: every column needs a name in the header (an "
+                        "unnamed first column is often an index written by pandas' to_csv "
+                        "without index=False), and every row as many fields.")
+        except csv.Error as error:
+            raise InputError(f"cannot read {path} as a table: line {reader.line_num}: "
+                             f"{error}") from None
+
+
+def _selected_columns(columns, table, path):
+    """The column names listed in ``--columns`` (all present, none twice)."""
+    names = [c.strip() for c in columns.split(",")]
+    names = [c for c in names if c]
+    available = [str(c) for c in table.columns]
+    if not names:
+        raise InputError(f"--columns {columns!r} names no column; give comma-separated "
+                         f"names such as {','.join(available[:2])}.")
+    twice = sorted({c for c in names if names.count(c) > 1})
+    if twice:
+        raise InputError(f"--columns names {twice} more than once; name each column once.")
+    missing = [c for c in names if c not in available]
+    if missing:
+        raise InputError(f"{path} has no column(s) {missing}; its columns are "
+                         f"{available}.")
+    return [table.columns[available.index(c)] for c in names]
 
 
 def _check_outputs(outputs, force, inputs=()):
@@ -282,7 +379,8 @@ def main(ctx, quiet, debug):
 @click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--tune", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--seed", type=int, default=None, help="Random seed (reproducible results).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Random seed (reproducible results).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), required=True,
               help="Result file (netCDF).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write a figure (PNG).")
@@ -293,7 +391,7 @@ def fit(ctx, data, components, covariance, method, columns, draws, tune, chains,
     """Fit a mixture to DATA (CSV or Parquet) and save the result."""
     _check_outputs([("--out", out), ("--plot", plot)], force, inputs=[data])
     plot_format = _figure_format("--plot", plot)
-    X = _read_table(data, columns)
+    X = _read_table(data, columns, min_rows=2)
     _check_data(X, components)
     if method == "em":
         from .em import GaussianMixtureEM
@@ -353,17 +451,35 @@ def _bayes_summary(model, method):
     return "\n".join(lines)
 
 
+#: The most models ``compare --components`` may ask for.
+MAX_COMPONENT_VALUES = 100
+
+
 def _parse_components(text):
+    """``--components`` of compare: a range ``low-high`` or a list ``1,2,4``."""
+    usage = f"--components must look like 1-6 or 1,2,4; got {text!r}."
     try:
         if "-" in text:
             low, high = (int(v) for v in text.split("-"))
-            values = list(range(low, high + 1))
+            if low > high:
+                raise InputError(f"--components {text!r} is an empty range: the first number "
+                                 f"must not exceed the second (e.g. {high}-{low}).")
+            count = high - low + 1
         else:
             values = [int(v) for v in text.split(",")]
+            count = len(values)
     except ValueError:
-        raise InputError(f"--components must look like 1-6 or 1,2,4; got {text!r}.") from None
-    if not values or min(values) < 1:
+        raise InputError(usage) from None
+    if count > MAX_COMPONENT_VALUES:
+        raise InputError(f"--components {text!r} asks for {count} values; give at most "
+                         f"{MAX_COMPONENT_VALUES}.")
+    if "-" in text:
+        values = list(range(low, high + 1))
+    if min(values) < 1:
         raise InputError(f"--components must be integers >= 1; got {text!r}.")
+    twice = sorted({k for k in values if values.count(k) > 1})
+    if twice:
+        raise InputError(f"--components lists {twice} more than once; got {text!r}.")
     return values
 
 
@@ -379,7 +495,7 @@ def _parse_components(text):
 @click.option("--draws", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--tune", type=click.IntRange(min=0), default=500, show_default=True)
 @click.option("--chains", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=click.IntRange(min=0), default=None)
 @click.option("--out", "-o", type=click.Path(dir_okay=False), help="Write the table (CSV).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the criteria plot.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
@@ -391,10 +507,13 @@ def compare_command(ctx, data, components, covariance, columns, em_only, evidenc
 
     _check_outputs([("--out", out), ("--plot", plot)], force, inputs=[data])
     plot_format = _figure_format("--plot", plot)
-    X = _read_table(data, columns)
+    X = _read_table(data, columns, min_rows=2)
     ks = _parse_components(components)
     _check_data(X, max(ks))
     types = [c.strip() for c in covariance.split(",") if c.strip()]
+    if not types:
+        raise InputError(f"--covariance {covariance!r} names no covariance type; valid: "
+                         f"{COVARIANCE_CHOICES}.")
     unknown = [c for c in types if c not in COVARIANCE_CHOICES]
     if unknown:
         raise InputError(f"unknown covariance type(s) {unknown}; valid: {COVARIANCE_CHOICES}.")
@@ -439,9 +558,12 @@ def predict(result, data, out, hdi_prob, force):
                "bayesgmm.GaussianMixtureBayes": GaussianMixtureBayes}
     if kind not in loaders:
         raise InputError(f"{result} is not a result saved by bayesgmm fit.")
-    model = loaders[kind].load(result)
-    table = _read_table(data)
+    try:
+        model = loaders[kind].load(result)
+    except ValueError as error:
+        raise InputError(str(error)) from None
     names = [str(n) for n in getattr(model, "feature_names_in_", [])]
+    table = _read_table(data, unnamed_ok=bool(names))
     if names:
         missing = [n for n in names if n not in table.columns]
         if missing:
@@ -470,10 +592,10 @@ def predict(result, data, out, hdi_prob, force):
               help="Overwrite figures in --out that an earlier demo did not write.")
 @click.option("--max-components", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no PyMC; seconds).")
-@click.option("--draws", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--tune", type=click.IntRange(min=0), default=300, show_default=True)
-@click.option("--chains", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--tune", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.pass_context
 def demo(ctx, out, force, max_components, em_only, draws, tune, chains, seed, no_progress):

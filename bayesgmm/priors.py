@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from ._validation import check_real_array
+
 __all__ = [
     "Dirichlet",
     "GMMPriors",
@@ -38,15 +40,13 @@ __all__ = [
 ]
 
 
-def _check_positive(name, value, *, allow_none=True):
-    """Positive and finite (scalar or array); shapes are checked in ``resolve``."""
+def _check_positive(name, value, *, allow_none=True, max_ndim=1, hint=""):
+    """Positive and finite numbers (scalar or array); shapes are checked in ``resolve``."""
     if value is None:
         if allow_none:
             return
-        raise ValueError(f"{name} must be given.")
-    array = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(array)) or np.any(array <= 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}.")
+        raise ValueError(f"{name} must be given{hint}.")
+    check_real_array(name, value, positive=True, max_ndim=max_ndim, hint=hint)
 
 
 def _fmt(value, default):
@@ -86,8 +86,18 @@ class Prior:
 
     @staticmethod
     def from_dict(spec):
+        """The prior described by ``to_dict()``'s output; ValueError for anything else."""
+        if not isinstance(spec, dict) or spec.get("dist") not in _PRIOR_CLASSES:
+            raise ValueError(
+                f"a prior is a dict whose 'dist' is one of {list(_PRIOR_CLASSES)}, got {spec!r}."
+            )
         spec = dict(spec)
         cls = _PRIOR_CLASSES[spec.pop("dist")]
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(spec) - set(names))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no parameter(s) {unknown}; its parameters "
+                             f"are {names}.")
         kwargs = {k: Prior.from_dict(v) if isinstance(v, dict) else v for k, v in spec.items()}
         return cls(**kwargs)
 
@@ -105,17 +115,10 @@ class Dirichlet(Prior):
     alpha: object = 1.0
 
     def __post_init__(self):
-        if self.alpha is None:
-            raise ValueError("Dirichlet alpha must be given (e.g. 1.0).")
-        array = np.asarray(self.alpha, dtype=float)
-        if array.ndim > 1:
-            raise ValueError(f"Dirichlet alpha must be a scalar or a vector, got shape {array.shape}.")
-        if not np.all(np.isfinite(array)) or np.any(array <= 0):
-            raise ValueError(
-                f"Dirichlet alpha must be positive, got {self.alpha!r}. Use alpha = 1 for a "
-                "uniform prior on the weights, or alpha < 1 (e.g. 0.1) to favour emptying "
-                "unneeded components."
-            )
+        _check_positive(
+            "Dirichlet alpha", self.alpha, allow_none=False,
+            hint=" (alpha = 1 is a uniform prior on the weights; alpha < 1, e.g. 0.1, "
+                 "favours emptying unneeded components)")
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -127,9 +130,9 @@ class Normal(Prior):
     _defaults = {"mu": "data mean", "sigma": "data range"}
 
     def __post_init__(self):
-        if self.mu is not None and not np.all(np.isfinite(np.asarray(self.mu, dtype=float))):
-            raise ValueError(f"Normal mu must be finite, got {self.mu!r}.")
-        _check_positive("Normal sigma", self.sigma)
+        if self.mu is not None:
+            check_real_array("Normal mu", self.mu, max_ndim=2)
+        _check_positive("Normal sigma", self.sigma, max_ndim=2)
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -164,12 +167,10 @@ class LKJ(Prior):
     sd: Prior = field(default_factory=HalfNormal)
 
     def __post_init__(self):
-        eta = np.asarray(self.eta, dtype=float)
-        if eta.ndim or not np.isfinite(eta) or eta <= 0:
-            raise ValueError(
-                f"LKJ eta must be a positive number, got {self.eta!r} (1 is uniform over "
-                "correlation matrices, larger values favour weak correlations)."
-            )
+        _check_positive(
+            "LKJ eta", self.eta, allow_none=False, max_ndim=0,
+            hint=" (1 is uniform over correlation matrices, larger values favour weak "
+                 "correlations)")
         if not isinstance(self.sd, HalfNormal):
             raise ValueError(
                 f"LKJ sd must be a HalfNormal prior on the standard deviations, got {self.sd!r}."
@@ -264,6 +265,10 @@ class GMMPriors:
 
     @classmethod
     def from_dict(cls, spec):
+        """The priors described by ``to_dict()``'s output; ValueError for anything else."""
+        keys = ["weights", "means", "covariance"]
+        if not isinstance(spec, dict) or sorted(spec) != sorted(keys):
+            raise ValueError(f"priors must be a dict with the keys {keys}, got {spec!r}.")
         return cls(
             weights=Prior.from_dict(spec["weights"]),
             means=Prior.from_dict(spec["means"]),
@@ -283,10 +288,12 @@ class GMMPriors:
             all 1-D models), or one per component (spherical).
         """
         K, D = n_components, X.shape[1]
-        center = X.mean(axis=0)
-        spread = X.max(axis=0) - X.min(axis=0)
-        spread = np.where(spread > 0, spread, 1.0)
-        sd = X.std(axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            center = X.mean(axis=0)
+            data_spread = X.max(axis=0) - X.min(axis=0)
+            sd = X.std(axis=0)
+        _check_data_scale(X, center, data_spread, sd)
+        spread = np.where(data_spread > 0, data_spread, 1.0)
         sd = np.where(sd > 0, sd, 1.0)
 
         alpha = _broadcast("Dirichlet alpha", self.weights.alpha, (K,))
@@ -326,8 +333,68 @@ class GMMPriors:
             ig_alpha = _broadcast("InverseGamma alpha", covariance.alpha, sd_shape)
             ig_beta = _broadcast("InverseGamma beta", _or(covariance.beta, default_beta), sd_shape)
             covariance = InverseGamma(ig_alpha, ig_beta)
+        _check_proper(X, data_spread, kind, covariance_kind)
         filled = GMMPriors(Dirichlet(alpha), Normal(mu, sigma), covariance)
         return ResolvedPriors(alpha, mu, sigma, kind, eta, sd_sigma, ig_alpha, ig_beta, filled)
+
+
+def _check_data_scale(X, center, spread, sd):
+    """Refuse data whose spread squared is not a float64: every variance would be."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        overflow = ~(np.isfinite(center) & np.isfinite(spread**2) & np.isfinite(sd**2))
+        tiny = np.finfo(float).tiny
+        underflow = ~overflow & (spread > 0) & ((sd**2 < tiny) | (spread**2 < tiny))
+    if overflow.any():
+        raise ValueError(
+            f"X's values are too large for float64 (largest |value| "
+            f"{np.max(np.abs(X)):.3g}, in column(s) {_few_columns(np.flatnonzero(overflow))}): "
+            "the squares of their spread overflow, and so would the data-scaled default "
+            "priors (means' sigma = data range, sds' sigma = data sd) and every variance of "
+            "the model. Rescale the data (e.g. divide by a power of 10, or standardise each "
+            "column) before fitting."
+        )
+    if underflow.any():
+        raise ValueError(
+            f"X's spread is too small for float64 in column(s) "
+            f"{_few_columns(np.flatnonzero(underflow))} (range {np.min(spread[underflow]):.3g}): its "
+            "square underflows to zero, and so would the data-scaled default priors and "
+            "every variance of the model. Rescale the data (e.g. multiply by a power of 10, "
+            "or standardise each column) before fitting."
+        )
+
+
+def _check_proper(X, spread, kind, covariance_kind):
+    """Refuse constant columns where they make the posterior improper.
+
+    A HalfNormal prior (alone or with LKJ) has positive density at sd = 0, and a
+    component sitting on a constant column has a likelihood growing like
+    sd^-(n-1) as its sd there shrinks: the posterior has no mode and no finite mass,
+    so MAP runs off to a singular covariance and NUTS cannot sample it.
+    InverseGamma priors vanish fast enough at zero; a spherical covariance shares one
+    sd with the other columns.
+    """
+    constant = spread == 0
+    if len(X) < 2 or kind == "inversegamma" or not constant.any() or (
+            covariance_kind == "single" and not constant.all()):
+        return
+    remedy = ("Drop the constant column(s)" + (
+        ", or use an InverseGamma prior on the variances (priors=GMMPriors(covariance="
+        "InverseGamma())), which keeps them away from zero" if covariance_kind != "matrix"
+        else ", or use covariance_type='spherical' or 'diag' with an InverseGamma prior"))
+    columns = np.flatnonzero(constant)
+    raise ValueError(
+        f"X's column(s) {_few_columns(columns)} are constant (every value "
+        f"{X[0, columns[0]]:g}): with a HalfNormal prior on the standard deviations the "
+        "posterior is improper (a component's sd for that column can shrink to zero while "
+        "its density grows without bound), so MAP, NUTS and ADVI have no answer to find. "
+        f"{remedy}."
+    )
+
+
+def _few_columns(columns, limit=6):
+    columns = [str(int(c)) for c in columns]
+    return ", ".join(columns[:limit]) + (f" and {len(columns) - limit} more"
+                                         if len(columns) > limit else "")
 
 
 def _or(value, default):

@@ -386,3 +386,79 @@ def test_pyarrow_is_a_runtime_dependency():
     names = [d.split(">")[0].split("=")[0].split("<")[0].strip()
              for d in pyproject["project"]["dependencies"]]
     assert "pyarrow" in names
+
+
+# ------------------------------------------------------------- reading tables
+def test_semicolon_csv_with_decimal_commas_is_read_as_numbers(tmp_path):
+    frame = datasets.load_faithful()
+    expected = GaussianMixtureEM(2, n_init=5, tol=1e-6, max_iter=1000, random_state=0).fit(frame)
+    for name, sep in (("semicolon.csv", ";"), ("tab.tsv", "\t")):
+        path = tmp_path / name
+        frame.to_csv(path, sep=sep, decimal=",", index=False)
+        assert "," in path.read_text().splitlines()[1]  # decimal commas were written
+        out = tmp_path / f"{name}.nc"
+        result = run("fit", path, "-k", 2, "--seed", 0, "--out", out)
+        assert result.exit_code == 0, result.output
+        assert f"log-likelihood {expected.log_likelihood_:.3f}" in result.output
+        np.testing.assert_allclose(GaussianMixtureEM.load(out).means_, expected.means_)
+
+
+def test_an_index_column_is_never_fitted(tmp_path):
+    # a 2-column header over 3-field rows: pandas would make the first field the index
+    path = tmp_path / "extra.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i % 3}.5,{i % 5}.25\n" for i in range(20)))
+    message = one_line_error(run("fit", path, "-k", 1, "--out", tmp_path / "a.nc"), 2)
+    assert "line 2 has 3 fields but the header has 2 (a, b)" in message
+    assert "index" in message
+    # an index written with an empty header name: refused unless --columns leaves it out
+    datasets.load_faithful().to_csv(tmp_path / "indexed.csv")
+    message = one_line_error(run("fit", tmp_path / "indexed.csv", "--out", tmp_path / "a.nc"),
+                             2)
+    assert "unnamed" in message and "--columns" in message
+    result = run("fit", tmp_path / "indexed.csv", "--columns", "eruptions,waiting", "-k", 1,
+                 "--out", tmp_path / "b.nc")
+    assert result.exit_code == 0, result.output
+    assert GaussianMixtureEM.load(tmp_path / "b.nc").n_features_in_ == 2
+
+
+@pytest.mark.parametrize(("content", "args", "expected"), [
+    ("a,b\n", (), "has a header (a, b) but no data rows"),
+    ("a,b\n1.5,2.5\n", (), "has only 1 data row: fitting a mixture needs at least 2"),
+    ("", (), "is empty"),
+    ("a,b\n1,2\n3,4\n5,6\n", ("--columns", ","), "--columns ',' names no column"),
+    ("a,b\n1,2\n3,4\n5,6\n", ("--columns", "a,a"), "--columns names ['a'] more than once"),
+    ("a,b\n1,2\n3,4\n5,6\n", ("--seed", "-3"), "'--seed': -3 is not in the range x>=0"),
+])
+def test_unusable_tables_and_options_are_one_line(tmp_path, content, args, expected):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    message = one_line_error(run("fit", path, "-k", 1, *args, "--out", tmp_path / "a.nc"), 2)
+    assert expected in message
+
+
+@pytest.mark.parametrize(("components", "expected"), [
+    ("3-1", "--components '3-1' is an empty range: the first number must not exceed the "
+            "second (e.g. 1-3)"),
+    ("1,1", "--components lists [1] more than once"),
+    ("1-500", "asks for 500 values; give at most 100"),
+    ("two", "--components must look like 1-6 or 1,2,4"),
+])
+def test_compare_components_option_is_checked(faithful_csv, components, expected):
+    message = one_line_error(run("compare", faithful_csv, "-k", components, "--em-only"), 2)
+    assert expected in message
+
+
+def test_compare_needs_a_covariance_type(faithful_csv):
+    message = one_line_error(run("compare", faithful_csv, "-k", "1", "--covariance", ",",
+                                 "--em-only"), 2)
+    assert "--covariance ',' names no covariance type" in message
+
+
+def test_predict_of_a_damaged_result_is_one_line(faithful_csv, tmp_path):
+    out = tmp_path / "em.nc"
+    assert run("fit", faithful_csv, "-k", 2, "--seed", 0, "--out", out).exit_code == 0
+    data = bytearray(out.read_bytes())
+    data[len(data) // 2:] = bytes(len(data) - len(data) // 2)  # the second half zeroed
+    out.write_bytes(bytes(data))
+    message = one_line_error(run("predict", out, faithful_csv, "--out", tmp_path / "p.csv"), 2)
+    assert str(out) in message

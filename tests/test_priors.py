@@ -42,7 +42,7 @@ def test_round_trip_through_dict():
         (lambda: Normal(mu=np.nan), "Normal mu must be finite"),
         (lambda: HalfNormal(0), "HalfNormal sigma must be positive"),
         (lambda: InverseGamma(alpha=-2), "InverseGamma alpha must be positive"),
-        (lambda: LKJ(eta=-1), "LKJ eta must be a positive number"),
+        (lambda: LKJ(eta=-1), "LKJ eta must be positive and finite"),
         (lambda: LKJ(sd=InverseGamma()), "LKJ sd must be a HalfNormal"),
         (lambda: GMMPriors(weights=Normal()), "priors.weights must be"),
         (lambda: GMMPriors.from_any({"weight": Dirichlet()}), r"unknown prior names \['weight'\]"),
