@@ -330,8 +330,10 @@ def _check_em_file(f: _File):
     for name in ("log_likelihood", "lower_bound"):
         f.number(f.attr(attrs, name), f"the {name} attribute")
     f.integer(f.attr(attrs, "n_iter"), "the n_iter attribute", minimum=0)
-    for name in ("converged", "named_features"):
-        f.integer(f.attr(attrs, name), f"the {name} attribute", minimum=0, maximum=1)
+    for name in ("converged", "named_features"):  # flags: 0/1 (or booleans)
+        flag = f.attr(attrs, name)
+        f.integer(int(flag) if isinstance(flag, (bool, np.bool_)) else flag,
+                  f"the {name} attribute", minimum=0, maximum=1)
     ds = f.tree.to_dataset()
     weights = f.array(ds, "weights", ("component",), None, sizes={"component": K})
     means = f.array(ds, "means", ("component", "feature"), None, sizes={"component": K})

@@ -356,7 +356,8 @@ def _check_data_scale(X, center, spread, sd):
     if underflow.any():
         raise ValueError(
             f"X's spread is too small for float64 in column(s) "
-            f"{_few_columns(np.flatnonzero(underflow))} (range {np.min(spread[underflow]):.3g}): its "
+            f"{_few_columns(np.flatnonzero(underflow))} (range "
+            f"{np.min(spread[underflow]):.3g}): its "
             "square underflows to zero, and so would the data-scaled default priors and "
             "every variance of the model. Rescale the data (e.g. multiply by a power of 10, "
             "or standardise each column) before fitting."

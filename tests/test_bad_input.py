@@ -19,9 +19,9 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-import xarray as xr
 
 from bayesgmm import GaussianMixtureBayes, GaussianMixtureEM, bayes
 from bayesgmm.cli import InputError, _parse_components, _read_table
@@ -124,7 +124,8 @@ def test_random_state_accepts_seeds(value):
 
 
 @PROPERTY
-@given(value=st.one_of(finite_floats, st.booleans(), st.integers().filter(lambda i: i not in (0, 1)),
+@given(value=st.one_of(finite_floats, st.booleans(),
+                       st.integers().filter(lambda i: i not in (0, 1)),
                        st.text(max_size=3).filter(lambda s: s not in ("a", "b"))))
 def test_order_by_must_name_a_feature(value):
     with pytest.raises(ValueError, match=r"^order_by must be"):
