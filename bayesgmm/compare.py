@@ -17,6 +17,8 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from ._gaussian import get_covariance_structure
+from ._loo import PARETO_K_MAX  # noqa: F401 - part of this module's interface
+from ._validation import check_integer
 from .em import GaussianMixtureEM
 from .model import as_array_and_names
 
@@ -32,6 +34,7 @@ class Criterion:
     label: str
     lower_is_better: bool
     se_column: str | None = None
+    method: str = "em"  # whose fits it judges: "em", "bayes" (NUTS) or "smc"
 
 
 #: The criteria of the table, in display order.
@@ -39,13 +42,11 @@ CRITERIA = {
     "bic": Criterion("bic", "BIC", True),
     "aic": Criterion("aic", "AIC", True),
     "icl": Criterion("icl", "ICL", True),
-    "loo": Criterion("elpd_loo", "LOO", False, "elpd_loo_dse"),
-    "waic": Criterion("elpd_waic", "WAIC", False),
-    "evidence": Criterion("log_evidence", "log evidence", False, "log_evidence_sd"),
+    "loo": Criterion("elpd_loo", "LOO", False, "elpd_loo_dse", "bayes"),
+    "waic": Criterion("elpd_waic", "WAIC", False, method="bayes"),
+    # SMC's own runs, not the NUTS chains: a fit set aside for its chains keeps it
+    "evidence": Criterion("log_evidence", "log evidence", False, "log_evidence_sd", "smc"),
 }
-
-#: Pareto k above which a PSIS-LOO term is unreliable.
-PARETO_K_MAX = 0.7
 
 
 def waic(log_likelihood):
@@ -71,18 +72,28 @@ class ModelComparison:
     ----------
     table : pandas.DataFrame
         One row per (n_components, covariance_type): EM's ``log_likelihood``,
-        ``n_parameters``, ``bic``, ``aic``, ``icl`` (lower is better) and
-        ``bic_mclust``, ``icl_mclust`` (mclust's sign, higher is better); the
-        Bayesian ``elpd_loo`` ± ``elpd_loo_se``, ``p_loo``, ``n_pareto_k_high``
-        (k > 0.7), ``elpd_waic`` ± ``elpd_waic_se``, ``p_waic``, ``loo_weight``
-        (stacking), ``elpd_loo_diff`` (to the best model) ± ``elpd_loo_dse`` (the
-        se of that difference, the one to judge it by), ``max_rhat``, ``divergences`` and, with evidence,
-        ``log_evidence`` ± ``log_evidence_sd`` (spread over SMC chains); a
-        ``rank_<criterion>`` column per criterion (1 = best); ``em_error`` and
-        ``bayes_error`` say why a fit failed (empty when it did not).
+        ``n_parameters``, ``bic``, ``aic``, ``icl`` (lower is better),
+        ``bic_mclust``, ``icl_mclust`` (mclust's sign, higher is better) and
+        ``em_converged``; the Bayesian ``elpd_loo`` ± ``elpd_loo_se``, ``p_loo``,
+        ``n_pareto_k_high`` (PSIS terms with k > 0.7) and ``n_loo_refits`` (those
+        recomputed exactly by refitting without the point, so that every term of
+        ``elpd_loo`` is reliable), ``elpd_waic`` ± ``elpd_waic_se``, ``p_waic``,
+        ``loo_weight`` (stacking), ``elpd_loo_diff`` (to the best model) ±
+        ``elpd_loo_dse`` (the se of that difference, the one to judge it by),
+        ``max_rhat`` and ``min_ess_bulk`` (over the weights, means and covariances),
+        ``divergences``, ``set_aside`` (why the Bayesian fit is not ranked: chains
+        that disagree or sit in different modes, an unreliable LOO; empty when it is
+        ranked) and, with evidence, ``log_evidence`` ± ``log_evidence_sd`` (spread
+        over SMC chains); a ``rank_<criterion>`` column per criterion (1 = best,
+        among the models the criterion may rank); ``em_error`` and ``bayes_error``
+        say why a fit failed (empty when it did not).
     models : dict
         ``{(n_components, covariance_type): {"em": GaussianMixtureEM,
-        "bayes": GaussianMixtureBayes}}`` for every fit that succeeded.
+        "bayes": GaussianMixtureBayes, "loo": LooRefits}}`` for every fit that
+        succeeded (``loo`` holds the pointwise LOO and its refits).
+
+    EM criteria rank only EM fits that converged; Bayesian criteria only fits whose
+    chains agree (R-hat <= 1.01, bulk ESS >= 400) and whose LOO is reliable.
     """
 
     table: pd.DataFrame
@@ -94,14 +105,35 @@ class ModelComparison:
         return [name for name, c in CRITERIA.items()
                 if c.column in self.table and self.table[c.column].notna().any()]
 
+    def rankable(self, criterion):
+        """Boolean Series: the rows ``criterion`` may rank.
+
+        A row with a value, and for EM criteria an EM fit that converged
+        (``em_converged``), for Bayesian ones a fit not set aside (``set_aside``
+        empty: chains that agree and a reliable LOO).
+        """
+        c = CRITERIA[criterion]
+        table = self.table
+        ok = table[c.column].notna() if c.column in table else pd.Series(False, table.index)
+        if c.method == "em" and "em_converged" in table:
+            ok &= table["em_converged"].fillna(False).astype(bool)
+        if c.method == "bayes" and "set_aside" in table:
+            ok &= table["set_aside"].fillna("") == ""
+        return ok
+
     def best(self, criterion=None):
         """The chosen ``(n_components, covariance_type)``.
 
         With ``criterion`` (one of :data:`CRITERIA`: "bic", "aic", "icl", "loo",
-        "waic", "evidence") that model; without, a dict of every criterion's choice.
+        "waic", "evidence") that model; without, a dict of every criterion's choice
+        (criteria with no model they may rank are left out). Only models the
+        criterion may rank are chosen (:meth:`rankable`): never one whose chains
+        disagree or whose LOO is unreliable, nor an EM fit that did not converge;
+        :meth:`set_aside` says why a model was left out.
         """
         if criterion is None:
-            return {name: self.best(name) for name in self.criteria}
+            return {name: self.best(name) for name in self.criteria
+                    if self.rankable(name).any()}
         if criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}.")
         c = CRITERIA[criterion]
@@ -109,11 +141,35 @@ class ModelComparison:
         if values.notna().sum() == 0:
             raise ValueError(f"no model has a value for {c.label}; was it computed "
                              "(methods, evidence=True) and did the fits succeed?")
+        values = values[self.rankable(criterion)]
+        if values.empty:
+            raise ValueError(f"every model with a value for {c.label} was set aside: "
+                             + "; ".join(self.set_aside(c.method)) + ".")
         row = self.table.loc[values.idxmin() if c.lower_is_better else values.idxmax()]
         return int(row["n_components"]), str(row["covariance_type"])
 
+    def set_aside(self, method="bayes"):
+        """``["K=4 full (<reason>)", ...]``: the models left out of ``method``'s criteria.
+
+        ``method="bayes"``: fits whose chains disagree or whose LOO is unreliable
+        (the ``set_aside`` column); ``"em"``: EM fits that did not converge.
+        """
+        table = self.table
+        if method == "bayes":
+            if "set_aside" not in table:
+                return []
+            rows = table[table["set_aside"].fillna("") != ""]
+            return [f"K={k} {c} ({why})" for k, c, why in
+                    zip(rows["n_components"], rows["covariance_type"], rows["set_aside"])]
+        if "em_converged" not in table:
+            return []
+        rows = table[(table["em_converged"] == False) & table["bic"].notna()]  # noqa: E712
+        return [f"K={k} {c} (EM did not converge)" for k, c in
+                zip(rows["n_components"], rows["covariance_type"])]
+
     def agreement(self):
-        """The choices of the criteria in words, the largest agreeing group first."""
+        """The choices of the criteria in words, the largest agreeing group first,
+        then the models set aside and why."""
         groups = {}
         for name, choice in self.best().items():
             groups.setdefault(choice, []).append(CRITERIA[name].label)
@@ -129,7 +185,13 @@ class ModelComparison:
                 parts.append(f"{who} {verb} {model}")
             else:
                 parts.append(f"{who} prefer{'s' if len(labels) == 1 else ''} {model}")
-        return "; ".join(parts) + "."
+        text = "; ".join(parts) + "." if parts else "No criterion could rank a model."
+        for method in ("bayes", "em"):
+            names = [CRITERIA[n].label for n in self.criteria if CRITERIA[n].method == method]
+            aside = self.set_aside(method)
+            if aside and names:
+                text += f" Set aside from {_join(names)}: " + "; ".join(aside) + "."
+        return text
 
     def to_xarray(self):
         """The table as an xarray Dataset with dims ``n_components`` and ``covariance_type``."""
@@ -211,8 +273,8 @@ def _zoom_to_the_better_half(ax, values, lower_is_better):
 
 def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
             methods=METHODS, priors=None, evidence=False, n_init=5, draws=1000, tune=1000,
-            chains=4, nuts_sampler="pymc", smc_draws=1000, smc_chains=4, random_state=None,
-            progressbar=True):
+            chains=4, nuts_sampler="pymc", smc_draws=1000, smc_chains=4, max_loo_refits=10,
+            random_state=None, progressbar=True):
     """Fit a grid of mixtures by EM and NUTS and compare them by every criterion.
 
     Parameters
@@ -233,6 +295,14 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         EM restarts per model.
     draws, tune, chains, nuts_sampler
         NUTS settings of each Bayesian fit (see :meth:`GaussianMixtureBayes.fit`).
+        A fit is ranked by the Bayesian criteria only if its chains agree (R-hat <=
+        1.01 and bulk ESS >= 400 for the weights, means and covariances); one whose
+        chains sit in different modes is reported as multimodal. Both land in the
+        ``set_aside`` column with the reason.
+    max_loo_refits : int
+        PSIS-LOO terms with Pareto k > 0.7 are recomputed exactly, by NUTS on the
+        data without the point (:func:`bayesgmm._loo.loo_with_refits`), for at
+        most this many points per model; a model with more is set aside.
     random_state : int or None
         Seeds every fit (each model gets its own stream).
     progressbar : bool
@@ -252,6 +322,15 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                          f"{list(methods)}.")
     if evidence and "bayes" not in methods:
         raise ValueError("evidence=True needs the Bayesian fits: include 'bayes' in methods.")
+    # every setting is checked here, before the first fit: a bad one is not an error row
+    check_integer("n_init", n_init, minimum=1)
+    if "bayes" in methods:
+        for name, value, minimum in (("draws", draws, 1), ("tune", tune, 0),
+                                     ("chains", chains, 1), ("max_loo_refits", max_loo_refits, 0)):
+            check_integer(name, value, minimum=minimum)
+    if evidence:
+        check_integer("smc_draws", smc_draws, minimum=1)
+        check_integer("smc_chains", smc_chains, minimum=2)
     if "bayes" in methods:
         from .bayes import GaussianMixtureBayes
         from .priors import GMMPriors
@@ -278,8 +357,15 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                 bayes = GaussianMixtureBayes(k, covariance_type=cov, priors=priors,
                                              random_state=int(seed))
                 if _try(row, "bayes_error", bayes.fit, X, em=em, **nuts) is not None:
-                    fits["bayes"] = bayes_fits[k, cov] = bayes
-                    row.update(_bayes_criteria(bayes))
+                    fits["bayes"] = bayes
+                    advance(f"K={k}, {cov}: LOO")
+                    criteria = _try(row, "bayes_error", _bayes_criteria, bayes,
+                                    max_loo_refits, int(seed))
+                    if criteria is not None:
+                        fits["loo"] = criteria.pop("loo")
+                        row.update(criteria)
+                        if not row["set_aside"]:
+                            bayes_fits[k, cov] = fits["loo"].loo
                     if smc is not None:
                         advance(f"K={k}, {cov}: SMC evidence")
                         found = _try(row, "bayes_error", bayes.log_evidence,
@@ -292,17 +378,19 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
             advance(None)
 
     table = pd.DataFrame(rows)
-    for column in ("em_error", "bayes_error") if "bayes" in methods else ("em_error",):
+    for column in ("em_error", "bayes_error", "set_aside") if "bayes" in methods \
+            else ("em_error",):
         table[column] = table[column].fillna("") if column in table else ""
-    if len(bayes_fits) > 1:
+    if bayes_fits:
         for column, values in _loo_comparison(bayes_fits, table).items():
             table[column] = values
-    _warn_pareto(table)
+    result = ModelComparison(table, models)
     for name, c in CRITERIA.items():
         if c.column in table and table[c.column].notna().any():
-            table[f"rank_{name}"] = table[c.column].rank(
+            ranked = table[c.column].where(result.rankable(name))
+            table[f"rank_{name}"] = ranked.rank(
                 ascending=c.lower_is_better, method="min").astype("Int64")
-    return ModelComparison(table, models)
+    return result
 
 
 def _grid(n_components, covariance_types):
@@ -310,9 +398,12 @@ def _grid(n_components, covariance_types):
         n_components = [n_components]
     if isinstance(covariance_types, str):
         covariance_types = [covariance_types]
-    ks = [int(k) for k in n_components]
-    if not ks or min(ks) < 1:
-        raise ValueError(f"n_components must hold integers >= 1, got {list(n_components)}.")
+    ks = list(n_components)
+    if not ks:
+        raise ValueError("n_components is empty; give integers >= 1.")
+    for k in ks:
+        check_integer("n_components", k, minimum=1)
+    ks = [int(k) for k in ks]
     covs = [get_covariance_structure(c).name for c in covariance_types]
     if not covs:
         raise ValueError("covariance_types is empty; give at least one of "
@@ -338,56 +429,58 @@ def _try(row, column, fit, *args, **kwargs):
 def _em_criteria(em, X):
     bic, icl = em.bic(X), em.icl(X)
     return {"log_likelihood": em.log_likelihood_, "bic": bic, "aic": em.aic(X), "icl": icl,
-            "bic_mclust": -bic, "icl_mclust": -icl}
+            "bic_mclust": -bic, "icl_mclust": -icl, "em_converged": bool(em.converged_)}
 
 
-def _bayes_criteria(bayes):
-    from arviz_stats import loo
+def _bayes_criteria(bayes, max_loo_refits, seed):
+    """LOO (with exact refits where Pareto k is high), WAIC, and whether the chains agree.
 
-    idata = bayes.idata_
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # high Pareto k is reported in the table
-        result = loo(idata, pointwise=True)
-    elpd_waic, se_waic, p_waic, _ = waic(idata["log_likelihood"]["obs"].values)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant weights when K = 1
-        diagnostics = bayes.diagnose(warn=False)
+    Refits are spent only on fits whose chains agree: a fit set aside for its chains
+    keeps its plain PSIS-LOO, for the record.
+    """
+    from ._chains import chain_agreement
+    from ._loo import loo_with_refits
+
+    chains = chain_agreement(bayes)
+    refits = loo_with_refits(bayes, max_refits=max_loo_refits if not chains["reason"] else 0,
+                             random_state=seed)
+    result = refits.loo
+    elpd_waic, se_waic, p_waic, _ = waic(bayes.idata_["log_likelihood"]["obs"].values)
+    stats = bayes.idata_["sample_stats"]
+    divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+    reasons = [chains["reason"]] if chains["reason"] else []
+    if refits.unreliable and not reasons:
+        reasons.append(f"LOO unreliable: {refits.unreliable}")
     return {
         "elpd_loo": float(result.elpd), "elpd_loo_se": float(result.se), "p_loo": float(result.p),
-        "n_pareto_k_high": int((np.asarray(result.pareto_k) > PARETO_K_MAX).sum()),
+        "n_pareto_k_high": refits.n_pareto_k_high, "n_loo_refits": len(refits.refitted),
         "elpd_waic": elpd_waic, "elpd_waic_se": se_waic, "p_waic": p_waic,
-        "max_rhat": float(diagnostics["r_hat"].max()),
-        "divergences": int(diagnostics.attrs["divergences"]),
+        "max_rhat": chains["max_rhat"], "min_ess_bulk": chains["min_ess_bulk"],
+        "divergences": divergences, "set_aside": "; ".join(reasons), "loo": refits,
     }
 
 
 def _loo_comparison(fits, table):
-    """Stacking weights, and elpd_loo minus the best model's with the se of that difference."""
+    """Stacking weights, and elpd_loo minus the best model's with the se of that difference,
+    among the ranked models (``fits``: their corrected pointwise LOO)."""
     from arviz_stats import compare as az_compare
 
+    keys = list(zip(table["n_components"], table["covariance_type"]))
+    if len(fits) == 1:  # nothing to compare with: all the weight, no difference
+        out = {column: np.full(len(keys), np.nan)
+               for column in ("loo_weight", "elpd_loo_diff", "elpd_loo_dse")}
+        at = keys.index(next(iter(fits)))
+        out["loo_weight"][at], out["elpd_loo_diff"][at], out["elpd_loo_dse"][at] = 1, 0, 0
+        return out
     labels = {f"K={k} {cov}": (k, cov) for k, cov in fits}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = az_compare({name: fits[key].idata_ for name, key in labels.items()},
+        result = az_compare({name: fits[key] for name, key in labels.items()},
                             round_to="none")
     result.index = [labels[name] for name in result.index]
-    keys = list(zip(table["n_components"], table["covariance_type"]))
     return {column: result[source].reindex(keys).to_numpy(dtype=float)
             for column, source in (("loo_weight", "weight"), ("elpd_loo_diff", "elpd_diff"),
                                    ("elpd_loo_dse", "dse"))}
-
-
-def _warn_pareto(table):
-    if "n_pareto_k_high" not in table:
-        return
-    high = table[table["n_pareto_k_high"] > 0]
-    if len(high):
-        models = ", ".join(f"K={k} {c} ({n})" for k, c, n in zip(
-            high["n_components"], high["covariance_type"], high["n_pareto_k_high"]))
-        warnings.warn(
-            f"PSIS-LOO is unreliable for some points (Pareto k > {PARETO_K_MAX}): {models}. "
-            "Their elpd_loo may be optimistic: draw more samples, or check those models by "
-            "K-fold cross-validation (arviz_stats.loo_kfold).", UserWarning, stacklevel=3)
 
 
 def _join(labels):

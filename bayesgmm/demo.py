@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -14,13 +15,26 @@ from . import datasets
 from ._io import write_atomically
 from .compare import COVARIANCE_TYPES, compare
 
-#: Columns printed by the demo.
+#: Columns printed by the demo (``status`` is the demo's one-word ``set_aside``).
 SHOWN = ["n_components", "covariance_type", "n_parameters", "log_likelihood", "bic", "aic",
-         "icl", "elpd_loo", "elpd_loo_diff", "elpd_loo_dse", "n_pareto_k_high", "elpd_waic",
-         "loo_weight", "max_rhat"]
+         "icl", "elpd_loo", "elpd_loo_diff", "elpd_loo_dse", "n_pareto_k_high", "n_loo_refits",
+         "elpd_waic", "loo_weight", "max_rhat", "min_ess_bulk", "status"]
+
+#: NUTS settings of the demo: enough for R-hat <= 1.01 and bulk ESS >= 400 on every
+#: model whose posterior has one mode (checked by compare, which sets the others aside).
+DRAWS, TUNE, CHAINS = 1000, 1000, 4
+
+
+def _default_sampler():
+    """nutpie when installed (``make`` installs it): its NUTS runs in compiled code, and a
+    fit's time is then mostly compiling the model, where PyMC's NUTS spends several
+    times longer sampling the same 4 x 2000 steps in Python."""
+    import importlib.util
+
+    return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
 
 #: The files the demo writes into its folder.
-OUTPUTS = ("faithful_compare.png", "faithful_clusters.png")
+OUTPUTS = ("faithful_compare.png", "faithful_clusters.png", "faithful_posterior.png")
 
 #: The demo's record of what it wrote: ``<sha256>  <name>`` lines, like ``sha256sum``.
 MARKER = ".bayesgmm-demo"
@@ -106,21 +120,41 @@ def _save_figure(fig, out, name):
     return path
 
 
+def _status(reason):
+    """One word for the table from a ``set_aside`` reason (the notes give it in full)."""
+    if not isinstance(reason, str):
+        return ""
+    for word in ("multimodal", "chains disagree", "LOO unreliable"):
+        if reason.startswith(word):
+            return word.replace("chains disagree", "unconverged")
+    return "ranked" if reason == "" else "set aside"
+
+
 def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE_TYPES,
-         bayes=True, draws=300, tune=300, chains=2, random_state=0, progressbar=True,
-         force=False, quiet=False):
+         bayes=True, draws=None, tune=None, chains=None, nuts_sampler=None, random_state=0,
+         progressbar=True, force=False, quiet=False):
     """Compare 1..max_components x the covariance types by EM and NUTS.
 
-    Prints the criteria table and the agreement summary (nothing with ``quiet``),
-    and writes ``faithful_compare.png`` (criteria against K) and
-    ``faithful_clusters.png`` (the data with the BIC-chosen fit) to ``out_dir``.
-    Existing files of those names are replaced only if an earlier demo wrote them
-    (or ``force``); :func:`check_outputs` says so before any fitting. Returns the
-    :class:`~bayesgmm.ModelComparison`.
+    Prints the criteria table (with each Bayesian fit's largest R-hat, smallest bulk
+    ESS, the points whose LOO term needed an exact refit, and whether it is ranked)
+    and the agreement summary with the models set aside and why (nothing with
+    ``quiet``), and writes to ``out_dir``: ``faithful_compare.png`` (criteria
+    against K), ``faithful_clusters.png`` (the data with the BIC-chosen EM fit) and,
+    with the Bayesian fits, ``faithful_posterior.png`` (the LOO-chosen model: its EM
+    clusters, ellipses of posterior draws, and each point's membership uncertainty).
+    ``draws``, ``tune``, ``chains`` default to :data:`DRAWS`, :data:`TUNE`,
+    :data:`CHAINS`, ``nuts_sampler`` to nutpie when it is installed (else PyMC's). Existing files of those names are replaced only if an earlier
+    demo wrote them (or ``force``); :func:`check_outputs` says so before any
+    fitting. Returns the :class:`~bayesgmm.ModelComparison`.
     """
     import matplotlib.pyplot as plt
 
     from .plots import plot_clusters
+
+    draws = DRAWS if draws is None else draws
+    tune = TUNE if tune is None else tune
+    chains = CHAINS if chains is None else chains
+    nuts_sampler = _default_sampler() if nuts_sampler is None else nuts_sampler
 
     def say(*args):
         if not quiet:
@@ -132,27 +166,32 @@ def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE
     methods = ("em", "bayes") if bayes else ("em",)
     if bayes:
         say(f"fitting {max_components * len(covariance_types)} models by EM and by NUTS "
-            f"({chains} chains x {draws} draws after {tune} warm-up) ...")
+            f"({nuts_sampler}: {chains} chains x {draws} draws after {tune} warm-up) ...")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         result = compare(X, range(1, max_components + 1), covariance_types, methods=methods,
-                         draws=draws, tune=tune, chains=chains, random_state=random_state,
-                         progressbar=progressbar)
-    shown = [c for c in SHOWN if c in result.table]
-    with pd.option_context("display.width", 160, "display.precision", 2,
+                         draws=draws, tune=tune, chains=chains, nuts_sampler=nuts_sampler,
+                         random_state=random_state, progressbar=progressbar)
+    table = result.table.copy()
+    if "set_aside" in table:
+        table["status"] = table["set_aside"].map(_status)
+    shown = [c for c in SHOWN if c in table]
+    with pd.option_context("display.width", 200, "display.precision", 2,
                            "display.max_columns", None):
         say("\nBIC, AIC, ICL: lower is better; elpd (LOO, WAIC): higher is better")
-        say(result.table[shown].round({"loo_weight": 2}).to_string(index=False))
+        say(table[shown].to_string(index=False, formatters={
+            "loo_weight": "{:.2f}".format, "max_rhat": "{:.3f}".format,
+            "min_ess_bulk": "{:.0f}".format}))
     for name, (k, cov) in result.best().items():
         say(f"best by {name.upper()}: {k} components, {cov}")
-    say(result.agreement())
-    if "max_rhat" in result.table:
-        unsettled = result.table[result.table["max_rhat"] > 1.01]
-        if len(unsettled):
-            names = ", ".join(f"K={k} {c}" for k, c in zip(unsettled["n_components"],
-                                                           unsettled["covariance_type"]))
-            say(f"note: R-hat > 1.01 for {names}: their chains disagree at these short "
-                "runs (--draws/--tune to run longer); read their LOO/WAIC with care.")
+    say(textwrap.fill(result.agreement(), width=110, break_on_hyphens=False))
+    if "n_loo_refits" in table and table["n_loo_refits"].sum() > 0:
+        refitted = table[table["n_loo_refits"] > 0]
+        say(f"LOO: {int(refitted['n_loo_refits'].sum())} points had Pareto k > 0.7 and were "
+            "recomputed exactly by refitting without them: " + ", ".join(
+                f"K={k} {c} ({n})" for k, c, n in zip(
+                    refitted["n_components"], refitted["covariance_type"],
+                    refitted["n_loo_refits"])) + ".")
     for warning in caught:
         say(f"note: {warning.message}")
 
@@ -167,6 +206,33 @@ def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE
     plot_clusters(result.models[k, cov]["em"], X, ax=ax)
     ax.set_title(f"best BIC: {cov}, K={k}")
     fig.tight_layout()
-    clusters_png = _save_figure(fig, out, "faithful_clusters.png")
-    say(f"\nfigures written to {compare_png} and {clusters_png}")
+    written = [compare_png, _save_figure(fig, out, "faithful_clusters.png")]
+    if bayes and "loo" in result.best():
+        written.append(_save_figure(posterior_figure(result, X, result.best("loo")), out,
+                                    "faithful_posterior.png"))
+    say(f"\nfigures written to {', '.join(map(str, written[:-1]))} and {written[-1]}")
     return result
+
+
+def posterior_figure(result, X, model):
+    """What only the Bayesian fit shows, for ``model`` = (K, covariance type): three
+    panels, the EM clusters | ellipses of posterior draws | each point's membership
+    uncertainty (the width of its 94% interval)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import plot_clusters, plot_uncertainty
+
+    k, cov = model
+    fits = result.models[k, cov]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    plot_clusters(fits["em"], X, ax=axes[0])
+    axes[0].set_title(f"EM: {cov}, K={k}")
+    posterior = fits["bayes"].posterior
+    n_draws = min(40, posterior.sizes["chain"] * posterior.sizes["draw"])
+    plot_clusters(fits["bayes"], X, n_draws=n_draws, ax=axes[1])
+    axes[1].set_title(f"posterior: 1-sd ellipses of {n_draws} draws")
+    plot_uncertainty(fits["bayes"], X, ax=axes[2])
+    axes[2].set_title("membership uncertainty per point")
+    fig.suptitle(f"Old Faithful, the model LOO chooses ({k} components, {cov})")
+    fig.tight_layout()
+    return fig

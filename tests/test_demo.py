@@ -6,6 +6,8 @@ from click.testing import CliRunner
 
 from bayesgmm.cli import main
 
+from .conftest import seed
+
 matplotlib.use("Agg")
 
 
@@ -40,16 +42,69 @@ def test_one_full_gaussian_is_the_closed_form_fit():
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:PSIS-LOO is unreliable")
 def test_full_demo_prints_the_comparison(tmp_path, capsys):
-    result = __import__("bayesgmm.demo", fromlist=["main"]).main(
-        tmp_path, max_components=2, covariance_types=("full",), draws=100, tune=100,
-        progressbar=False)
+    """The Bayesian demo on a reduced grid, with the demo's own chains (4 x 1000)."""
+    import numpy as np
+    from PIL import Image
+
+    from bayesgmm import demo
+
+    result = demo.main(tmp_path, max_components=2, covariance_types=("full",),
+                       random_state=seed("full-demo"), progressbar=False)
     out = capsys.readouterr().out
-    assert "elpd_loo" in out and "best by LOO:" in out
-    assert result.agreement() in out
-    assert set(result.best()) == {"bic", "aic", "icl", "loo", "waic"}
-    assert result.best("loo") == (2, "full")
+    assert "4 chains x 1000 draws after 1000 warm-up" in out  # the demo's own settings
+    assert "elpd_loo" in out and "max_rhat" in out and "min_ess_bulk" in out
+    assert "n_loo_refits" in out and "status" in out
+    table = result.table.set_index("n_components")
+    # whatever is printed as ranked passed the checks, and only that is chosen
+    for k in (1, 2):
+        ranked = table.loc[k, "set_aside"] == ""
+        assert ranked == (table.loc[k, "max_rhat"] <= 1.01
+                          and table.loc[k, "min_ess_bulk"] >= 400), table.loc[k]
+    for criterion in ("loo", "waic"):
+        if criterion in result.best():
+            assert table.loc[result.best(criterion)[0], "set_aside"] == ""
+    # two components predict far better than one: beyond 4 se of the difference
+    elpd = {k: result.models[k, "full"]["loo"].loo.elpd_i.values for k in (1, 2)}
+    diff = elpd[2] - elpd[1]
+    assert diff.sum() > 4 * np.sqrt(len(diff) * diff.var())
+    assert "best by BIC: 2 components, full" in out
+    for line in textwrap_lines(result.agreement()):
+        assert line in out
+    # the Bayesian figure: EM clusters | posterior ellipses | membership uncertainty
+    if "loo" in result.best():
+        figure = tmp_path / "faithful_posterior.png"
+        width, height = Image.open(figure).size
+        assert width > 2.5 * height and figure.stat().st_size > 30_000
+
+
+def textwrap_lines(text):
+    import textwrap
+
+    return textwrap.wrap(text, width=110, break_on_hyphens=False)
+
+
+def test_posterior_figure_has_the_three_panels(faithful):
+    """demo.posterior_figure puts the EM clusters, the posterior draws' ellipses and the
+    membership-interval widths side by side (a short fit: the figure, not the numbers)."""
+    from bayesgmm import GaussianMixtureBayes, GaussianMixtureEM, demo
+    from bayesgmm.compare import ModelComparison
+
+    X = faithful.to_numpy()
+    em = GaussianMixtureEM(2, n_init=2, random_state=0).fit(X)
+    bayes = GaussianMixtureBayes(2, random_state=seed("posterior-figure")).fit(
+        X, draws=20, tune=50, chains=1, progressbar=False, em=em)
+    result = ModelComparison(None, {(2, "full"): {"em": em, "bayes": bayes}})
+    fig = demo.posterior_figure(result, X, (2, "full"))
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title() for ax in panels] == [
+        "EM: full, K=2", "posterior: 1-sd ellipses of 20 draws",
+        "membership uncertainty per point"]
+    assert not any(line.get_gid() == "posterior-draw" for line in panels[0].lines)
+    assert sum(line.get_gid() == "posterior-draw" for line in panels[1].lines) == 2 * 20
+    widths = panels[2].collections[0].get_array()
+    assert len(widths) == len(X) and widths.min() >= 0 and widths.max() > 0
+    assert len(fig.axes) == 4  # and the colour bar of the widths
 
 
 def test_em_docstring_example_prints_what_it_claims():
