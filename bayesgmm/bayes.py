@@ -17,11 +17,11 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
+from ._gaussian import COVARIANCE_STRUCTURES, CollapsedComponentError, get_covariance_structure
 from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
 from ._validation import check_choice, check_feature, check_integer, check_number, check_seed
-from .em import GaussianMixtureEM
+from .em import GaussianMixtureEM, RegularizationWarning
 from .model import (
     ModelSpec,
     as_array_and_names,
@@ -88,6 +88,12 @@ class GaussianMixtureBayes(BaseEstimator):
         obs_id), ``observed_data``; the configuration in its attributes.
     em_ : GaussianMixtureEM
         The EM fit used as starting point and labelling pivot.
+    start_ : dict
+        How ``em_`` was found: ``{"method": "em"}`` (maximum likelihood, 5
+        restarts), ``"given em"`` (the ``em`` argument) or, when every EM restart
+        collapsed (small data: a component owning one or two points),
+        ``"prior-regularised-em"`` with the ``reason``, the ``reg_covar`` and the
+        ``prior_scale`` the data were divided by. Stored in the saved file.
     relabel_ : dict
         ``n_permuted`` draws, ``n_iterations``, ``converged``.
     model_ : pymc.Model
@@ -174,7 +180,10 @@ class GaussianMixtureBayes(BaseEstimator):
         spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
                          self.order_by, names)  # every check happens before compiling
         seeds = np.random.SeedSequence(self.random_state).generate_state(4)
-        self.em_ = _fit_em(X, spec, int(seeds[0])) if em is None else _given_em(em, spec)
+        if em is None:
+            self.em_, self.start_ = _fit_em(X, spec, int(seeds[0]))
+        else:
+            self.em_, self.start_ = _given_em(em, spec), {"method": "given em"}
         self.spec_ = spec
         self.model_ = build_model_from_spec(X, spec)
         self._X = X
@@ -293,6 +302,7 @@ class GaussianMixtureBayes(BaseEstimator):
             "feature_names": list(spec.feature_names),
             "fit": fit_kwargs,
             "relabel": self.relabel_,
+            "start": self.start_,
             "em": {
                 "weights": self.em_.weights_.tolist(),
                 "means": self.em_.means_.tolist(),
@@ -651,6 +661,7 @@ class GaussianMixtureBayes(BaseEstimator):
         )
         model.em_ = _em_from_config(config, X)
         model.relabel_ = config["relabel"]
+        model.start_ = config.get("start", {"method": "em"})
         model.model_ = None
         model.map_ = None
         model.idata_ = tree
@@ -721,12 +732,68 @@ def _coords(spec):
 
 
 def _fit_em(X, spec, seed):
-    em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name, n_init=5,
-                           tol=1e-6, max_iter=1000, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        em.fit(X)
-    return _in_spec_order(em, spec)
+    """The EM fit the chains start from and are relabelled against, and how it was found.
+
+    Returns ``(em, record)``. The maximum-likelihood fit (5 restarts) is tried first. On
+    small data it can fail where the posterior is perfectly proper: a component that
+    owns one or two points collapses onto them in every restart. Then EM is run again
+    with its covariances regularised by the prior's scale (:func:`_prior_regularised_em`)
+    and ``record`` says so: the Bayesian fit never depends on EM succeeding.
+    """
+    def fit(data, reg_covar):
+        em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name,
+                               n_init=5, tol=1e-6, max_iter=1000, reg_covar=reg_covar,
+                               random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # the prior-regularised fit adds a large reg_covar on purpose
+            warnings.simplefilter("ignore", RegularizationWarning)
+            return em.fit(data)
+
+    try:
+        return _in_spec_order(fit(X, 1e-6), spec), {"method": "em"}
+    except CollapsedComponentError as error:
+        em, record = _prior_regularised_em(X, spec, fit)
+        record["reason"] = f"maximum-likelihood EM failed: {error}"
+        return _in_spec_order(em, spec), record
+
+
+def _prior_regularised_em(X, spec, fit):
+    """EM whose covariances are kept from collapsing by a fraction of the prior's scale.
+
+    The data are divided by the prior's scale of each feature (one common scale for
+    spherical covariances, so that the structure is kept) and EM adds ``reg_covar`` to
+    every covariance's diagonal there: 0.1 prior variances, or 1% of the largest scaled
+    data variance if that is larger. A component's covariance then has eigenvalues of at
+    least 1% of the data's variance and cannot collapse, whatever few points it owns.
+    The fit is mapped back to the data's units.
+    """
+    scale = _prior_scale(spec)
+    if spec.structure.name == "spherical":
+        scale = np.full_like(scale, np.sqrt(np.mean(scale ** 2)))
+    scaled = X / scale
+    reg_covar = max(0.1, 0.01 * float(np.max(scaled.var(axis=0))))
+    em = fit(scaled, reg_covar)
+    K, D, structure = spec.n_components, spec.n_features, spec.structure
+    full = structure.to_full(em.covariances_, K, D) * scale[:, None] * scale[None, :]
+    em.covariances_ = structure.from_full(full)
+    em.precisions_cholesky_ = structure.precisions_cholesky(em.covariances_)
+    em.means_ = em.means_ * scale
+    em.log_likelihood_ = float(em.score_samples(X).sum())
+    em.lower_bound_ = em.log_likelihood_ / len(X)
+    em.log_likelihood_trace_ = np.array([em.log_likelihood_])
+    return em, {"method": "prior-regularised-em", "reg_covar": reg_covar,
+                "prior_scale": scale.tolist()}
+
+
+def _prior_scale(spec):
+    """Per feature, the standard deviation a component has under the covariance prior."""
+    priors, D = spec.priors, spec.n_features
+    if priors.covariance == "inversegamma":  # the mode of the variance
+        variance = np.asarray(priors.ig_beta, float) / (np.asarray(priors.ig_alpha, float) + 1)
+    else:  # HalfNormal(sigma) on the standard deviations: E[sd^2] = sigma^2
+        variance = np.asarray(priors.sd_sigma, float) ** 2
+    return np.sqrt(np.broadcast_to(variance, (D,)))  # the priors' shapes are () or (D,)
 
 
 def _given_em(em, spec):
@@ -791,7 +858,7 @@ def _start_points(em, spec, n_chains, rng):
                 point["means_rest"] = np.delete(means, f, axis=1)
         scale = np.exp(rng.normal(0, 0.05, K))
         if spec.covariance_kind == "matrix":
-            sds, corr_chol = sds_and_corr_chol(full)
+            sds, corr_chol = sds_and_corr_chol(_well_conditioned_correlations(full))
             sds = sds * scale[:, None]
             point["sds"], point["corr_chol"] = (sds, corr_chol) if name == "full" \
                 else (sds[0], corr_chol[0])
@@ -809,6 +876,23 @@ def _start_points(em, spec, n_chains, rng):
                 point["variances"] = variances
         starts.append(point)
     return starts
+
+
+def _well_conditioned_correlations(covariances, min_eigenvalue=1e-3):
+    """Covariances whose correlation matrices are shrunk towards I just enough that
+    their smallest eigenvalue is ``min_eigenvalue``; the standard deviations are kept.
+
+    For starting values only: a correlation of 0.9999999 (nearly collinear features)
+    is a valid start in exact arithmetic, but its Cholesky factor does not survive
+    the round trip through the sampler's unconstrained coordinates. The chains move
+    from the shrunk start to wherever the posterior is.
+    """
+    sds = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
+    corr = covariances / (sds[..., :, None] * sds[..., None, :])
+    smallest = np.linalg.eigvalsh(corr)[..., :1, None]  # (..., 1, 1)
+    shrink = np.clip((min_eigenvalue - smallest) / (1 - smallest), 0, 1)
+    corr = (1 - shrink) * corr + shrink * np.eye(corr.shape[-1])
+    return corr * sds[..., :, None] * sds[..., None, :]
 
 
 def _map_point(model, start):

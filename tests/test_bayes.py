@@ -12,6 +12,8 @@ from bayesgmm.bayes import DiagnosticsWarning
 from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, HalfNormal, Normal
 from bayesgmm.relabel import permute_components
 
+from .conftest import seed
+
 TRUE_WEIGHTS = np.array([0.3, 0.3, 0.4])
 TRUE_MEANS = np.array([[0.0, 0.0], [6.0, 6.0], [12.0, 0.0]])
 TRUE_COVS = np.array([[[1.0, 0.5], [0.5, 1.0]], [[1.5, -0.3], [-0.3, 0.8]], [[0.7, 0.0], [0.0, 1.2]]])
@@ -24,7 +26,7 @@ def simulated(n=240, seed=3):
 @pytest.fixture(scope="module")
 def nuts_fit():
     X, labels = simulated()
-    model = GaussianMixtureBayes(3, random_state=1)
+    model = GaussianMixtureBayes(3, random_state=seed("test_bayes.nuts_fit"))
     model.fit(X, draws=300, tune=300, chains=2, progressbar=False)
     return model, X, labels
 
@@ -139,7 +141,7 @@ def test_membership_with_credible_intervals(nuts_fit):
 
 def test_posterior_predictive_reproduces_the_data_moments(nuts_fit):
     model, X, _ = nuts_fit
-    tree = model.sample_posterior_predictive(random_state=0)
+    tree = model.sample_posterior_predictive(random_state=seed("posterior_predictive"))
     pp = tree["posterior_predictive"]["obs"]
     assert pp.dims == ("chain", "draw", "obs_id", "feature")
     np.testing.assert_allclose(pp.mean(("chain", "draw", "obs_id")), X.mean(0), atol=0.3)
@@ -185,8 +187,8 @@ def test_same_seed_same_posterior_and_new_data_reuses_the_model(nuts_fit):
     _, X, _ = nuts_fit
     X_new = simulated(seed=11)[0]  # same shape, other values: the graph is unchanged
 
-    def fit(data, seed):
-        return GaussianMixtureBayes(3, random_state=seed).fit(
+    def fit(data, key):
+        return GaussianMixtureBayes(3, random_state=seed("same_seed", key)).fit(
             data, draws=20, tune=20, chains=2, progressbar=False)
 
     first, again, other = fit(X, 5), fit(X, 5), fit(X, 6)
@@ -202,7 +204,7 @@ def test_same_seed_same_posterior_and_new_data_reuses_the_model(nuts_fit):
 # ------------------------------------------------------------------ MAP, ADVI
 def test_map_with_weak_priors_equals_em(faithful):
     weak = GMMPriors(Dirichlet(1.0), Normal(sigma=1e4), LKJ(eta=1.0, sd=HalfNormal(1e4)))
-    model = GaussianMixtureBayes(2, priors=weak, random_state=0).fit(faithful, method="map",
+    model = GaussianMixtureBayes(2, priors=weak, random_state=seed("map_weak")).fit(faithful, method="map",
                                                                     progressbar=False)
     em = GaussianMixtureEM(2, tol=1e-10, max_iter=2000, n_init=3, random_state=0).fit(faithful)
     post = model.posterior
@@ -223,7 +225,7 @@ def test_map_with_weak_priors_equals_em(faithful):
 
 @pytest.mark.parametrize("cov_type", ["tied", "diag", "spherical"])
 def test_map_for_other_structures_is_near_em(faithful, cov_type):
-    model = GaussianMixtureBayes(2, covariance_type=cov_type, random_state=0).fit(
+    model = GaussianMixtureBayes(2, covariance_type=cov_type, random_state=seed("map", cov_type)).fit(
         faithful, method="map", progressbar=False)
     em = model.em_
     order = np.argsort(model.posterior["means"].values[0, 0, :, 0])
@@ -232,7 +234,7 @@ def test_map_for_other_structures_is_near_em(faithful, cov_type):
 
 
 def test_advi_gives_draws_near_the_posterior(faithful):
-    model = GaussianMixtureBayes(2, covariance_type="diag", random_state=0)
+    model = GaussianMixtureBayes(2, covariance_type="diag", random_state=seed("advi"))
     model.fit(faithful, method="advi", draws=200, advi_steps=3000, progressbar=False)
     post = model.posterior
     assert post.sizes["draw"] == 200
@@ -248,7 +250,7 @@ def test_prior_predictive_counts_nonempty_components(faithful):
     counts = {}
     for name, model in (("flat", flat), ("sparse", sparse)):
         model.fit(faithful, method="map", progressbar=False)
-        tree = model.sample_prior_predictive(draws=300, random_state=1)
+        tree = model.sample_prior_predictive(draws=300, random_state=seed("prior_predictive"))
         assert tree["prior_predictive"]["obs"].shape[-2:] == (272, 2)
         counts[name] = tree["prior"]["n_nonempty_components"].values.ravel()
     assert counts["flat"].min() >= 1 and counts["flat"].max() <= 6
@@ -300,7 +302,7 @@ def test_diagnose_needs_samples(faithful):
 @pytest.mark.slow
 def test_recovery_with_converged_relabelled_chains():
     X, _ = simulated(n=600, seed=11)
-    model = GaussianMixtureBayes(3, random_state=2)
+    model = GaussianMixtureBayes(3, random_state=seed("recovery"))
     model.fit(X, draws=1000, tune=1000, chains=4, progressbar=False)
     table = model.diagnose(warn=False)
     assert table["r_hat"].max() <= 1.01

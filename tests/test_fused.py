@@ -22,6 +22,8 @@ from bayesgmm import build_model, datasets
 from bayesgmm._fused import MixtureLogDensity, _backward_numpy, _forward_numpy, \
     mixture_log_density
 
+from .conftest import seed
+
 PYTHON = Mode(linker="py", optimizer="fast_run")
 SHAPES = [(1, 1), (1, 3), (2, 1), (2, 3), (2, 8), (5, 3), (5, 8)]
 
@@ -333,7 +335,7 @@ def test_pointwise_log_likelihood_for_loo_equals_scipy(covariance_type):
 
     X = datasets.load_faithful()
     model = build_model(X, 2, covariance_type=covariance_type)
-    prior = pm.sample_prior_predictive(draws=4, model=model, random_seed=2,
+    prior = pm.sample_prior_predictive(draws=4, model=model, random_seed=seed("pointwise"),
                                        compile_kwargs={"mode": PYTHON})["prior"].to_dataset()
     log_lik = pm.compute_log_likelihood(
         xr.DataTree.from_dict({"posterior": prior}), model=model, extend_inferencedata=False,
@@ -353,7 +355,7 @@ def test_pymc_find_map_equals_bayesgmm_map():
     from bayesgmm import GaussianMixtureBayes
 
     X = datasets.load_faithful()
-    ours = GaussianMixtureBayes(2, covariance_type="full", random_state=0).fit(
+    ours = GaussianMixtureBayes(2, covariance_type="full", random_state=seed("find_map")).fit(
         X, method="map", progressbar=False)
     start = {name: ours.posterior[name].values[0, 0] * 1.02 for name in ("weights", "means")}
     start["weights"] /= start["weights"].sum()
@@ -411,7 +413,8 @@ def test_posterior_matches_reference_model():
     for likelihood in ("fused", "reference"):
         model = build_model(X, 2, covariance_type="full", order_by=0, likelihood=likelihood)
         idata = pm.sample(draws=600, tune=600, chains=2, cores=1, model=model,
-                          random_seed=11, progressbar=False, compute_convergence_checks=False)
+                          random_seed=seed("reference_model"), progressbar=False,
+                          compute_convergence_checks=False)
         posterior = idata["posterior"].to_dataset()[["weights", "means", "sigmas"]]
         summaries[likelihood] = {
             statistic: (getattr(posterior, method)(("chain", "draw")),
@@ -435,7 +438,7 @@ def test_nutpie_and_pymc_samplers_agree_on_the_fused_model():
     from bayesgmm import GaussianMixtureBayes
 
     X = datasets.load_faithful()
-    fits = {sampler: GaussianMixtureBayes(2, random_state=0).fit(
+    fits = {sampler: GaussianMixtureBayes(2, random_state=seed("samplers_agree")).fit(
         X, draws=400, tune=400, chains=2, nuts_sampler=sampler, progressbar=False)
         for sampler in ("nutpie", "pymc")}
     summaries = {}
