@@ -60,16 +60,23 @@ class _PassResult:
     labels: np.ndarray | None = None  # (n,) most probable component
 
 
+#: The error in a log-density (nats per point) that the shared-centre expansion may
+#: make before a component gets its own centre: far below rounding in float64; in
+#: float32 about 100 ulps of a log-density, so that well-separated clusters keep the
+#: single fast product and only small, far components pay for their own.
+_EXPANSION_ERROR = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+
+
 def _far_threshold(dtype):
     """Largest ``|d|ᵀ|P||d|`` for which the expanded form about a shared centre is kept.
 
     A component whose mean lies ``d`` from the block centre has its log-density
     computed as ``x'Px - 2 m'Px + m'Pm`` with terms of size ``|d|ᵀ|P||d|`` that cancel
     to O(1) near the component: the absolute error is about ``eps`` times that. Above
-    ``1e-9 / eps`` (4.5e6 in float64, i.e. 2100 standard deviations; practically
-    always in float32) the component gets its own centre instead.
+    ``_EXPANSION_ERROR / eps`` (4.5e6 in float64, i.e. 2100 standard deviations; 840,
+    i.e. 29 standard deviations, in float32) the component gets its own centre.
     """
-    return 1e-9 / np.finfo(dtype).eps
+    return _EXPANSION_ERROR[np.dtype(dtype)] / np.finfo(dtype).eps
 
 
 class _BlockEngine:
