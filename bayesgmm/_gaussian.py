@@ -21,7 +21,11 @@ Bayesian model, which gives each structure one of three prior parametrisations
 ``bayesgmm.model.covariance_kind``); a new family needs its prior chosen there.
 
 The data handed to these functions is expected to be centred (the engines subtract
-the weighted data mean), which keeps the expanded quadratic form accurate.
+the weighted data mean), which keeps the expanded quadratic form accurate for
+components near that centre. For a small component far from it the terms cancel, and
+the EM engine expands it about its own mean instead: ``coefficients`` and
+``covariances`` work per component, with each component's means and moments in its
+own coordinates.
 """
 
 from __future__ import annotations

@@ -83,6 +83,13 @@ def test_precision_factors_invert_covariances(cov_type):
     np.testing.assert_allclose(structure.covariances_from_precisions(precisions), covariances)
     chol2 = structure.to_full(structure.precisions_cholesky_from_precisions(precisions), K, D)
     np.testing.assert_allclose(chol2 @ np.swapaxes(chol2, 1, 2), precision, rtol=1e-10)
+    # the same (upper-triangular) factor as the M-step's, as scikit-learn's, not numpy's
+    # lower Cholesky factor
+    np.testing.assert_allclose(chol2, chol, rtol=1e-9, atol=1e-12)
+    assert np.all(np.tril(chol2, -1) == 0)
+    np.testing.assert_allclose(
+        structure.precisions_from_cholesky(structure.precisions_cholesky(covariances)),
+        precisions, rtol=1e-9)
 
 
 # Pinned: covariance, mean and weight parameters (scikit-learn's and mclust's counts).
