@@ -643,16 +643,20 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             return
         j = int(np.flatnonzero(variances == positive.min())[0])
         if self.standardize:
-            what = (f"reg_covar={self.reg_covar:g} is relative to each feature's variance "
-                    "(standardize=True) and that large")
+            what = (f"reg_covar={self.reg_covar:g} is not small against the variances of the "
+                    f"standardised data (standardize=True; feature {j} has variance "
+                    f"{positive.min():.3g}, e.g. under the one common scale of "
+                    "'spherical')")
+            remedy = "Lower reg_covar, or put the features on comparable scales."
         else:
             what = (f"reg_covar={self.reg_covar:g} is not small against the data's variances "
                     f"(feature {j} has variance {positive.min():.3g})")
+            remedy = ("Use standardize=True (reg_covar then relative to each feature's "
+                      "variance: scale-equivariant), rescale X, or lower reg_covar.")
         warnings.warn(
             f"{what}: it is added to every component's covariance, inflating small "
             "components (all points may end up in one) and biasing the log-likelihood. "
-            "Use standardize=True (reg_covar then relative to each feature's variance: "
-            "scale-equivariant), rescale X, or lower reg_covar.",
+            f"{remedy}",
             RegularizationWarning, stacklevel=3,
         )
 

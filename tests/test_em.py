@@ -676,3 +676,31 @@ def test_score_refuses_negative_sample_weight(random_data):
 def test_bad_random_state_is_named(random_state):
     with pytest.raises(ValueError, match="random_state must be None, an integer in"):
         GaussianMixtureEM(2, random_state=random_state).fit(two_clusters())
+
+
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
+def test_standardize_maps_user_initial_parameters_and_warm_starts(random_data, cov_type):
+    # spherical components cannot follow features on different scales
+    X = random_data.X[cov_type] * ([1e-4, 1e3] if cov_type != "spherical" else 1e-4)
+    init = initial_parameters(X, 3, cov_type)
+    start = GaussianMixtureEM(3, covariance_type=cov_type, standardize=True, max_iter=0,
+                              **init).fit(X)
+    np.testing.assert_allclose(start.weights_, init["weights_init"], rtol=1e-12)
+    np.testing.assert_allclose(start.means_, init["means_init"], rtol=1e-12)
+    np.testing.assert_allclose(start.precisions_, init["precisions_init"], rtol=1e-10)
+    warm = GaussianMixtureEM(3, covariance_type=cov_type, standardize=True, max_iter=4,
+                             tol=0, warm_start=True, **init)
+    fit_quietly(warm, X)
+    fit_quietly(warm, X)
+    straight = fit_quietly(GaussianMixtureEM(3, covariance_type=cov_type, standardize=True,
+                                             max_iter=8, tol=0, **init), X)
+    np.testing.assert_allclose(warm.means_, straight.means_, rtol=1e-9)
+    np.testing.assert_allclose(warm.covariances_, straight.covariances_, rtol=1e-8)
+
+
+def test_spherical_standardize_warns_for_features_on_different_scales(random_data):
+    X = random_data.X["spherical"] * [1e-4, 1e3]
+    with pytest.warns(em_module.RegularizationWarning,
+                      match=r"standardised data \(standardize=True; feature 0.*Lower reg_covar"):
+        GaussianMixtureEM(3, covariance_type="spherical", standardize=True,
+                          random_state=0).fit(X)
