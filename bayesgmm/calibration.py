@@ -124,7 +124,8 @@ def _default_bins(n_ranks, n_replicates):
 def simulation_based_calibration(n_components, covariance_type="full", priors=None, *,
                                  n_samples=60, n_features=2, n_replicates=200,
                                  n_rank_draws=99, fit_priors=None, draws=1000, tune=1000,
-                                 chains=4, random_state=None, progressbar=False):
+                                 chains=4, random_state=None, progressbar=False,
+                                 **fit_kwargs):
     """Run simulation-based calibration of ``GaussianMixtureBayes``'s NUTS fit.
 
     Parameters
@@ -144,8 +145,9 @@ def simulation_based_calibration(n_components, covariance_type="full", priors=No
     fit_priors : GMMPriors, optional
         Priors used for fitting, by default ``priors``. Different ones make a
         deliberately miscalibrated run, to see that the check can fail.
-    draws, tune, chains
-        Passed to :meth:`GaussianMixtureBayes.fit`.
+    draws, tune, chains, **fit_kwargs
+        Passed to :meth:`GaussianMixtureBayes.fit` (e.g. ``target_accept``,
+        ``nuts_sampler``).
     random_state : int, optional
 
     Returns
@@ -181,7 +183,7 @@ def simulation_based_calibration(n_components, covariance_type="full", priors=No
                                    priors=fit_priors, random_state=int(rng.integers(2**31)))
         began = time.perf_counter()
         try:
-            fit.fit(X, draws=draws, tune=tune, chains=chains, progressbar=False)
+            fit.fit(X, draws=draws, tune=tune, chains=chains, progressbar=False, **fit_kwargs)
         except Exception as error:  # recorded and counted, the run goes on
             fits.append({"replicate": r, "error": f"{type(error).__name__}: {error}",
                          "seconds": time.perf_counter() - began})

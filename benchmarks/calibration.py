@@ -30,12 +30,17 @@ import time
 import numpy as np
 
 from bayesgmm.calibration import simulation_based_calibration
-from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, HalfNormal, Normal
+from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, HalfNormal, InverseGamma, Normal
 
 
-def explicit_priors(covariance_type):
-    covariance = LKJ(2.0, sd=HalfNormal(1.0)) if covariance_type in ("full", "tied") \
-        else HalfNormal(1.0)
+def explicit_priors(covariance_type, scale_prior="halfnormal"):
+    """Dirichlet(1) weights, Normal(0, 3) means; HalfNormal(1) sds (under LKJ(2) for full
+    and tied) or, for diag and spherical, InverseGamma(3, 2) variances (mean 1)."""
+    if covariance_type in ("full", "tied"):
+        covariance = LKJ(2.0, sd=HalfNormal(1.0))
+    else:
+        covariance = InverseGamma(3.0, 2.0) if scale_prior == "inversegamma" \
+            else HalfNormal(1.0)
     return GMMPriors(weights=Dirichlet(1.0), means=Normal(0.0, 3.0), covariance=covariance)
 
 
@@ -70,16 +75,24 @@ def main():
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--rank-draws", type=int, default=99)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--scale-prior", choices=["halfnormal", "inversegamma"],
+                        default="halfnormal", help="diag/spherical: prior of the scales")
+    parser.add_argument("--target-accept", type=float, default=None,
+                        help="default: the package's")
+    parser.add_argument("--nuts-sampler", choices=["pymc", "nutpie"], default="pymc")
     parser.add_argument("--out", default="benchmarks/results-calibration.json")
     args = parser.parse_args()
+    fit_kwargs = {"nuts_sampler": args.nuts_sampler}
+    if args.target_accept is not None:
+        fit_kwargs["target_accept"] = args.target_accept
     results = {"machine": f"{platform.machine()}, {platform.processor()}",
                "date": time.strftime("%Y-%m-%d"), "settings": vars(args), "runs": {}}
     for cov in args.covariance:
         result = simulation_based_calibration(
-            args.components, cov, explicit_priors(cov), n_samples=args.n_samples,
-            n_features=args.features, n_replicates=args.replicates,
-            n_rank_draws=args.rank_draws, draws=args.draws, tune=args.tune,
-            chains=args.chains, random_state=args.seed)
+            args.components, cov, explicit_priors(cov, args.scale_prior),
+            n_samples=args.n_samples, n_features=args.features,
+            n_replicates=args.replicates, n_rank_draws=args.rank_draws, draws=args.draws,
+            tune=args.tune, chains=args.chains, random_state=args.seed, **fit_kwargs)
         results["runs"][cov] = {
             "summary": summary(result),
             "ranks": result.ranks.to_dict(orient="list"),
