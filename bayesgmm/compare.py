@@ -204,9 +204,11 @@ class ModelComparison:
         Higher is better for the Bayesian criteria, lower for BIC, AIC and ICL. LOO
         has bars of ±1 standard error of its difference to the best model (the se
         that judges a comparison; the se of each elpd is much larger and shared),
-        the log evidence ±1 sd over SMC runs. The model each criterion chooses is
-        circled; when far worse models would squash the scale, the axes show the
-        better half of the models. Returns the matplotlib Figure.
+        the log evidence ±1 sd over SMC runs. Models a criterion does not rank (set
+        aside, or EM fits that did not converge) are crosses off the lines. The model
+        each criterion chooses is circled; when far worse models would squash the
+        scale, the axes show the better half of the models. Returns the matplotlib
+        Figure.
         """
         import matplotlib.pyplot as plt
 
@@ -228,11 +230,18 @@ class ModelComparison:
 
     def _plot_one(self, ax, name):
         c = CRITERIA[name]
+        rankable = self.rankable(name)
         for cov, group in self.table.groupby("covariance_type", sort=False):
             group = group.sort_values("n_components")
+            ranked = rankable[group.index]
             err = group.get(c.se_column)
-            ax.errorbar(group["n_components"], group[c.column], yerr=err, marker="o",
-                        ms=4, capsize=2, label=str(cov))
+            lines = ax.errorbar(group["n_components"], group[c.column].where(ranked),
+                                yerr=None if err is None else err.where(ranked), marker="o",
+                                ms=4, capsize=2, label=str(cov))
+            aside = group[~ranked & group[c.column].notna()]
+            if len(aside):  # models the criterion does not rank: a cross, off the line
+                ax.plot(aside["n_components"], aside[c.column], "x", ms=6,
+                        color=lines[0].get_color(), gid="set-aside")
         try:
             k, cov = self.best(name)
         except ValueError:
@@ -240,7 +249,8 @@ class ModelComparison:
         value = self.table.set_index(["n_components", "covariance_type"]).loc[(k, cov),
                                                                               c.column]
         ax.plot(k, value, "o", ms=13, mfc="none", mec="black")
-        _zoom_to_the_better_half(ax, self.table[c.column].dropna(), c.lower_is_better)
+        _zoom_to_the_better_half(ax, self.table[c.column][rankable].dropna(),
+                                 c.lower_is_better)
         ax.set_title(f"{c.label}: {cov}, K={k}")
         ax.set_xlabel("number of components")
         ax.set_ylabel(f"{c.label} ({'lower' if c.lower_is_better else 'higher'} is better)")
@@ -384,6 +394,9 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     if bayes_fits:
         for column, values in _loo_comparison(bayes_fits, table).items():
             table[column] = values
+    elif "bayes" in methods:  # no model to rank: the columns still exist
+        for column in ("loo_weight", "elpd_loo_diff", "elpd_loo_dse"):
+            table[column] = np.nan
     result = ModelComparison(table, models)
     for name, c in CRITERIA.items():
         if c.column in table and table[c.column].notna().any():

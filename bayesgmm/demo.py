@@ -143,9 +143,9 @@ def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE
     with the Bayesian fits, ``faithful_posterior.png`` (the LOO-chosen model: its EM
     clusters, ellipses of posterior draws, and each point's membership uncertainty).
     ``draws``, ``tune``, ``chains`` default to :data:`DRAWS`, :data:`TUNE`,
-    :data:`CHAINS`, ``nuts_sampler`` to nutpie when it is installed (else PyMC's). Existing files of those names are replaced only if an earlier
-    demo wrote them (or ``force``); :func:`check_outputs` says so before any
-    fitting. Returns the :class:`~bayesgmm.ModelComparison`.
+    :data:`CHAINS`, ``nuts_sampler`` to nutpie when it is installed (else PyMC's).
+    Existing files of those names are replaced only if an earlier demo wrote them
+    (or ``force``); :func:`check_outputs` says so before any fitting. Returns the :class:`~bayesgmm.ModelComparison`.
     """
     import matplotlib.pyplot as plt
 

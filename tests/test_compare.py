@@ -194,6 +194,13 @@ def test_best_and_agreement_never_crown_a_model_set_aside():
     assert result.agreement() == (
         "BIC, LOO and WAIC all choose 3 components, full. Set aside from LOO and WAIC: K=4 "
         "full (multimodal: chains settle in different modes).")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = result.plot(["loo"]).axes[0]  # the set-aside model is a cross, off the line
+    assert ax.get_title() == "LOO: full, K=3"
+    assert [list(line.get_xdata()) for line in ax.lines if line.get_gid() == "set-aside"] \
+        == [[4]]
     table["set_aside"] = ["chains disagree: R-hat 1.05 > 1.01 (run longer)",
                           "LOO unreliable: 12 points with Pareto k > 0.7", "multimodal"]
     result = ModelComparison(table)

@@ -74,7 +74,8 @@ def test_full_demo_prints_the_comparison(tmp_path, capsys):
     # the Bayesian figure: EM clusters | posterior ellipses | membership uncertainty
     if "loo" in result.best():
         figure = tmp_path / "faithful_posterior.png"
-        width, height = Image.open(figure).size
+        with Image.open(figure) as image:
+            width, height = image.size
         assert width > 2.5 * height and figure.stat().st_size > 30_000
 
 
