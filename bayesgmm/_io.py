@@ -413,8 +413,11 @@ def _check_bayes_file(f: _File):
     covariances = f.array(posterior, "covariances", lead + ("component", "feature", "feature2"),
                           "posterior", sizes={**sizes, "feature2": D})
     for name in ("sigmas", "variances"):
-        values = f.array(posterior, name, lead + ("component", "feature"), "posterior",
-                         sizes=sizes, required=False)
+        # per component and feature; spherical ones have no feature dim, 1-D tied no component
+        own = posterior[name].dims if name in posterior.data_vars else ()
+        dims = lead + tuple(d for d in ("component", "feature") if d in own)
+        values = f.array(posterior, name, dims if len(dims) > 2 else lead + ("component",),
+                         "posterior", sizes=sizes, required=False)
         if values is not None and np.any(values <= 0):
             f.fail(f"posterior/{name} has values <= 0")
     correlations = f.array(posterior, "correlations",

@@ -259,7 +259,10 @@ class GaussianMixtureBayes(BaseEstimator):
 
     def _relabel(self, posterior):
         """Stephens' KL relabelling of all draws against the EM memberships."""
-        reference = self.em_.predict_proba(self._X)
+        X = self._X
+        if hasattr(self.em_, "feature_names_in_"):  # an em= fitted on a DataFrame
+            X = pd.DataFrame(X, columns=self.em_.feature_names_in_)
+        reference = self.em_.predict_proba(X)
         params = _stacked_parameters(posterior, self.spec_)
         membership = _Memberships(self._X, params, self.spec_)
         result = stephens_relabel(membership, reference)

@@ -319,3 +319,28 @@ def test_recovery_with_converged_relabelled_chains():
     for name, (interval, truth) in inside.items():
         lower, upper = interval[..., 0], interval[..., 1]
         assert np.mean((lower <= truth) & (truth <= upper)) >= 0.85, name
+
+
+@pytest.mark.parametrize("features", [["eruptions", "waiting"], ["waiting"]])
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+def test_every_structure_round_trips_through_a_file(faithful, tmp_path, cov_type, features):
+    """Each structure's posterior variables have their own dims; load checks them all."""
+    X = faithful[features]
+    model = GaussianMixtureBayes(2, covariance_type=cov_type,
+                                 random_state=seed("round_trip", cov_type)).fit(
+        X, method="map", progressbar=False)
+    model.save(tmp_path / "fit.nc")
+    loaded = GaussianMixtureBayes.load(tmp_path / "fit.nc")
+    np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), rtol=1e-12)
+    assert loaded.start_ == model.start_ == {"method": "em"}
+
+
+def test_an_em_fitted_on_a_dataframe_is_a_valid_start(faithful):
+    em = GaussianMixtureEM(2, random_state=0).fit(faithful)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's feature-name warning included
+        # ADVI's draws are relabelled against the EM memberships
+        model = GaussianMixtureBayes(2, random_state=seed("given_em")).fit(
+            faithful, method="advi", draws=20, advi_steps=200, em=em, progressbar=False)
+    assert model.start_ == {"method": "given em"}
+    assert model.relabel_["method"] == "stephens-kl"
