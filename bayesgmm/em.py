@@ -22,7 +22,13 @@ from ._gaussian import (
     collapsed_components,
     get_covariance_structure,
 )
-from ._validation import as_numeric_table, check_enough_samples, check_sample_weight
+from ._validation import (
+    as_numeric_table,
+    check_enough_samples,
+    check_integer,
+    check_number,
+    check_sample_weight,
+)
 
 __all__ = ["GaussianMixtureEM", "INIT_METHODS", "RegularizationWarning"]
 
@@ -480,11 +486,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         return get_covariance_structure(self.covariance_type)
 
     def _check_parameters(self):
-        _check_integer("n_components", self.n_components, minimum=1)
-        _check_integer("max_iter", self.max_iter, minimum=0)
-        _check_integer("n_init", self.n_init, minimum=1)
-        _check_number("tol", self.tol)
-        _check_number("reg_covar", self.reg_covar)
+        check_integer("n_components", self.n_components, minimum=1)
+        check_integer("max_iter", self.max_iter, minimum=0)
+        check_integer("n_init", self.n_init, minimum=1)
+        check_number("tol", self.tol, low=0)
+        check_number("reg_covar", self.reg_covar, low=0)
         _check_random_state(self.random_state)
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise ValueError(f"standardize must be True or False, got {self.standardize!r}.")
@@ -846,7 +852,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             The component each sample was drawn from.
         """
         check_is_fitted(self)
-        _check_integer("n_samples", n_samples, minimum=1)
+        check_integer("n_samples", n_samples, minimum=1)
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         name = self._structure.name
@@ -1018,11 +1024,6 @@ def _one_hot_at(indices, n_samples, n_components):
     return resp
 
 
-def _check_integer(name, value, *, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-
-
 def _check_random_state(value):
     """scikit-learn's accepted seeds, refused here with a message naming the parameter."""
     if value is None or isinstance(value, np.random.RandomState):
@@ -1038,11 +1039,6 @@ def _check_random_state(value):
         "random_state must be None, an integer in [0, 2**32 - 1] or a "
         f"numpy.random.RandomState, got {value!r} of type {type(value).__name__}."
     )
-
-
-def _check_number(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
 
 
 def _as_float_array(name, value, shape):

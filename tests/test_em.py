@@ -355,7 +355,7 @@ def test_too_few_samples_for_components():
         ({"n_components": 2.5}, "n_components must be an integer"),
         ({"covariance_type": "VEV"}, r"covariance_type must be one of \['full', 'tied'"),
         ({"init_params": "kmedoids"}, r"init_params must be one of \['kmeans'"),
-        ({"reg_covar": -1}, "reg_covar must be a non-negative number"),
+        ({"reg_covar": -1}, "reg_covar must be a number >= 0"),
         ({"n_init": 0}, "n_init must be an integer >= 1"),
         ({"weights_init": [0.5, 0.6]}, "weights_init must be non-negative and sum to 1"),
         ({"weights_init": [1.0]}, r"weights_init must have shape \(2,\)"),
