@@ -26,6 +26,8 @@ import warnings
 
 import numpy as np
 
+from ._chains import RHAT_MAX
+
 __all__ = ["PARETO_K_MAX", "LooRefits", "loo_with_refits"]
 
 #: Pareto k above which a PSIS-LOO term is unreliable.
@@ -63,7 +65,7 @@ class LooRefits:
 
 
 def loo_with_refits(bayes, *, k_threshold=PARETO_K_MAX, max_refits=10, points=None,
-                    random_state=None, rhat_max=1.01, **fit_kwargs):
+                    random_state=None, rhat_max=RHAT_MAX, **fit_kwargs):
     """PSIS-LOO of a NUTS fit with exact refits for the points whose Pareto k is high.
 
     Parameters

@@ -20,8 +20,9 @@ from sklearn.utils.validation import check_is_fitted
 from ._gaussian import COVARIANCE_STRUCTURES, CollapsedComponentError, get_covariance_structure
 from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
-from ._validation import check_choice, check_feature, check_integer, check_number, check_seed
-from .em import GaussianMixtureEM, RegularizationWarning
+from ._chains import ESS_MIN, RHAT_MAX
+from ._validation import check_choice, check_integer, check_number, check_seed
+from .em import GaussianMixtureEM, RegularizationWarning, _Scaling
 from .model import (
     ModelSpec,
     as_array_and_names,
@@ -41,7 +42,7 @@ METHODS = ("nuts", "map", "advi")
 NUTS_SAMPLERS = ("pymc", "nutpie")
 INITS = ("em", "default")
 #: Thresholds of :meth:`GaussianMixtureBayes.diagnose`.
-RHAT_MAX, ESS_MIN, EBFMI_MIN = 1.01, 400, 0.3
+EBFMI_MIN = 0.3
 #: The labelled variables kept in the posterior (others are internal to the model).
 POSTERIOR_VARS = ("weights", "means", "sigmas", "variances", "correlations", "covariances")
 _FILE_KIND = "bayesgmm.GaussianMixtureBayes"
@@ -176,7 +177,6 @@ class GaussianMixtureBayes(BaseEstimator):
                 ) from None
 
         X, names = as_array_and_names(X)
-        check_feature("order_by", self.order_by, names)
         spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
                          self.order_by, names)  # every check happens before compiling
         seeds = np.random.SeedSequence(self.random_state).generate_state(4)
@@ -765,26 +765,22 @@ def _prior_regularised_em(X, spec, fit):
     """EM whose covariances are kept from collapsing by a fraction of the prior's scale.
 
     The data are divided by the prior's scale of each feature (one common scale for
-    spherical covariances, so that the structure is kept) and EM adds ``reg_covar`` to
-    every covariance's diagonal there: 0.1 prior variances, or 1% of the largest scaled
-    data variance if that is larger. A component's covariance then has eigenvalues of at
-    least 1% of the data's variance and cannot collapse, whatever few points it owns.
-    The fit is mapped back to the data's units.
+    structures not closed under per-feature scaling, so that the structure is kept) and
+    EM adds ``reg_covar`` to every covariance's diagonal there: 0.1 prior variances, or
+    1% of the largest scaled data variance if that is larger. A component's covariance
+    then has eigenvalues of at least 1% of the data's variance and cannot collapse,
+    whatever few points it owns. The fit is mapped back to the data's units.
     """
     scale = _prior_scale(spec)
-    if spec.structure.name == "spherical":
+    if not spec.structure.per_feature_scaling:
         scale = np.full_like(scale, np.sqrt(np.mean(scale ** 2)))
-    scaled = X / scale
+    scaling = _Scaling(spec.structure, np.zeros_like(scale), scale)
+    scaled = scaling.standardise(X)
     reg_covar = max(0.1, 0.01 * float(np.max(scaled.var(axis=0))))
     em = fit(scaled, reg_covar)
-    K, D, structure = spec.n_components, spec.n_features, spec.structure
-    full = structure.to_full(em.covariances_, K, D) * scale[:, None] * scale[None, :]
-    em.covariances_ = structure.from_full(full)
-    em.precisions_cholesky_ = structure.precisions_cholesky(em.covariances_)
-    em.means_ = em.means_ * scale
-    em.log_likelihood_ = float(em.score_samples(X).sum())
-    em.lower_bound_ = em.log_likelihood_ / len(X)
-    em.log_likelihood_trace_ = np.array([em.log_likelihood_])
+    em._set_parameters(scaling.to_original(
+        (em.weights_, em.means_, em.covariances_, em.precisions_cholesky_)))
+    em._set_trace(em.log_likelihood_trace_ - scaling.log_jacobian * len(X), len(X))
     return em, {"method": "prior-regularised-em", "reg_covar": reg_covar,
                 "prior_scale": scale.tolist()}
 
@@ -819,26 +815,23 @@ def _in_spec_order(em, spec):
 
 
 def _reordered(em, order):
-    em.weights_ = em.weights_[order]
-    em.means_ = em.means_[order]
-    if em._structure.name != "tied":
-        em.covariances_ = em.covariances_[order]
-        em.precisions_cholesky_ = em.precisions_cholesky_[order]
+    per_component = em._structure.name != "tied"
+    em._set_parameters((em.weights_[order], em.means_[order],
+                        em.covariances_[order] if per_component else em.covariances_,
+                        em.precisions_cholesky_[order] if per_component
+                        else em.precisions_cholesky_))
     return em
 
 
 def _em_from_config(config, X):
     structure = get_covariance_structure(config["covariance_type"])
     em = GaussianMixtureEM(config["n_components"], covariance_type=structure.name)
-    em.weights_ = np.asarray(config["em"]["weights"])
-    em.means_ = np.asarray(config["em"]["means"])
-    em.covariances_ = np.asarray(config["em"]["covariances"])
-    em.precisions_cholesky_ = structure.precisions_cholesky(em.covariances_)
-    em.log_likelihood_ = config["em"]["log_likelihood"]
+    covariances = np.asarray(config["em"]["covariances"])
+    em._set_parameters((np.asarray(config["em"]["weights"]), np.asarray(config["em"]["means"]),
+                        covariances, structure.precisions_cholesky(covariances)))
+    em._set_trace([config["em"]["log_likelihood"]], len(X))
     em.n_features_in_ = X.shape[1]
     em.converged_, em.n_iter_ = True, 0
-    em.lower_bound_ = em.log_likelihood_ / len(X)
-    em.log_likelihood_trace_ = np.array([em.log_likelihood_])
     return em
 
 

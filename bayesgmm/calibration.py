@@ -229,9 +229,14 @@ def _prior_draws(n_components, covariance_type, priors, n_samples, n_features, n
 
 
 def _fixed_points(priors, n_features):
-    """Points at which the mixture's density is ranked: the prior mean and +-1 sd."""
-    mu = np.broadcast_to(np.asarray(priors.means.mu, float), (n_features,))
-    sigma = np.broadcast_to(np.asarray(priors.means.sigma, float), (n_features,))
+    """Points at which the mixture's density is ranked: the prior mean and +-1 sd
+    (averaged over the components where the means' prior is given per component)."""
+    def per_feature(value):
+        value = np.atleast_1d(np.asarray(value, float))
+        return np.broadcast_to(value, value.shape[:-1] + (n_features,)).reshape(
+            -1, n_features).mean(axis=0)
+
+    mu, sigma = per_feature(priors.means.mu), per_feature(priors.means.sigma)
     return np.stack([mu, mu + sigma, mu - sigma * np.r_[1.0, -np.ones(n_features - 1)]])
 
 

@@ -18,7 +18,7 @@ from scipy.special import logsumexp
 
 from ._gaussian import get_covariance_structure
 from ._loo import PARETO_K_MAX  # noqa: F401 - part of this module's interface
-from ._validation import check_integer
+from ._validation import check_choice, check_integer, check_seed
 from .em import GaussianMixtureEM
 from .model import as_array_and_names
 
@@ -334,6 +334,7 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         raise ValueError("evidence=True needs the Bayesian fits: include 'bayes' in methods.")
     # every setting is checked here, before the first fit: a bad one is not an error row
     check_integer("n_init", n_init, minimum=1)
+    check_seed("random_state", random_state)
     if "bayes" in methods:
         for name, value, minimum in (("draws", draws, 1), ("tune", tune, 0),
                                      ("chains", chains, 1), ("max_loo_refits", max_loo_refits, 0)):
@@ -342,9 +343,10 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         check_integer("smc_draws", smc_draws, minimum=1)
         check_integer("smc_chains", smc_chains, minimum=2)
     if "bayes" in methods:
-        from .bayes import GaussianMixtureBayes
+        from .bayes import NUTS_SAMPLERS, GaussianMixtureBayes
         from .priors import GMMPriors
 
+        check_choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
         GMMPriors.from_any(priors)  # bad priors fail here, before any fit
 
     seeds = np.random.SeedSequence(random_state).generate_state(len(grid))

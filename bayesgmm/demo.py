@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import datasets
 from ._io import write_atomically
+from ._loo import PARETO_K_MAX
 from .compare import COVARIANCE_TYPES, compare
 
 #: Columns printed by the demo (``status`` is the demo's one-word ``set_aside``).
@@ -187,7 +188,7 @@ def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE
     say(textwrap.fill(result.agreement(), width=110, break_on_hyphens=False))
     if "n_loo_refits" in table and table["n_loo_refits"].sum() > 0:
         refitted = table[table["n_loo_refits"] > 0]
-        say(f"LOO: {int(refitted['n_loo_refits'].sum())} points had Pareto k > 0.7 and were "
+        say(f"LOO: {int(refitted['n_loo_refits'].sum())} points had Pareto k > {PARETO_K_MAX} and were "
             "recomputed exactly by refitting without them: " + ", ".join(
                 f"K={k} {c} ({n})" for k, c, n in zip(
                     refitted["n_components"], refitted["covariance_type"],

@@ -618,19 +618,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         params = best["params"]
         if scaling is not None:
             params = scaling.to_original(params)
-        dtype = X.dtype
-        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_) = (
-            np.asarray(p, dtype=dtype) for p in params)
-        self.precisions_ = structure.precisions_from_cholesky(
-            np.asarray(params[3], dtype=np.float64)).astype(dtype)
         total_weight = weights.sum()
+        self._set_parameters(params, X.dtype)
         self.converged_ = best["converged"]
         self.n_iter_ = best["n_iter"]
-        trace = np.asarray(best["trace"]) - log_jacobian * total_weight
-        self.log_likelihood_trace_ = trace
-        self.log_likelihood_ = float(trace[-1])
-        self.lower_bound_ = self.log_likelihood_ / total_weight
-        self.lower_bounds_ = [float(t) for t in trace[:-1] / total_weight]
+        self._set_trace(np.asarray(best["trace"]) - log_jacobian * total_weight, total_weight)
         if not self.converged_ and self.max_iter > 0:
             # scikit-learn's sentence first, so that code matching it keeps working
             warnings.warn(
@@ -793,6 +785,20 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         return _one_hot(labels, K), rows
 
     # ------------------------------------------------------------ prediction
+    def _set_parameters(self, params, dtype=np.float64):
+        """Set the fitted parameters from (weights, means, covariances, precision factors)."""
+        (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_) = (
+            np.asarray(p, dtype=dtype) for p in params)
+        self.precisions_ = self._structure.precisions_from_cholesky(
+            np.asarray(params[3], dtype=np.float64)).astype(dtype)
+
+    def _set_trace(self, trace, total_weight):
+        """Set the log-likelihood attributes from the total log-likelihood per iteration."""
+        self.log_likelihood_trace_ = np.asarray(trace, dtype=np.float64)
+        self.log_likelihood_ = float(self.log_likelihood_trace_[-1])
+        self.lower_bound_ = self.log_likelihood_ / total_weight
+        self.lower_bounds_ = [float(t) / total_weight for t in self.log_likelihood_trace_[:-1]]
+
     def _predict_blocks(self, X):
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
@@ -969,8 +975,6 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                   if v is None or isinstance(v, (str, int, float, bool))}
         ds.attrs.update({"bayesgmm_kind": _FILE_KIND, "params": json.dumps(params),
                          "lower_bound": self.lower_bound_,
-                         "total_weight": self.log_likelihood_ / self.lower_bound_
-                         if self.lower_bound_ else 1.0,
                          "named_features": int(hasattr(self, "feature_names_in_"))})
         return write_atomically(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
 
@@ -989,17 +993,15 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         ds = tree.to_dataset()
         model = cls(**json.loads(ds.attrs["params"]))
         structure = model._structure
-        model.weights_ = ds["weights"].values
-        model.means_ = ds["means"].values
-        model.covariances_ = structure.from_full(ds["covariances"].values)
-        model.precisions_cholesky_ = structure.precisions_cholesky(model.covariances_)
-        model.precisions_ = structure.precisions_from_cholesky(model.precisions_cholesky_)
-        model.log_likelihood_trace_ = ds["log_likelihood_trace"].values
-        model.log_likelihood_ = float(ds.attrs["log_likelihood"])
-        model.lower_bound_ = float(ds.attrs["lower_bound"])
+        covariances = structure.from_full(ds["covariances"].values)
+        model._set_parameters((ds["weights"].values, ds["means"].values, covariances,
+                               structure.precisions_cholesky(covariances)))
         model.n_iter_, model.converged_ = int(ds.attrs["n_iter"]), bool(ds.attrs["converged"])
-        total_weight = float(ds.attrs.get("total_weight", len(model.log_likelihood_trace_) and 1))
-        model.lower_bounds_ = [float(t) / total_weight for t in model.log_likelihood_trace_[:-1]]
+        # the total weight (n, or the sum of sample weights) is the ratio of the two
+        log_likelihood = float(ds.attrs["log_likelihood"])
+        lower_bound = float(ds.attrs["lower_bound"])
+        model._set_trace(ds["log_likelihood_trace"].values,
+                         log_likelihood / lower_bound if lower_bound else 1.0)
         model.n_features_in_ = model.means_.shape[1]
         if ds.attrs["named_features"]:
             model.feature_names_in_ = np.asarray(ds["feature"].values, dtype=object)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ._gaussian import CovarianceStructure, get_covariance_structure
 from ._pytensor import configure_pytensor
-from ._validation import as_numeric_table, check_enough_samples
+from ._validation import as_numeric_table, check_enough_samples, check_feature, check_integer
 from .priors import GMMPriors, ResolvedPriors
 
 __all__ = ["build_model", "ModelSpec"]
@@ -71,24 +71,13 @@ def make_spec(X, n_components, covariance_type="full", priors=None, order_by=Non
     """Check the inputs and resolve the priors: all that can fail before compiling."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}.")
-    if isinstance(n_components, bool) or not isinstance(n_components, (int, np.integer)) \
-            or n_components < 1:
-        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}.")
+    check_integer("n_components", n_components, minimum=1)
     structure = get_covariance_structure(covariance_type)
     check_enough_samples(X.shape[0], n_components)
     names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(X.shape[1]))
+    order_by = check_feature("order_by", order_by, names)
     kind = covariance_kind(structure, X.shape[1])
     resolved = GMMPriors.from_any(priors).resolve(X, n_components, kind)
-    if order_by is not None:
-        if isinstance(order_by, str):
-            if order_by not in names:
-                raise ValueError(f"order_by must be one of the features {list(names)}, "
-                                 f"got {order_by!r}.")
-            order_by = names.index(order_by)
-        elif not (0 <= int(order_by) < X.shape[1]):
-            raise ValueError(f"order_by must be a feature name or index below {X.shape[1]}, "
-                             f"got {order_by!r}.")
-        order_by = int(order_by)
     return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by,
                      likelihood)
 

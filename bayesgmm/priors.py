@@ -87,7 +87,8 @@ class Prior:
     @staticmethod
     def from_dict(spec):
         """The prior described by ``to_dict()``'s output; ValueError for anything else."""
-        if not isinstance(spec, dict) or spec.get("dist") not in _PRIOR_CLASSES:
+        if not isinstance(spec, dict) or not isinstance(spec.get("dist"), str) \
+                or spec["dist"] not in _PRIOR_CLASSES:
             raise ValueError(
                 f"a prior is a dict whose 'dist' is one of {list(_PRIOR_CLASSES)}, got {spec!r}."
             )

@@ -333,6 +333,7 @@ def test_every_structure_round_trips_through_a_file(faithful, tmp_path, cov_type
     loaded = GaussianMixtureBayes.load(tmp_path / "fit.nc")
     np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X), rtol=1e-12)
     assert loaded.start_ == model.start_ == {"method": "em"}
+    np.testing.assert_allclose(loaded.em_.precisions_, model.em_.precisions_, rtol=1e-10)
 
 
 def test_an_em_fitted_on_a_dataframe_is_a_valid_start(faithful):
@@ -344,3 +345,12 @@ def test_an_em_fitted_on_a_dataframe_is_a_valid_start(faithful):
             faithful, method="advi", draws=20, advi_steps=200, em=em, progressbar=False)
     assert model.start_ == {"method": "given em"}
     assert model.relabel_["method"] == "stephens-kl"
+
+
+def test_order_by_keeps_every_em_attribute_in_step(faithful):
+    model = GaussianMixtureBayes(2, covariance_type="full", order_by="waiting",
+                                 random_state=seed("order_by_em")).fit(
+        faithful, method="map", progressbar=False)
+    em = model.em_
+    assert em.means_[0, 1] < em.means_[1, 1]
+    np.testing.assert_allclose(em.precisions_, np.linalg.inv(em.covariances_), rtol=1e-10)

@@ -160,6 +160,8 @@ def test_bad_arguments():
     ({"chains": 2.0}, "chains must be an integer >= 1, got 2.0"),
     ({"max_loo_refits": -1}, "max_loo_refits must be an integer >= 0"),
     ({"evidence": True, "smc_chains": 1}, "smc_chains must be an integer >= 2"),
+    ({"random_state": -1}, "random_state must be None or a non-negative integer"),
+    ({"nuts_sampler": "stan"}, "nuts_sampler must be one of ['pymc', 'nutpie']"),
 ])
 def test_bad_settings_raise_before_any_fit(monkeypatch, kwargs, message):
     def no_fit(*args, **kwargs):

@@ -110,6 +110,7 @@ def test_ordered_means_constraint(faithful):
         ({"covariance_type": "VEV"}, "covariance_type must be one of"),
         ({"priors": GMMPriors(weights=Dirichlet([1, 1]))}, r"Dirichlet alpha has shape \(2,\)"),
         ({"order_by": "height"}, r"order_by must be one of the features \['eruptions'"),
+        ({"order_by": 1.7}, r"order_by must be a feature name .* or an integer position"),
         ({"n_components": 500}, "n_components = 500, n_samples = 272"),
     ],
 )

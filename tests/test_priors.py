@@ -61,3 +61,11 @@ def test_shapes_are_checked_against_the_data():
         GMMPriors(covariance=HalfNormal()).resolve(X, 3, "matrix")
     with pytest.raises(ValueError, match="an LKJ prior needs a full or tied covariance"):
         GMMPriors(covariance=LKJ()).resolve(X, 3, "per_feature")
+
+
+@pytest.mark.parametrize("spec", [{"dist": []}, {"dist": None}, {"dist": "Cauchy"}, "Normal"])
+def test_from_dict_refuses_unknown_distributions(spec):
+    from bayesgmm.priors import Prior
+
+    with pytest.raises(ValueError, match="a prior is a dict whose 'dist' is one of"):
+        Prior.from_dict(spec)

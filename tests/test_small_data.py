@@ -51,6 +51,13 @@ def test_bayesian_fit_starts_from_the_prior_regularised_fit_when_em_collapses(co
     labels = fit.em_.predict(X)
     assert len(set(labels[-2:])) == 1 and set(labels[:-2]) == {1 - labels[-1]}
     np.testing.assert_allclose(np.sort(fit.em_.weights_), [2 / 60, 58 / 60], atol=1e-3)
+    # mapped back to the data's units, every fitted attribute alike
+    em = fit.em_
+    precisions = np.linalg.inv(em.covariances_) if covariance_type == "full" \
+        else 1 / em.covariances_
+    np.testing.assert_allclose(em.precisions_, precisions, rtol=1e-10)
+    assert em.log_likelihood_ == pytest.approx(em.score_samples(X).sum(), rel=1e-10)
+    assert em.lower_bound_ == pytest.approx(em.log_likelihood_ / 60, rel=1e-12)
     # the record is kept with the fit and in its file
     assert '"prior-regularised-em"' in fit.idata_.attrs["config"]
     # the posterior has the far pair's component: its mean between the two points
@@ -130,3 +137,10 @@ def test_nearly_collinear_features_fit(covariance_type):
     fit.fit(X, method="map", progressbar=False)
     correlations = fit.posterior["correlations"].values[0, 0]
     assert np.all(correlations[..., 0, 1] > 0.9999)
+
+
+def test_fixed_points_of_per_component_mean_priors():
+    from bayesgmm.calibration import _fixed_points
+
+    points = _fixed_points(GMMPriors(means=Normal([[0.0, 1.0], [2.0, 3.0]], [1.0, 2.0])), 2)
+    np.testing.assert_allclose(points, [[1.0, 2.0], [2.0, 4.0], [0.0, 4.0]])
