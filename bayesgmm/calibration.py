@@ -214,6 +214,7 @@ def _explicit(priors, name):
 def _prior_draws(n_components, covariance_type, priors, n_samples, n_features, n_sets, seed):
     """``n_sets`` parameter draws (one chain) and a data set simulated from each."""
     import pymc as pm
+    from pytensor.compile.mode import Mode
 
     placeholder = np.random.default_rng(seed).normal(size=(n_samples, n_features))
     X, names = as_array_and_names(placeholder)
@@ -222,8 +223,11 @@ def _prior_draws(n_components, covariance_type, priors, n_samples, n_features, n
     names = [v for v in POSTERIOR_VARS if v in model.named_vars]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        tree = pm.sample_prior_predictive(draws=n_sets, model=model,
-                                          var_names=names + ["obs"], random_seed=seed)
+        # an interpreted graph: the draws are numpy calls, nothing for numba to compile
+        # (it would run the likelihood's numpy random draw in object mode, and warn)
+        tree = pm.sample_prior_predictive(
+            draws=n_sets, model=model, var_names=names + ["obs"], random_seed=seed,
+            compile_kwargs={"mode": Mode(linker="py", optimizer="fast_run")})
     prior = tree["prior"].to_dataset()[names]
     return prior, tree["prior_predictive"]["obs"].values[0]
 
