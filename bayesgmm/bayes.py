@@ -56,9 +56,6 @@ class MAPConvergenceWarning(ConvergenceWarning):
     """The MAP optimiser stopped without finding a mode (the point returned is not one)."""
 
 
-_choice = check_choice
-
-
 class GaussianMixtureBayes(BaseEstimator):
     """Bayesian Gaussian mixture: Dirichlet weights, Normal means, LKJ covariances.
 
@@ -152,9 +149,9 @@ class GaussianMixtureBayes(BaseEstimator):
         -------
         self
         """
-        _choice("method", method, METHODS)
-        _choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
-        _choice("init", init, INITS)
+        check_choice("method", method, METHODS)
+        check_choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
+        check_choice("init", init, INITS)
         draws = check_integer("draws", draws, minimum=1)
         chains = check_integer("chains", chains, minimum=1)
         tune = check_integer("tune", tune, minimum=0)

@@ -460,7 +460,11 @@ BAYES_EDITS = {
 def test_edited_bayes_files_are_refused_by_name(map_fit, tmp_path, edit):
     change, message = BAYES_EDITS[edit]
     path = _edited(map_fit.save(tmp_path / "fit.nc"), tmp_path / "edited.nc", change)
-    cls = GaussianMixtureEM if edit == "forged kind" else GaussianMixtureBayes
+    _assert_refused_by_name(GaussianMixtureEM if edit == "forged kind" else GaussianMixtureBayes,
+                            path, message)
+
+
+def _assert_refused_by_name(cls, path, message):
     with pytest.raises(ValueError, match=re.escape(message)) as caught:
         cls.load(path)
     assert str(caught.value).startswith(str(path))
@@ -496,10 +500,8 @@ def test_edited_em_files_are_refused_by_name(tmp_path, edit):
     change, message = EM_EDITS[edit]
     em = GaussianMixtureEM(2, random_state=0).fit(X)
     path = _edited(em.save(tmp_path / "em.nc"), tmp_path / "edited.nc", change)
-    cls = GaussianMixtureBayes if edit == "forged kind" else GaussianMixtureEM
-    with pytest.raises(ValueError, match=re.escape(message)) as caught:
-        cls.load(path)
-    assert str(caught.value).startswith(str(path))
+    _assert_refused_by_name(GaussianMixtureBayes if edit == "forged kind" else GaussianMixtureEM,
+                            path, message)
 
 
 def test_an_unedited_rewrite_loads(map_fit, tmp_path):
