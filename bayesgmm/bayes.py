@@ -39,7 +39,29 @@ __all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "MAPConvergenceWarning"
 
 #: Accepted values of ``fit(method=...)``.
 METHODS = ("nuts", "map", "advi")
-NUTS_SAMPLERS = ("pymc", "nutpie")
+NUTS_SAMPLERS = ("auto", "pymc", "nutpie")
+
+
+def resolve_nuts_sampler(nuts_sampler):
+    """The NUTS implementation ``nuts_sampler`` names: ``"auto"`` is nutpie when it is
+    installed (``make`` installs it), else PyMC's.
+
+    nutpie is preferred for two measured reasons (``benchmarks/README.md``): its NUTS
+    runs in compiled code, so a fit's time is mostly compiling the model, and on small
+    data its mass-matrix adaptation (from gradients as well as draws) removed the
+    divergences PyMC's windowed adaptation left (40 of 40 fits without one, against
+    36 of 40 with PyMC's, on 60-point full-covariance data).
+    """
+    import importlib.util
+
+    check_choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
+    installed = importlib.util.find_spec("nutpie") is not None
+    if nuts_sampler == "auto":
+        return "nutpie" if installed else "pymc"
+    if nuts_sampler == "nutpie" and not installed:
+        raise ValueError("nuts_sampler='nutpie' needs the nutpie package: pip install nutpie "
+                         "(or bayesgmm[nutpie]), or use nuts_sampler='pymc'.")
+    return nuts_sampler
 INITS = ("em", "default")
 #: Thresholds of :meth:`GaussianMixtureBayes.diagnose`.
 EBFMI_MIN = 0.3
@@ -114,8 +136,8 @@ class GaussianMixtureBayes(BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, method="nuts", *, draws=1000, tune=1000, chains=4, nuts_sampler="pymc",
-            init="em", target_accept=0.9, progressbar=True, relabel=True, advi_steps=20000,
+    def fit(self, X, method="nuts", *, draws=1000, tune=1000, chains=4, nuts_sampler="auto",
+            init="em", target_accept=0.95, progressbar=True, relabel=True, advi_steps=20000,
             em=None):
         """Fit the model to ``X``.
 
@@ -128,13 +150,19 @@ class GaussianMixtureBayes(BaseEstimator):
             approximation).
         draws, tune, chains : int
             NUTS draws and warm-up steps per chain, and the number of chains.
-        nuts_sampler : {"pymc", "nutpie"}
-            ``"nutpie"`` needs the optional nutpie package (``pip install
-            bayesgmm[nutpie]``).
+        nuts_sampler : {"auto", "pymc", "nutpie"}
+            ``"auto"``: nutpie when installed, else PyMC's (see
+            :func:`resolve_nuts_sampler`); ``"nutpie"`` needs the optional nutpie
+            package (``pip install bayesgmm[nutpie]``). The sampler used is stored in
+            the result's configuration.
         init : {"em", "default"}
             ``"em"`` starts every chain near the EM solution (with jitter);
             ``"default"`` uses PyMC's initial point.
         target_accept : float
+            The mean acceptance rate NUTS adapts its step size to. 0.95 by default:
+            on small data 0.9 left divergences in 3 of 40 full-covariance fits where
+            0.95 left none (``benchmarks/README.md``); raise it (0.99) if a fit
+            still diverges.
         progressbar : bool
         relabel : bool
             Relabel the draws to a common labelling (ignored with ``order_by``).
@@ -150,7 +178,8 @@ class GaussianMixtureBayes(BaseEstimator):
         self
         """
         check_choice("method", method, METHODS)
-        check_choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
+        nuts_sampler = resolve_nuts_sampler(nuts_sampler) if method == "nuts" \
+            else check_choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
         check_choice("init", init, INITS)
         draws = check_integer("draws", draws, minimum=1)
         chains = check_integer("chains", chains, minimum=1)
@@ -164,14 +193,6 @@ class GaussianMixtureBayes(BaseEstimator):
         if em is not None and not isinstance(em, GaussianMixtureEM):
             raise ValueError(f"em must be a fitted GaussianMixtureEM or None, got "
                              f"{type(em).__name__}.")
-        if nuts_sampler == "nutpie" and method == "nuts":
-            try:
-                import nutpie  # noqa: F401
-            except ImportError:
-                raise ValueError(
-                    "nuts_sampler='nutpie' needs the nutpie package: pip install nutpie "
-                    "(or bayesgmm[nutpie]), or use nuts_sampler='pymc'."
-                ) from None
 
         X, names = as_array_and_names(X)
         spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
@@ -785,7 +806,7 @@ def _prior_regularised_em(X, spec, fit):
 def _prior_scale(spec):
     """Per feature, the standard deviation a component has under the covariance prior."""
     priors, D = spec.priors, spec.n_features
-    if priors.covariance == "inversegamma":  # the mode of the variance
+    if priors.scale == "inversegamma":  # the mode of the variance
         variance = np.asarray(priors.ig_beta, float) / (np.asarray(priors.ig_alpha, float) + 1)
     else:  # HalfNormal(sigma) on the standard deviations: E[sd^2] = sigma^2
         variance = np.asarray(priors.sd_sigma, float) ** 2
@@ -853,8 +874,9 @@ def _start_points(em, spec, n_chains, rng):
         if spec.covariance_kind == "matrix":
             sds, corr_chol = sds_and_corr_chol(_well_conditioned_correlations(full))
             sds = sds * scale[:, None]
-            point["sds"], point["corr_chol"] = (sds, corr_chol) if name == "full" \
+            sds, point["corr_chol"] = (sds, corr_chol) if name == "full" \
                 else (sds[0], corr_chol[0])
+            point.update(_scale_start(spec, "sds", sds))
         else:
             variances = spec.structure.from_full(full)
             if name == "tied":
@@ -863,12 +885,14 @@ def _start_points(em, spec, n_chains, rng):
                 variances = variances.reshape(K, D)
             variances = variances * (scale if name == "spherical" else
                                      (scale[:, None] if variances.ndim == 2 else scale[0]))
-            if spec.priors.covariance == "halfnormal":
-                point["sigmas"] = np.sqrt(variances)
-            else:
-                point["variances"] = variances
+            point.update(_scale_start(spec, "sigmas", np.sqrt(variances)))
         starts.append(point)
     return starts
+
+
+def _scale_start(spec, name, sds):
+    """The start of the free scale variable (see ``model._scales``)."""
+    return {name: sds} if spec.priors.scale == "halfnormal" else {"variances": sds ** 2}
 
 
 def _well_conditioned_correlations(covariances, min_eigenvalue=1e-3):

@@ -207,7 +207,7 @@ def _explicit(priors, name):
         raise ValueError(
             f"{name} must be explicit for simulation-based calibration (parameters are "
             f"drawn from it, so it may not depend on the data), got {priors!r}: give every "
-            "scale, e.g. GMMPriors(means=Normal(0, 3), covariance=HalfNormal(1)).")
+            "scale, e.g. GMMPriors(means=Normal(0, 3), covariance=InverseGamma(3, 2)).")
     return priors
 
 

@@ -283,7 +283,7 @@ def _zoom_to_the_better_half(ax, values, lower_is_better):
 
 def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
             methods=METHODS, priors=None, evidence=False, n_init=5, draws=1000, tune=1000,
-            chains=4, nuts_sampler="pymc", smc_draws=1000, smc_chains=4, max_loo_refits=10,
+            chains=4, nuts_sampler="auto", smc_draws=1000, smc_chains=4, max_loo_refits=10,
             random_state=None, progressbar=True):
     """Fit a grid of mixtures by EM and NUTS and compare them by every criterion.
 
@@ -343,10 +343,10 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         check_integer("smc_draws", smc_draws, minimum=1)
         check_integer("smc_chains", smc_chains, minimum=2)
     if "bayes" in methods:
-        from .bayes import NUTS_SAMPLERS, GaussianMixtureBayes
+        from .bayes import GaussianMixtureBayes, resolve_nuts_sampler
         from .priors import GMMPriors
 
-        check_choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
+        nuts_sampler = resolve_nuts_sampler(nuts_sampler)
         GMMPriors.from_any(priors)  # bad priors fail here, before any fit
 
     seeds = np.random.SeedSequence(random_state).generate_state(len(grid))

@@ -26,14 +26,6 @@ SHOWN = ["n_components", "covariance_type", "n_parameters", "log_likelihood", "b
 DRAWS, TUNE, CHAINS = 1000, 1000, 4
 
 
-def _default_sampler():
-    """nutpie when installed (``make`` installs it): its NUTS runs in compiled code, and a
-    fit's time is then mostly compiling the model, where PyMC's NUTS spends several
-    times longer sampling the same 4 x 2000 steps in Python."""
-    import importlib.util
-
-    return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
-
 #: The files the demo writes into its folder.
 OUTPUTS = ("faithful_compare.png", "faithful_clusters.png", "faithful_posterior.png")
 
@@ -150,12 +142,13 @@ def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE
     """
     import matplotlib.pyplot as plt
 
+    from .bayes import resolve_nuts_sampler
     from .plots import plot_clusters
 
     draws = DRAWS if draws is None else draws
     tune = TUNE if tune is None else tune
     chains = CHAINS if chains is None else chains
-    nuts_sampler = _default_sampler() if nuts_sampler is None else nuts_sampler
+    nuts_sampler = resolve_nuts_sampler("auto" if nuts_sampler is None else nuts_sampler)
 
     def say(*args):
         if not quiet:

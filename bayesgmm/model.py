@@ -110,13 +110,14 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
     -------
     pymc.Model
         Free variables: ``weights`` (component), ``means`` (component, feature)
-        and the covariance parameters: for full, ``sds`` (component, feature,
-        ``HalfNormal``) and ``corr_chol`` (component, feature, feature2,
-        ``LKJCorr``: the Cholesky factor of the correlation matrix), together the
-        ``LKJCholeskyCov`` prior, ``L = diag(sds) corr_chol``; the same without
-        the component dimension for tied;
-        ``sigmas`` (``HalfNormal``) or ``variances`` (``InverseGamma``) for diag,
-        spherical and one-dimensional data. Deterministics ``sigmas``,
+        and the covariance parameters: for full, ``variances`` (component,
+        feature, ``InverseGamma``: the diagonal; ``sds`` are their square roots) or,
+        under ``LKJ(sd=HalfNormal(...))``, ``sds`` (``HalfNormal``), and
+        ``corr_chol`` (component, feature, feature2, ``LKJCorr``: the Cholesky
+        factor of the correlation matrix), ``L = diag(sds) corr_chol``; the same
+        without the component dimension for tied; ``variances`` (``InverseGamma``)
+        or ``sigmas`` (``HalfNormal``) for diag, spherical and one-dimensional
+        data. Deterministics ``sigmas``,
         ``correlations`` and ``covariances`` (component, feature, feature2) give
         every structure the same labelled output. The observed variable ``obs``
         has dims (obs_id, feature). Built with ``check_bounds=False`` (no
@@ -219,9 +220,8 @@ _SIGNATURES = {
 
 def _hyperparameters(pm, priors):
     """The prior parameters in use, as ``pm.Data`` named ``prior_<parameter>``."""
-    names = ["alpha", "means_mu", "means_sigma"] + {
-        "lkj": ["eta", "sd_sigma"], "halfnormal": ["sd_sigma"],
-        "inversegamma": ["ig_alpha", "ig_beta"]}[priors.covariance]
+    names = ["alpha", "means_mu", "means_sigma"] + (["eta"] if priors.eta is not None else []) \
+        + {"halfnormal": ["sd_sigma"], "inversegamma": ["ig_alpha", "ig_beta"]}[priors.scale]
     values = {name: np.asarray(getattr(priors, name), dtype=float) for name in names}
     return {name: pm.Data(f"prior_{name}", value, shape=value.shape)
             for name, value in values.items()}
@@ -271,8 +271,7 @@ def _covariance(pm, pt, spec, hyper):
         # sampled in better coordinates: benchmarks/parametrisation.py).
         n_cov = K if name == "full" else 1
         batch, batch_dims = ((K,), ("component",)) if name == "full" else ((), ())
-        sds = pm.HalfNormal("sds", sigma=hyper["sd_sigma"], shape=(*batch, D),
-                            dims=(*batch_dims, "feature"))
+        sds = _scales(pm, pt, spec.priors, hyper, "sds", (*batch, D), (*batch_dims, "feature"))
         corr_chol = pm.LKJCorr("corr_chol", n=D, eta=hyper["eta"], shape=(*batch, D, D),
                                dims=(*batch_dims, "feature", "feature2"),
                                default_transform=FusedCholeskyCorr(D))
@@ -294,12 +293,7 @@ def _covariance(pm, pt, spec, hyper):
 
     shape = {"per_feature": (K, D) if name != "tied" else (D,), "single": (K,)}[kind]
     dims = {(K, D): ("component", "feature"), (D,): "feature", (K,): "component"}[shape]
-    if priors.covariance == "halfnormal":
-        sigmas = pm.HalfNormal("sigmas", sigma=hyper["sd_sigma"], shape=shape, dims=dims)
-    else:
-        variances = pm.InverseGamma("variances", alpha=hyper["ig_alpha"], beta=hyper["ig_beta"],
-                                    shape=shape, dims=dims)
-        sigmas = pm.Deterministic("sigmas", pt.sqrt(variances), dims=dims)
+    sigmas = _scales(pm, pt, priors, hyper, "sigmas", shape, dims)
     if kind == "single":
         per_feature = pt.broadcast_to(sigmas[:, None], (K, D))
     else:
@@ -313,6 +307,16 @@ def _covariance(pm, pt, spec, hyper):
     if name == "tied":  # one feature, shared
         return cov_chol, precision_sd.reshape((1, 1))
     return cov_chol, precision_sd
+
+
+def _scales(pm, pt, priors, hyper, name, shape, dims):
+    """Standard deviations called ``name``: HalfNormal ones, or the square roots of
+    InverseGamma ``variances`` (the free variable then; ``name`` is deterministic)."""
+    if priors.scale == "halfnormal":
+        return pm.HalfNormal(name, sigma=hyper["sd_sigma"], shape=shape, dims=dims)
+    variances = pm.InverseGamma("variances", alpha=hyper["ig_alpha"], beta=hyper["ig_beta"],
+                                shape=shape, dims=dims)
+    return pm.Deterministic(name, pt.sqrt(variances), dims=dims)
 
 
 def sds_and_corr_chol(covariances):

@@ -10,13 +10,20 @@ Defaults (Richardson and Green 1997 scale their priors by the data range ``R``):
 weights        ``Dirichlet(alpha=1)``: uniform on the simplex. ``alpha < 1`` favours
                sparse weights (an overfitted mixture whose extra components empty).
 means          ``Normal(mu=data mean, sigma=data range)`` per feature.
-full, tied     ``LKJ(eta=2, sd=HalfNormal(sigma=data sd))``: LKJ prior on the
-               correlation matrix (eta = 2 mildly favours weak correlations) and a
-               half-normal prior on each component standard deviation.
-diag,          ``HalfNormal(sigma=data sd)`` on the standard deviations, or
-spherical      ``InverseGamma(alpha=2, beta=0.02 R^2)`` on the variances, the
-               conjugate-style choice of the literature (Richardson and Green).
+full, tied     ``LKJ(eta=2, sd=InverseGamma(alpha=2, beta=0.02 R^2))``: LKJ prior on
+               the correlation matrix (eta = 2 mildly favours weak correlations) and
+               an inverse-gamma prior on each component variance (the diagonal).
+diag,          ``InverseGamma(alpha=2, beta=0.02 R^2)`` on the variances, the
+spherical      conjugate-style choice of Richardson and Green; ``HalfNormal(sigma)``
+               on the standard deviations is the alternative.
 =============  =====================================================================
+
+Why inverse-gamma by default: a mixture's likelihood grows without bound as one
+component shrinks onto a few points, and a prior whose density stays positive at
+sd = 0 (the half-normal) leaves that spike in the posterior. On small data NUTS then
+meets a funnel between a near-empty component's mean and its log-sd and diverges;
+the inverse-gamma's density vanishes faster than any power at zero and closes it
+(measured in ``benchmarks/README.md``, "Small data with priors").
 """
 
 from __future__ import annotations
@@ -149,7 +156,8 @@ class HalfNormal(Prior):
 
 @dataclass(frozen=True, repr=False, eq=False)
 class InverseGamma(Prior):
-    """Inverse-gamma prior on variances (diag and spherical covariances, 1-D data)."""
+    """Inverse-gamma prior on variances: of diag and spherical covariances and 1-D data,
+    or, as ``LKJ(sd=InverseGamma(...))``, the diagonal of full and tied ones."""
 
     alpha: object = 2.0
     beta: object = None
@@ -162,19 +170,21 @@ class InverseGamma(Prior):
 
 @dataclass(frozen=True, repr=False, eq=False)
 class LKJ(Prior):
-    """LKJ prior on a correlation matrix with a prior on the standard deviations."""
+    """LKJ prior on a correlation matrix with a prior on the scales: ``HalfNormal`` on the
+    standard deviations or ``InverseGamma`` on the variances (the diagonal)."""
 
     eta: object = 2.0
-    sd: Prior = field(default_factory=HalfNormal)
+    sd: Prior = field(default_factory=InverseGamma)
 
     def __post_init__(self):
         _check_positive(
             "LKJ eta", self.eta, allow_none=False, max_ndim=0,
             hint=" (1 is uniform over correlation matrices, larger values favour weak "
                  "correlations)")
-        if not isinstance(self.sd, HalfNormal):
+        if not isinstance(self.sd, (HalfNormal, InverseGamma)):
             raise ValueError(
-                f"LKJ sd must be a HalfNormal prior on the standard deviations, got {self.sd!r}."
+                "LKJ sd must be a HalfNormal prior on the standard deviations or an "
+                f"InverseGamma prior on the variances, got {self.sd!r}."
             )
 
 
@@ -195,6 +205,11 @@ class ResolvedPriors:
     ig_beta: np.ndarray | None
     priors: "GMMPriors"  # with every None filled in
 
+    @property
+    def scale(self):
+        """The prior of the scales: "halfnormal" (on sds) or "inversegamma" (on variances)."""
+        return "halfnormal" if self.ig_alpha is None else "inversegamma"
+
 
 @dataclass(frozen=True)
 class GMMPriors:
@@ -207,9 +222,10 @@ class GMMPriors:
     means : Normal
         Prior on the component means.
     covariance : LKJ, HalfNormal, InverseGamma or None
-        ``LKJ`` for full and tied covariances; ``HalfNormal`` (on standard
-        deviations) or ``InverseGamma`` (on variances) for diag and spherical ones
-        and for one-dimensional data. ``None`` picks the default of the structure.
+        ``LKJ`` for full and tied covariances; ``InverseGamma`` (on variances) or
+        ``HalfNormal`` (on standard deviations) for diag and spherical ones and for
+        one-dimensional data. ``None`` picks the default of the structure (inverse-gamma
+        variances, under ``LKJ`` for full and tied).
 
     Examples
     --------
@@ -304,7 +320,7 @@ class GMMPriors:
         )
         covariance = self.covariance
         if covariance is None:
-            covariance = LKJ() if covariance_kind == "matrix" else HalfNormal()
+            covariance = LKJ() if covariance_kind == "matrix" else InverseGamma()
         if covariance_kind == "matrix" and not isinstance(covariance, LKJ):
             raise ValueError(
                 f"full and tied covariances take an LKJ prior, got {covariance!r}; "
@@ -316,27 +332,31 @@ class GMMPriors:
                 "use HalfNormal (standard deviations) or InverseGamma (variances)."
             )
         sd_shape = () if covariance_kind == "single" else (D,)
-        default_sd = np.sqrt(np.mean(sd**2)) if covariance_kind == "single" else sd
-        eta = sd_sigma = ig_alpha = ig_beta = None
         if isinstance(covariance, LKJ):
-            kind, eta = "lkj", float(covariance.eta)
-            sd_sigma = _broadcast("HalfNormal sigma", _or(covariance.sd.sigma, sd), (D,))
-            covariance = LKJ(eta=eta, sd=HalfNormal(sd_sigma))
-        elif isinstance(covariance, HalfNormal):
-            kind = "halfnormal"
-            sd_sigma = _broadcast("HalfNormal sigma", _or(covariance.sigma, default_sd), sd_shape)
-            covariance = HalfNormal(sd_sigma)
+            kind, eta, scale_prior = "lkj", float(covariance.eta), covariance.sd
         else:
-            kind = "inversegamma"
+            kind, eta, scale_prior = None, None, covariance
+        sd_sigma = ig_alpha = ig_beta = None
+        if isinstance(scale_prior, HalfNormal):
+            default_sd = np.sqrt(np.mean(sd**2)) if covariance_kind == "single" else sd
+            sd_sigma = _broadcast("HalfNormal sigma", _or(scale_prior.sigma, default_sd),
+                                  sd_shape)
+            scale_prior = HalfNormal(sd_sigma)
+        else:
             default_beta = 0.02 * (
                 np.mean(spread**2) if covariance_kind == "single" else spread**2
             )
-            ig_alpha = _broadcast("InverseGamma alpha", covariance.alpha, sd_shape)
-            ig_beta = _broadcast("InverseGamma beta", _or(covariance.beta, default_beta), sd_shape)
-            covariance = InverseGamma(ig_alpha, ig_beta)
-        _check_proper(X, data_spread, kind, covariance_kind)
+            ig_alpha = _broadcast("InverseGamma alpha", scale_prior.alpha, sd_shape)
+            ig_beta = _broadcast("InverseGamma beta", _or(scale_prior.beta, default_beta),
+                                 sd_shape)
+            scale_prior = InverseGamma(ig_alpha, ig_beta)
+        kind = kind or type(scale_prior).__name__.lower()
+        covariance = LKJ(eta=eta, sd=scale_prior) if kind == "lkj" else scale_prior
         filled = GMMPriors(Dirichlet(alpha), Normal(mu, sigma), covariance)
-        return ResolvedPriors(alpha, mu, sigma, kind, eta, sd_sigma, ig_alpha, ig_beta, filled)
+        resolved = ResolvedPriors(alpha, mu, sigma, kind, eta, sd_sigma, ig_alpha, ig_beta,
+                                  filled)
+        _check_proper(X, data_spread, resolved.scale, covariance_kind)
+        return resolved
 
 
 def _check_data_scale(X, center, spread, sd):
@@ -365,10 +385,10 @@ def _check_data_scale(X, center, spread, sd):
         )
 
 
-def _check_proper(X, spread, kind, covariance_kind):
+def _check_proper(X, spread, scale, covariance_kind):
     """Refuse constant columns where they make the posterior improper.
 
-    A HalfNormal prior (alone or with LKJ) has positive density at sd = 0, and a
+    A HalfNormal prior (alone or under LKJ) has positive density at sd = 0, and a
     component sitting on a constant column has a likelihood growing like
     sd^-(n-1) as its sd there shrinks: the posterior has no mode and no finite mass,
     so MAP runs off to a singular covariance and NUTS cannot sample it.
@@ -376,13 +396,12 @@ def _check_proper(X, spread, kind, covariance_kind):
     sd with the other columns.
     """
     constant = spread == 0
-    if len(X) < 2 or kind == "inversegamma" or not constant.any() or (
+    if len(X) < 2 or scale == "inversegamma" or not constant.any() or (
             covariance_kind == "single" and not constant.all()):
         return
-    remedy = ("Drop the constant column(s)" + (
-        ", or use an InverseGamma prior on the variances (priors=GMMPriors(covariance="
-        "InverseGamma())), which keeps them away from zero" if covariance_kind != "matrix"
-        else ", or use covariance_type='spherical' or 'diag' with an InverseGamma prior"))
+    prior = "LKJ(sd=InverseGamma())" if covariance_kind == "matrix" else "InverseGamma()"
+    remedy = ("Drop the constant column(s), or use an InverseGamma prior on the variances "
+              f"(priors=GMMPriors(covariance={prior})), which keeps them away from zero")
     columns = np.flatnonzero(constant)
     raise ValueError(
         f"X's column(s) {_few_columns(columns)} are constant (every value "

@@ -97,7 +97,7 @@ def test_target_accept_inside_the_unit_interval(value):
 
 
 @pytest.mark.parametrize(("name", "valid"), [("method", bayes.METHODS),
-                                             ("nuts_sampler", ("pymc",)),
+                                             ("nuts_sampler", ("auto", "pymc")),
                                              ("init", bayes.INITS)])
 @PROPERTY
 @given(value=st.one_of(st.text(max_size=8), not_numbers, st.integers()))
@@ -536,10 +536,22 @@ def test_data_on_an_extreme_scale_names_the_scale():
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag"])
 def test_a_constant_column_is_refused_before_compiling(covariance_type):
+    """Under a HalfNormal prior on the sds the posterior is improper; the default
+    inverse-gamma on the variances keeps it proper, and the fit works."""
     data = X.assign(c=1.0)
+    half = HalfNormal() if covariance_type == "diag" else LKJ(sd=HalfNormal())
     with mock.patch.object(bayes, "build_model_from_spec", side_effect=AssertionError):
-        with pytest.raises(ValueError, match=r"column\(s\) 2 are constant .* improper"):
-            GaussianMixtureBayes(2, covariance_type=covariance_type).fit(data, method="map")
+        with pytest.raises(ValueError, match=r"column\(s\) 2 are constant .* improper.*"
+                                             r"InverseGamma"):
+            GaussianMixtureBayes(2, covariance_type=covariance_type,
+                                 priors=GMMPriors(covariance=half)).fit(data, method="map")
+    fit = GaussianMixtureBayes(2, covariance_type=covariance_type, random_state=0).fit(
+        data, method="map", progressbar=False)
+    # the mode of an InverseGamma(2 + n_k / 2, beta = 0.02) posterior for the variance
+    variance = np.diagonal(fit.map_["covariances"].values, axis1=-2, axis2=-1)[..., 2].ravel()
+    n_k = fit.map_["weights"].values.ravel() * len(data)
+    expected = 0.02 / (3 + n_k / 2) if covariance_type != "tied" else 0.02 / (3 + len(data) / 2)
+    np.testing.assert_allclose(variance, expected, rtol=0.05)
 
 
 def test_map_failure_is_a_named_warning(map_fit):

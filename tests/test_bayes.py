@@ -40,7 +40,8 @@ def test_result_is_a_labelled_datatree(nuts_fit):
     post = model.posterior
     assert post["means"].dims == ("chain", "draw", "component", "feature")
     assert post.sizes == {"chain": 2, "draw": 300, "component": 3, "feature": 2, "feature2": 2}
-    assert set(post.data_vars) == {"weights", "means", "sigmas", "correlations", "covariances"}
+    assert set(post.data_vars) == {"weights", "means", "sigmas", "variances", "correlations",
+                                   "covariances"}
     assert tree["log_likelihood"]["obs"].dims == ("chain", "draw", "obs_id")
     np.testing.assert_allclose(tree["observed_data"]["obs"].values, X)
     assert tree.attrs["method"] == "nuts"
@@ -264,7 +265,7 @@ def test_prior_predictive_counts_nonempty_components(faithful):
     ("kwargs", "message"),
     [
         ({"method": "gibbs"}, r"method must be one of \['nuts', 'map', 'advi'\], got 'gibbs'"),
-        ({"nuts_sampler": "stan"}, r"nuts_sampler must be one of \['pymc', 'nutpie'\]"),
+        ({"nuts_sampler": "stan"}, r"nuts_sampler must be one of \['auto', 'pymc', 'nutpie'\]"),
         ({"init": "kmeans"}, r"init must be one of \['em', 'default'\]"),
         ({"draws": 0}, "draws must be an integer >= 1"),
     ],
@@ -272,6 +273,20 @@ def test_prior_predictive_counts_nonempty_components(faithful):
 def test_bad_fit_arguments(faithful, kwargs, message):
     with pytest.raises(ValueError, match=message):
         GaussianMixtureBayes(2).fit(faithful, **kwargs)
+
+
+def test_auto_sampler_is_nutpie_when_installed(monkeypatch):
+    import importlib.util
+
+    from bayesgmm.bayes import resolve_nuts_sampler
+
+    installed = importlib.util.find_spec("nutpie") is not None
+    assert resolve_nuts_sampler("auto") == ("nutpie" if installed else "pymc")
+    assert resolve_nuts_sampler("pymc") == "pymc"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # nutpie missing
+    assert resolve_nuts_sampler("auto") == "pymc"
+    with pytest.raises(ValueError, match=r"needs the nutpie package: pip install nutpie"):
+        resolve_nuts_sampler("nutpie")
 
 
 def test_bad_priors_fail_before_compiling(faithful, monkeypatch):

@@ -161,7 +161,7 @@ def test_bad_arguments():
     ({"max_loo_refits": -1}, "max_loo_refits must be an integer >= 0"),
     ({"evidence": True, "smc_chains": 1}, "smc_chains must be an integer >= 2"),
     ({"random_state": -1}, "random_state must be None or a non-negative integer"),
-    ({"nuts_sampler": "stan"}, "nuts_sampler must be one of ['pymc', 'nutpie']"),
+    ({"nuts_sampler": "stan"}, "nuts_sampler must be one of ['auto', 'pymc', 'nutpie']"),
 ])
 def test_bad_settings_raise_before_any_fit(monkeypatch, kwargs, message):
     def no_fit(*args, **kwargs):

@@ -8,7 +8,7 @@ import pytensor
 import pytest
 
 from bayesgmm import GaussianMixtureEM, build_model, datasets
-from bayesgmm.priors import Dirichlet, GMMPriors, InverseGamma
+from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, InverseGamma
 
 from .conftest import COVARIANCE_TYPES
 
@@ -20,10 +20,10 @@ def op_name(model, name):
 @pytest.mark.parametrize(
     ("cov_type", "expected"),
     [
-        ("full", {"sds": (3, 2), "corr_chol": (3, 2, 2)}),
-        ("tied", {"sds": (2,), "corr_chol": (2, 2)}),
-        ("diag", {"sigmas": (3, 2)}),
-        ("spherical", {"sigmas": (3,)}),
+        ("full", {"variances": (3, 2), "corr_chol": (3, 2, 2)}),
+        ("tied", {"variances": (2,), "corr_chol": (2, 2)}),
+        ("diag", {"variances": (3, 2)}),
+        ("spherical", {"variances": (3,)}),
     ],
 )
 def test_shapes_and_distributions(faithful, cov_type, expected):
@@ -36,7 +36,9 @@ def test_shapes_and_distributions(faithful, cov_type, expected):
     assert "Dirichlet" in op_name(model, "weights")
     assert "Normal" in op_name(model, "means")
     for name in expected:
-        assert ("LKJCorr" if "corr" in name else "HalfNormal") in op_name(model, name)
+        assert ("LKJCorr" if "corr" in name else "InvGamma") in op_name(model, name)
+    sds = "sds" if "corr_chol" in expected else "sigmas"  # the variances' square roots
+    assert model[sds] in model.deterministics
     assert model.named_vars_to_dims["means"] == ("component", "feature")
     assert list(model.coords["feature"]) == ["eruptions", "waiting"]
     assert model.named_vars_to_dims["obs"] == ("obs_id", "feature")
@@ -49,6 +51,28 @@ def test_inverse_gamma_variances():
                         priors=GMMPriors(covariance=InverseGamma(2.0, 1e6)))
     assert "InvGamma" in op_name(model, "variances")
     assert tuple(int(s) for s in model.eval_rv_shapes()["variances"]) == (4, 1)
+
+
+@pytest.mark.parametrize(("cov_type", "shape"), [("full", (3, 2)), ("tied", (2,))])
+def test_inverse_gamma_variances_under_lkj(faithful, cov_type, shape):
+    """LKJ(sd=InverseGamma) puts the inverse-gamma on the diagonal variances; the sds
+    are their square roots and the correlations keep the LKJ prior."""
+    from scipy import stats
+
+    priors = GMMPriors(covariance=LKJ(2.0, sd=InverseGamma(3.0, [2.0, 50.0])))
+    model = build_model(faithful, 3, covariance_type=cov_type, priors=priors)
+    assert "InvGamma" in op_name(model, "variances") and "sds" not in [v.name for v in model.free_RVs]
+    assert "LKJCorr" in op_name(model, "corr_chol")
+    assert tuple(int(s) for s in model.eval_rv_shapes()["variances"]) == shape
+    variances = np.broadcast_to([0.3, 40.0], shape)
+    fixed = pm.do(model, {"variances": variances})
+    got = float(pytensor.function([], fixed["sds"])()[..., 1].ravel()[0])
+    assert got == pytest.approx(np.sqrt(40.0))
+    logp = model.compile_logp(vars=[model["variances"]], jacobian=False)
+    point = model.initial_point()
+    point["variances_log__"] = np.log(variances)
+    expected = stats.invgamma.logpdf(variances, 3.0, scale=np.broadcast_to([2.0, 50.0], shape))
+    assert logp(point) == pytest.approx(expected.sum(), rel=1e-10)
 
 
 def point_for(model, em, cov_type):

@@ -19,12 +19,19 @@ def test_data_scaled_defaults():
     np.testing.assert_allclose(r.alpha, [1, 1, 1])
     np.testing.assert_allclose(r.means_mu, np.tile(X.mean(0), (3, 1)))
     np.testing.assert_allclose(r.means_sigma, np.tile(X.max(0) - X.min(0), (3, 1)))
-    assert r.covariance == "lkj" and r.eta == 2
-    np.testing.assert_allclose(r.sd_sigma, X.std(0))
-    ig = GMMPriors(covariance=InverseGamma()).resolve(X, 3, "per_feature")
+    assert r.covariance == "lkj" and r.eta == 2 and r.scale == "inversegamma"
+    np.testing.assert_allclose(r.ig_alpha, [2, 2])
+    np.testing.assert_allclose(r.ig_beta, 0.02 * (X.max(0) - X.min(0)) ** 2)
+    ig = GMMPriors().resolve(X, 3, "per_feature")
+    assert ig.covariance == "inversegamma" and ig.sd_sigma is None
     np.testing.assert_allclose(ig.ig_beta, 0.02 * (X.max(0) - X.min(0)) ** 2)
     single = GMMPriors().resolve(X, 3, "single")
-    assert single.covariance == "halfnormal" and single.sd_sigma.shape == ()
+    assert single.ig_beta == pytest.approx(0.02 * np.mean((X.max(0) - X.min(0)) ** 2))
+    half = GMMPriors(covariance=HalfNormal()).resolve(X, 3, "single")
+    assert half.scale == "halfnormal" and half.sd_sigma == pytest.approx(np.sqrt(np.mean(X.var(0))))
+    lkj_half = GMMPriors(covariance=LKJ(sd=HalfNormal())).resolve(X, 3, "matrix")
+    assert lkj_half.scale == "halfnormal" and lkj_half.ig_alpha is None
+    np.testing.assert_allclose(lkj_half.sd_sigma, X.std(0))
 
 
 def test_round_trip_through_dict():
@@ -43,7 +50,7 @@ def test_round_trip_through_dict():
         (lambda: HalfNormal(0), "HalfNormal sigma must be positive"),
         (lambda: InverseGamma(alpha=-2), "InverseGamma alpha must be positive"),
         (lambda: LKJ(eta=-1), "LKJ eta must be positive and finite"),
-        (lambda: LKJ(sd=InverseGamma()), "LKJ sd must be a HalfNormal"),
+        (lambda: LKJ(sd=Normal()), "LKJ sd must be a HalfNormal prior .* or an InverseGamma"),
         (lambda: GMMPriors(weights=Normal()), "priors.weights must be"),
         (lambda: GMMPriors.from_any({"weight": Dirichlet()}), r"unknown prior names \['weight'\]"),
     ],

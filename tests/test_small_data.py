@@ -6,15 +6,15 @@ import pytest
 from bayesgmm import GaussianMixtureBayes, GaussianMixtureEM
 from bayesgmm._gaussian import CollapsedComponentError
 from bayesgmm.calibration import CalibrationResult, simulation_based_calibration
-from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, HalfNormal, Normal
+from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, InverseGamma, Normal
 
 from .conftest import seed
 
-EXPLICIT = {
+EXPLICIT = {  # those of benchmarks/calibration.py: InverseGamma(3, 2) variances, mean 1
     "full": GMMPriors(weights=Dirichlet(1.0), means=Normal(0.0, 3.0),
-                      covariance=LKJ(2.0, sd=HalfNormal(1.0))),
+                      covariance=LKJ(2.0, sd=InverseGamma(3.0, 2.0))),
     "diag": GMMPriors(weights=Dirichlet(1.0), means=Normal(0.0, 3.0),
-                      covariance=HalfNormal(1.0)),
+                      covariance=InverseGamma(3.0, 2.0)),
 }
 
 
@@ -46,7 +46,8 @@ def test_bayesian_fit_starts_from_the_prior_regularised_fit_when_em_collapses(co
     fit.fit(X, draws=100, tune=200, chains=2, progressbar=False)
     assert fit.start_["method"] == "prior-regularised-em"
     assert "collapsed" in fit.start_["reason"]
-    np.testing.assert_allclose(fit.start_["prior_scale"], [1.0, 1.0])
+    # the prior's scale: the sd at the mode of InverseGamma(3, 2), sqrt(2 / (3 + 1))
+    np.testing.assert_allclose(fit.start_["prior_scale"], [np.sqrt(0.5)] * 2)
     # the start is the data's obvious split: the far pair is one component
     labels = fit.em_.predict(X)
     assert len(set(labels[-2:])) == 1 and set(labels[:-2]) == {1 - labels[-1]}
@@ -119,7 +120,7 @@ def test_simulation_based_calibration_of_a_small_diag_mixture():
     assert good.ranks.shape == (40, 9)
     assert good.p_values().min() > 1e-4 / 9
     narrow = GMMPriors(weights=Dirichlet(1.0), means=Normal(0.0, 0.1),
-                       covariance=HalfNormal(1.0))
+                       covariance=InverseGamma(3.0, 2.0))
     bad = simulation_based_calibration(2, "diag", EXPLICIT["diag"], fit_priors=narrow,
                                        **kwargs)
     assert bad.p_values()[["mean[0]", "mean[1]"]].min() < 1e-4 / 9  # the same bound, crossed
