@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml .ci/bootstrap .ci/find-python
 demo: $(VENV)/.installed
 	$(PY) -m bayesgmm demo
 
+# One pytest worker per core (pytest-xdist), whole test files to a worker so a module's
+# fitted fixtures are computed once.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
