@@ -40,6 +40,7 @@ __all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "MAPConvergenceWarning"
 #: Accepted values of ``fit(method=...)``.
 METHODS = ("nuts", "map", "advi")
 NUTS_SAMPLERS = ("auto", "pymc", "nutpie")
+INITS = ("em", "default")
 
 
 def resolve_nuts_sampler(nuts_sampler):
@@ -62,7 +63,8 @@ def resolve_nuts_sampler(nuts_sampler):
         raise ValueError("nuts_sampler='nutpie' needs the nutpie package: pip install nutpie "
                          "(or bayesgmm[nutpie]), or use nuts_sampler='pymc'.")
     return nuts_sampler
-INITS = ("em", "default")
+
+
 #: Thresholds of :meth:`GaussianMixtureBayes.diagnose`.
 EBFMI_MIN = 0.3
 #: The labelled variables kept in the posterior (others are internal to the model).
