@@ -400,8 +400,9 @@ def _check_proper(X, spread, scale, covariance_kind):
             covariance_kind == "single" and not constant.all()):
         return
     prior = "LKJ(sd=InverseGamma())" if covariance_kind == "matrix" else "InverseGamma()"
-    remedy = ("Drop the constant column(s), or use an InverseGamma prior on the variances "
-              f"(priors=GMMPriors(covariance={prior})), which keeps them away from zero")
+    remedy = ("Drop the constant column(s), or use the default InverseGamma prior on the "
+              f"variances (priors=GMMPriors(covariance={prior})), which keeps them away "
+              "from zero")
     columns = np.flatnonzero(constant)
     raise ValueError(
         f"X's column(s) {_few_columns(columns)} are constant (every value "
