@@ -6,8 +6,8 @@ the next. Its chains then disagree for ever, however long they run, and the
 disagreement shows in label-invariant quantities too (the log-likelihood of the
 data). :func:`chain_agreement` tells the two cases apart: R-hat above 1.01 or a
 bulk ESS below 400 means the chains disagree; if, besides, two chains' means of
-some quantity lie apart by a sizeable fraction of its posterior sd and by many of
-their own Monte Carlo errors (each chain explored its region well, and the regions
+some quantity lie apart by a sizeable fraction of its (pooled) within-chain sd and
+by many of their own Monte Carlo errors (each chain explored its region well, and the regions
 differ: more draws would not bring them together), the chains sit in different
 modes.
 """
@@ -108,7 +108,7 @@ def chain_agreement(bayes):
     multimodal = multimodal and bool(disagree)
     if multimodal:
         reason = (f"multimodal: its chains settle in different modes even after relabelling, "
-                  f"{separated} differs between chains by {separation:.1f} posterior sd "
+                  f"{separated} differs between chains by {separation:.1f} within-chain sd "
                   "(mean log-likelihood per chain "
                   + ", ".join(f"{v:.1f}" for v in chain_ll) + "), " + ", ".join(disagree))
     elif disagree:

@@ -238,7 +238,7 @@ def test_chains_in_different_modes_are_called_multimodal_and_short_ones_unconver
     assert apart["multimodal"] and apart["separation"] == pytest.approx(2.0, abs=0.2)
     assert apart["reason"].startswith("multimodal: its chains settle in different modes "
                                       "even after relabelling, means[0] differs between "
-                                      "chains by 2.0 posterior sd")
+                                      "chains by 2.0 within-chain sd")
     # one mode, explored slowly: an AR(1) chain with autocorrelation 0.97
     slow = np.zeros((4, 1000))
     for t in range(1, 1000):
