@@ -383,6 +383,8 @@ def _check_bayes_file(f: _File):
     for key in ("relabel", "fit"):
         if not isinstance(entry(key), dict):
             f.fail(f"its {key} entry is not a JSON object")
+    if not isinstance(config.get("retry"), (dict, type(None))):  # absent before 2026-12
+        f.fail("its retry entry is neither null nor a JSON object")
     em = entry("em")
     if not isinstance(em, dict):
         f.fail("its em entry is not a JSON object")

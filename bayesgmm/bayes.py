@@ -67,6 +67,10 @@ def resolve_nuts_sampler(nuts_sampler):
 
 #: Thresholds of :meth:`GaussianMixtureBayes.diagnose`.
 EBFMI_MIN = 0.3
+#: A NUTS fit with more than this share of its draws divergent is sampled once more,
+#: with the step size adapted to ``RETRY_TARGET_ACCEPT`` (recorded in ``retry_``).
+DIVERGENT_SHARE_MAX = 0.01
+RETRY_TARGET_ACCEPT = 0.99
 #: The labelled variables kept in the posterior (others are internal to the model).
 POSTERIOR_VARS = ("weights", "means", "sigmas", "variances", "correlations", "covariances")
 _FILE_KIND = "bayesgmm.GaussianMixtureBayes"
@@ -116,6 +120,13 @@ class GaussianMixtureBayes(BaseEstimator):
         collapsed (small data: a component owning one or two points),
         ``"prior-regularised-em"`` with the ``reason``, the ``reg_covar`` and the
         ``prior_scale`` the data were divided by. Stored in the saved file.
+    retry_ : dict or None
+        ``None``, or, when more than :data:`DIVERGENT_SHARE_MAX` (1%) of the first
+        NUTS run's draws were divergent and ``target_accept`` was below
+        :data:`RETRY_TARGET_ACCEPT` (0.99): the first run's ``target_accept``,
+        ``divergences`` and ``share``, and ``retried_with``. The result is then the
+        second run's, with the same seed and start; the configuration's
+        ``target_accept`` is the one used. Stored in the saved file.
     relabel_ : dict
         ``n_permuted`` draws, ``n_iterations``, ``converged``.
     model_ : pymc.Model
@@ -163,8 +174,8 @@ class GaussianMixtureBayes(BaseEstimator):
         target_accept : float
             The mean acceptance rate NUTS adapts its step size to. 0.95 by default:
             on small data 0.9 left divergences in 3 of 40 full-covariance fits where
-            0.95 left none (``benchmarks/README.md``); raise it (0.99) if a fit
-            still diverges.
+            0.95 left none (``benchmarks/README.md``). A fit with more than 1% of its
+            draws divergent is sampled again at 0.99 (see ``retry_``).
         progressbar : bool
         relabel : bool
             Relabel the draws to a common labelling (ignored with ``order_by``).
@@ -211,10 +222,23 @@ class GaussianMixtureBayes(BaseEstimator):
         starts = _start_points(self.em_, spec, max(chains, 1), rng) if init == "em" else None
 
         with without_c_compiler():
+            self.retry_ = None
             if method == "nuts":
                 posterior, sample_stats = self._sample_nuts(
                     starts, draws, tune, chains, nuts_sampler, target_accept, progressbar,
                     int(seeds[2]))
+                divergences = _n_divergent(sample_stats)
+                share = divergences / (sample_stats.sizes["chain"] * sample_stats.sizes["draw"])
+                if share > DIVERGENT_SHARE_MAX and target_accept < RETRY_TARGET_ACCEPT:
+                    # Small data: a chain reaching a near-empty component's region,
+                    # whose scales are the prior's, meets steps adapted to the occupied
+                    # one. A smaller step (higher acceptance target) samples both.
+                    self.retry_ = {"target_accept": target_accept, "divergences": divergences,
+                                   "share": share, "retried_with": RETRY_TARGET_ACCEPT}
+                    target_accept = RETRY_TARGET_ACCEPT
+                    posterior, sample_stats = self._sample_nuts(
+                        starts, draws, tune, chains, nuts_sampler, target_accept,
+                        progressbar, int(seeds[2]))
             elif method == "map":
                 posterior, sample_stats = self._find_map(starts, progressbar), None
             else:
@@ -326,6 +350,7 @@ class GaussianMixtureBayes(BaseEstimator):
             "fit": fit_kwargs,
             "relabel": self.relabel_,
             "start": self.start_,
+            "retry": self.retry_,
             "em": {
                 "weights": self.em_.weights_.tolist(),
                 "means": self.em_.means_.tolist(),
@@ -430,8 +455,7 @@ class GaussianMixtureBayes(BaseEstimator):
         ds = _summary_dataset(self.posterior)
         table = az.summary(ds, kind="diagnostics", round_to="none")
         stats = self.idata_["sample_stats"].to_dataset()
-        divergence_stat = next((v for v in ("divergences", "diverging") if v in stats), None)
-        divergences = int(stats[divergence_stat].sum()) if divergence_stat else 0
+        divergences = _n_divergent(stats)
         depth_hits = int(stats["reached_max_treedepth"].sum()) \
             if "reached_max_treedepth" in stats else 0
         bfmi = np.atleast_1d(np.asarray(az.bfmi(self.idata_)["energy"]
@@ -453,8 +477,9 @@ class GaussianMixtureBayes(BaseEstimator):
             )
         if divergences:
             problems.append(
-                f"{divergences} divergent transitions: increase target_accept (e.g. 0.95 or "
-                "0.99), or use more informative priors."
+                f"{divergences} divergent transitions: increase target_accept (e.g. 0.99; "
+                "the default is 0.95), or use more informative priors (an inverse-gamma on "
+                "the variances keeps components from collapsing onto a few points)."
             )
         if depth_hits:
             problems.append(
@@ -685,6 +710,7 @@ class GaussianMixtureBayes(BaseEstimator):
         model.em_ = _em_from_config(config, X)
         model.relabel_ = config["relabel"]
         model.start_ = config.get("start", {"method": "em"})
+        model.retry_ = config.get("retry")
         model.model_ = None
         model.map_ = None
         model.idata_ = tree
@@ -890,6 +916,12 @@ def _start_points(em, spec, n_chains, rng):
             point.update(_scale_start(spec, "sigmas", np.sqrt(variances)))
         starts.append(point)
     return starts
+
+
+def _n_divergent(sample_stats):
+    """Divergent transitions in a sample_stats dataset (PyMC's or nutpie's)."""
+    name = next((v for v in ("diverging", "divergences") if v in sample_stats), None)
+    return int(sample_stats[name].sum()) if name else 0
 
 
 def _scale_start(spec, name, sds):

@@ -54,7 +54,10 @@ class CalibrationResult:
     fits : pandas.DataFrame
         One row per replicate: ``error`` (None, or the error of a fit that raised:
         counted, never dropped silently), ``start`` (how the chains were started, see
-        ``GaussianMixtureBayes.start_``), ``divergences``, ``n_draws`` and ``seconds``.
+        ``GaussianMixtureBayes.start_``), ``divergences``, ``n_draws``,
+        ``retried_divergences`` (the first run's divergences when more than 1% of its
+        draws diverged and the fit was sampled again, see ``retry_``; else None) and
+        ``seconds``.
     seconds : float
         Wall time of the whole run.
     """
@@ -195,6 +198,7 @@ def simulation_based_calibration(n_components, covariance_type="full", priors=No
         diverging = fit.idata_["sample_stats"]["diverging"].values
         fits.append({"replicate": r, "error": None, "start": fit.start_["method"],
                      "divergences": int(diverging.sum()), "n_draws": diverging.size,
+                     "retried_divergences": (fit.retry_ or {}).get("divergences"),
                      "seconds": time.perf_counter() - began})
     return CalibrationResult(pd.DataFrame(rows), n_rank_draws, pd.DataFrame(fits),
                              time.perf_counter() - start)

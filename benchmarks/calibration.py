@@ -28,6 +28,7 @@ import platform
 import time
 
 import numpy as np
+import pandas as pd
 
 from bayesgmm.calibration import simulation_based_calibration
 from bayesgmm.priors import LKJ, Dirichlet, GMMPriors, HalfNormal, InverseGamma, Normal
@@ -49,6 +50,8 @@ def summary(result):
         "fits": len(fits),
         "failed": int(fits["error"].notna().sum()),
         "prior_regularised_starts": int((ok["start"] != "em").sum()),
+        "sampled_again_at_0.99": int(ok.get("retried_divergences",
+                                            pd.Series(dtype=float)).notna().sum()),
         "share_without_divergences": float((ok["divergences"] == 0).mean()),
         "fits_with_divergences": int((ok["divergences"] > 0).sum()),
         "total_divergences": int(ok["divergences"].sum()),

@@ -1,5 +1,6 @@
 """GaussianMixtureBayes: fitting, relabelling, diagnostics, prediction, storage."""
 
+import json
 import warnings
 
 import numpy as np
@@ -203,6 +204,48 @@ def test_same_seed_same_posterior_and_new_data_reuses_the_model(nuts_fit):
 
 
 # ------------------------------------------------------------------ MAP, ADVI
+def test_a_fit_with_more_than_one_percent_divergent_draws_is_sampled_again(
+        monkeypatch, tmp_path):
+    """More than 1% of the draws divergent: sampled again, once (even if the second run
+    diverges too), at target_accept 0.99 with the same seed and start; the first run's
+    record is kept and saved."""
+    real, calls = GaussianMixtureBayes._sample_nuts, []
+
+    def runs_diverge(self, starts, draws, tune, chains, sampler, target_accept, *args):
+        calls.append((target_accept, starts, args))
+        posterior, stats = real(self, starts, draws, tune, chains, sampler, target_accept,
+                                *args)
+        diverging = np.zeros(stats["diverging"].shape, bool)
+        diverging.flat[:5 + len(calls)] = True  # 6, then 7 of 400 draws: above 1%
+        return posterior, stats.assign(diverging=(stats["diverging"].dims, diverging))
+
+    monkeypatch.setattr(GaussianMixtureBayes, "_sample_nuts", runs_diverge)
+    X, _ = simulated(60)
+    fit = GaussianMixtureBayes(2, random_state=seed("retry")).fit(
+        X, draws=200, tune=200, chains=2, nuts_sampler="pymc", progressbar=False)
+    assert [c[0] for c in calls] == [0.95, 0.99]
+    assert calls[1][1] is calls[0][1] and calls[1][2] == calls[0][2]  # same starts, seed
+    assert fit.retry_ == {"target_accept": 0.95, "divergences": 6, "share": 6 / 400,
+                          "retried_with": 0.99}
+    assert json.loads(fit.idata_.attrs["config"])["fit"]["target_accept"] == 0.99
+    with pytest.warns(DiagnosticsWarning, match="7 divergent transitions"):
+        assert fit.diagnose().attrs["divergences"] == 7  # the result is the second run
+    loaded = GaussianMixtureBayes.load(fit.save(tmp_path / "fit.nc"))
+    assert loaded.retry_ == fit.retry_
+
+
+def test_few_divergences_are_not_retried(monkeypatch):
+    calls = []
+    real = GaussianMixtureBayes._sample_nuts
+    monkeypatch.setattr(GaussianMixtureBayes, "_sample_nuts",
+                        lambda self, *a: calls.append(a[5]) or real(self, *a))
+    X, _ = simulated(60)
+    fit = GaussianMixtureBayes(2, random_state=seed("retry")).fit(
+        X, draws=200, tune=200, chains=2, target_accept=0.99, nuts_sampler="pymc",
+        progressbar=False)
+    assert calls == [0.99] and fit.retry_ is None  # already at 0.99: nothing to raise
+
+
 def test_map_with_weak_priors_equals_em(faithful):
     weak = GMMPriors(Dirichlet(1.0), Normal(sigma=1e4), LKJ(eta=1.0, sd=HalfNormal(1e4)))
     model = GaussianMixtureBayes(2, priors=weak, random_state=seed("map_weak")).fit(faithful, method="map",

@@ -119,6 +119,7 @@ def test_simulation_based_calibration_of_a_small_diag_mixture():
     good = simulation_based_calibration(2, "diag", EXPLICIT["diag"], **kwargs)
     assert good.failures.empty and len(good.fits) == 40
     assert set(good.fits["start"]) <= {"em", "prior-regularised-em"}
+    assert "retried_divergences" in good.fits.columns
     assert good.ranks.shape == (40, 9)
     assert good.p_values().min() > 1e-4 / 9
     narrow = GMMPriors(weights=Dirichlet(1.0), means=Normal(0.0, 0.1),
