@@ -33,7 +33,7 @@ import xarray as xr
 from scipy import stats
 
 from ._validation import check_integer, check_seed
-from .bayes import POSTERIOR_VARS, GaussianMixtureBayes
+from .bayes import POSTERIOR_VARS, GaussianMixtureBayes, _n_divergent
 from .model import as_array_and_names, build_model_from_spec, make_spec
 from .priors import GMMPriors
 
@@ -195,9 +195,10 @@ def simulation_based_calibration(n_components, covariance_type="full", priors=No
         draws_q = _quantities(fit, thinned, X, fixed_points)
         true_q = _quantities(fit, truths.isel(draw=[r]), X, fixed_points)
         rows.append({name: int((draws_q[name] < true_q[name][0]).sum()) for name in draws_q})
-        diverging = fit.idata_["sample_stats"]["diverging"].values
+        stats = fit.idata_["sample_stats"].to_dataset()
         fits.append({"replicate": r, "error": None, "start": fit.start_["method"],
-                     "divergences": int(diverging.sum()), "n_draws": diverging.size,
+                     "divergences": _n_divergent(stats),
+                     "n_draws": stats.sizes["chain"] * stats.sizes["draw"],
                      "retried_divergences": (fit.retry_ or {}).get("divergences"),
                      "seconds": time.perf_counter() - began})
     return CalibrationResult(pd.DataFrame(rows), n_rank_draws, pd.DataFrame(fits),

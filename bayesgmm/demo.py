@@ -181,8 +181,8 @@ def main(out_dir="demo-output", *, max_components=4, covariance_types=COVARIANCE
     say(textwrap.fill(result.agreement(), width=110, break_on_hyphens=False))
     if "n_loo_refits" in table and table["n_loo_refits"].sum() > 0:
         refitted = table[table["n_loo_refits"] > 0]
-        say(f"LOO: {int(refitted['n_loo_refits'].sum())} points had Pareto k > {PARETO_K_MAX} and were "
-            "recomputed exactly by refitting without them: " + ", ".join(
+        say(f"LOO: {int(refitted['n_loo_refits'].sum())} points had Pareto k > {PARETO_K_MAX} "
+            "and were recomputed exactly by refitting without them: " + ", ".join(
                 f"K={k} {c} ({n})" for k, c, n in zip(
                     refitted["n_components"], refitted["covariance_type"],
                     refitted["n_loo_refits"])) + ".")
