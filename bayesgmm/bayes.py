@@ -954,7 +954,8 @@ def _map_point(model, start):
     returning the log density, its gradient and the labelled parameters is built
     and run as an interpreted graph (numpy calls, no C or numba code): it compiles
     in well under a second even on a fresh machine, and the few dozen evaluations
-    from the EM start cost less than any compiler would take.
+    from the EM start (thousands on a nearly singular covariance: see
+    :func:`_restarted_lbfgs`) cost less than any compiler would take.
     """
     import pytensor
     from pytensor.compile.mode import Mode
@@ -967,7 +968,7 @@ def _optimise(model, start):
     import pytensor
     import pytensor.tensor as pt
     from pymc.initial_point import make_initial_point_fn
-    from scipy import optimize
+    from pymc.logprob.utils import ParameterValueError
 
     point = make_initial_point_fn(model=model, overrides=start or {}, jitter_rvs=set(),
                                   return_transformed=True)(0)
@@ -985,11 +986,19 @@ def _optimise(model, start):
     function = pytensor.function([flat], [logp, pytensor.grad(logp, flat), *outputs])
 
     def negative(x):
-        value, gradient, *_ = function(x)
+        # A line search may step past what floating point can represent (a correlation
+        # rounded to 1, an overflowing variance): infinitely bad, so it steps back.
+        try:
+            with np.errstate(all="ignore"):
+                value, gradient, *_ = function(x)
+        except (ParameterValueError, np.linalg.LinAlgError):
+            return np.inf, np.zeros_like(x)
+        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+            return np.inf, np.zeros_like(x)
         return -value, -gradient
 
     x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars])
-    result = optimize.minimize(negative, x0, jac=True, method="L-BFGS-B")
+    result = _restarted_lbfgs(negative, x0)
     _, _, *values = function(result.x)
     dims = model.named_vars_to_dims
     coords = {k: list(v) for k, v in model.coords.items() if k in ("component", "feature",
@@ -1000,6 +1009,43 @@ def _optimise(model, start):
     ds.attrs.update({"optimizer_success": int(result.success), "optimizer_iterations": result.nit,
                      "log_posterior": float(-result.fun)})
     return ds
+
+
+# scipy's defaults stop on a relative reduction of 2e-9 (several units of a log
+# posterior of a thousand); the restarts below need each run to go to the end.
+_LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-9, "maxiter": 20000, "maxcor": 30}
+
+
+def _restarted_lbfgs(negative, x0, max_restarts=50, rtol=1e-10):
+    """L-BFGS-B from ``x0``, restarted where it stopped until a restart gains nothing.
+
+    On a narrow ridge (nearly collinear features: a correlation of 0.9999999, whose
+    residual variance is 1e-7 of the marginal one) L-BFGS's curvature memory goes
+    stale and it stops hundreds of log-posterior units below the mode; a fresh memory
+    climbs on. A restart at a mode ends after an iteration or two, so a well-posed fit
+    pays almost nothing. The best point is kept, with the iterations of all runs. It
+    counts as converged if its run did or if a fresh run from it cannot improve it
+    (L-BFGS's line search then fails at rounding level, which scipy calls abnormal).
+    """
+    from scipy import optimize
+
+    def run(x):
+        return optimize.minimize(negative, x, jac=True, method="L-BFGS-B",
+                                 options=_LBFGS_OPTIONS)
+
+    result = run(x0)
+    iterations, stalled = result.nit, False
+    for _ in range(max_restarts):
+        again = run(result.x)
+        iterations += again.nit
+        gain = result.fun - again.fun
+        if gain > 0:
+            result = again
+        stalled = not gain > rtol * max(1.0, abs(result.fun))
+        if stalled:
+            break
+    result.nit, result.success = iterations, bool(result.success or stalled)
+    return result
 
 
 def _with_deterministics(model, posterior):
