@@ -199,62 +199,40 @@ class ModelComparison:
         return ds.reindex(covariance_type=list(dict.fromkeys(self.table["covariance_type"])))
 
     def plot(self, criteria=None, *, figsize=None):
-        """Each criterion against the number of components; one line per covariance type.
+        """One panel per criterion, each drawn by :func:`bayesgmm.plots.plot_criterion`.
 
-        Higher is better for the Bayesian criteria, lower for BIC, AIC and ICL. LOO
-        has bars of ±1 standard error of its difference to the best model (the se
-        that judges a comparison; the se of each elpd is much larger and shared),
-        the log evidence ±1 sd over SMC runs. Models a criterion does not rank (set
-        aside, or EM fits that did not converge) are crosses off the lines. The model
-        each criterion chooses is circled; when far worse models would squash the
-        scale, the axes show the better half of the models. Returns the matplotlib
-        Figure.
+        ``criteria``: names from :data:`CRITERIA` (default: :attr:`criteria`, those with
+        a value). Each panel has one line per covariance type, bars of ±1 se of the
+        difference to the best model for LOO and ±1 sd over SMC runs for the log
+        evidence, crosses for the models the criterion does not rank (set aside, or EM
+        fits that did not converge) and the chosen model circled; the first panel has
+        the legend. Returns the matplotlib Figure.
         """
         import matplotlib.pyplot as plt
+
+        from .plots import plot_criterion
 
         names = list(criteria) if criteria is not None else self.criteria
         unknown = [n for n in names if n not in CRITERIA]
         if unknown:
             raise ValueError(f"unknown criteria {unknown}; valid: {list(CRITERIA)}.")
+        if not names:
+            raise ValueError(f"nothing to plot: give criteria from {list(CRITERIA)} that "
+                             f"the table has values for ({self.criteria}).")
         n_cols = min(3, len(names))
         n_rows = -(-len(names) // n_cols)
         fig, axes = plt.subplots(n_rows, n_cols, squeeze=False,
                                  figsize=figsize or (4.2 * n_cols, 3.4 * n_rows))
-        for ax, name in zip(axes.flat, names):
-            self._plot_one(ax, name)
+        try:
+            for i, (ax, name) in enumerate(zip(axes.flat, names)):
+                plot_criterion(self.table, name, ax=ax, legend=i == 0)
+        except ValueError:  # e.g. a criterion the table has no column for
+            plt.close(fig)
+            raise
         for ax in axes.flat[len(names):]:
             ax.set_visible(False)
-        axes.flat[0].legend(fontsize="small")
         fig.tight_layout()
         return fig
-
-    def _plot_one(self, ax, name):
-        c = CRITERIA[name]
-        rankable = self.rankable(name)
-        for cov, group in self.table.groupby("covariance_type", sort=False):
-            group = group.sort_values("n_components")
-            ranked = rankable[group.index]
-            err = group.get(c.se_column)
-            lines = ax.errorbar(group["n_components"], group[c.column].where(ranked),
-                                yerr=None if err is None else err.where(ranked), marker="o",
-                                ms=4, capsize=2, label=str(cov))
-            aside = group[~ranked & group[c.column].notna()]
-            if len(aside):  # models the criterion does not rank: a cross, off the line
-                ax.plot(aside["n_components"], aside[c.column], "x", ms=6,
-                        color=lines[0].get_color(), gid="set-aside")
-        try:
-            k, cov = self.best(name)
-        except ValueError:
-            return
-        value = self.table.set_index(["n_components", "covariance_type"]).loc[(k, cov),
-                                                                              c.column]
-        ax.plot(k, value, "o", ms=13, mfc="none", mec="black")
-        _zoom_to_the_better_half(ax, self.table[c.column][rankable].dropna(),
-                                 c.lower_is_better)
-        ax.set_title(f"{c.label}: {cov}, K={k}")
-        ax.set_xlabel("number of components")
-        ax.set_ylabel(f"{c.label} ({'lower' if c.lower_is_better else 'higher'} is better)")
-        ax.xaxis.get_major_locator().set_params(integer=True)
 
     def __repr__(self):
         shown = ["n_components", "covariance_type"] + [
@@ -262,23 +240,6 @@ class ModelComparison:
         with pd.option_context("display.width", 120, "display.precision", 2):
             table = self.table[shown].to_string(index=False)
         return f"ModelComparison\n{table}\n{self.agreement()}"
-
-
-def _zoom_to_the_better_half(ax, values, lower_is_better):
-    """When far worse models squash the scale, show the better half of the models.
-
-    Lines of the worse ones leave the axes, which says enough about them.
-    """
-    if len(values) < 4:
-        return
-    best = values.min() if lower_is_better else values.max()
-    median = values.median()
-    half = abs(median - best)
-    if half == 0 or values.max() - values.min() < 4 * half:
-        return
-    pad = 0.1 * half
-    ax.set_ylim(*sorted((best - pad if lower_is_better else best + pad,
-                         median + pad if lower_is_better else median - pad)))
 
 
 def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,

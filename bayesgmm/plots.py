@@ -51,8 +51,17 @@ def _feature_index(names, feature):
 _HIGHER_IS_BETTER = ("bic_mclust", "icl_mclust", "log_likelihood")
 
 
-def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None):
+def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, legend=True):
     """One line per covariance type of ``criterion`` against the number of components.
+
+    Models the criterion does not rank (:meth:`ModelComparison.rankable
+    <bayesgmm.ModelComparison.rankable>`: Bayesian fits set aside, EM fits that did not
+    converge) are crosses off the lines. LOO has bars of ±1 standard error of its
+    difference to the best model (``elpd_loo_dse``: the se that judges a comparison; the
+    se of each elpd is much larger and shared), the log evidence ±1 sd over SMC runs
+    (``log_evidence_sd``). The model the criterion chooses is circled and named in the
+    title; when far worse models would squash the scale, the axes show the better half
+    of the models.
 
     Parameters
     ----------
@@ -66,34 +75,87 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None):
         BIC/ICL.
     lower_is_better : bool, optional
         The direction, needed only for columns other than those.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (a new figure when None).
+    legend : bool
+        Draw a legend of the covariance types.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> result = compare(X, range(1, 5), methods=("em",))  # doctest: +SKIP
+    >>> plot_criterion(result.table, "bic")  # doctest: +SKIP
     """
-    from .compare import CRITERIA
+    from .compare import CRITERIA, ModelComparison
 
     if criterion in CRITERIA and criterion not in table:
         criterion = CRITERIA[criterion].column
     if criterion not in table:
         raise ValueError(f"the table has no column {criterion!r}.")
+    name = next((n for n, c in CRITERIA.items() if c.column == criterion), None)
+    spec = CRITERIA.get(name)  # None for a column that is not one of the criteria
     if lower_is_better is None:
-        directions = {c.column: c.lower_is_better for c in CRITERIA.values()}
-        directions.update(dict.fromkeys(_HIGHER_IS_BETTER, False))
-        lower_is_better = directions.get(criterion)
-        if lower_is_better is None:
+        if spec is not None:
+            lower_is_better = spec.lower_is_better
+        elif criterion in _HIGHER_IS_BETTER:
+            lower_is_better = False
+        else:
             raise ValueError(f"is a lower or a higher {criterion!r} better? Pass "
                              "lower_is_better=True or False.")
+    rankable = (ModelComparison(table).rankable(name) if spec is not None
+                else table[criterion].notna())
+    se = table[spec.se_column] if spec is not None and spec.se_column in table else None
+    label = spec.label if spec is not None else criterion
     ax = _axes(ax)
-    for name, group in table.groupby("covariance_type", sort=False):
+    lines = []
+    for cov, group in table.groupby("covariance_type", sort=False):
         group = group.sort_values("n_components")
-        ax.plot(group["n_components"], group[criterion], marker="o", label=str(name))
-    values = table[criterion].dropna()
-    if len(values):
-        best = table.loc[values.idxmin() if lower_is_better else values.idxmax()]
-        ax.plot(best["n_components"], best[criterion], "o", ms=14, mfc="none", mec="black",
-                gid="best", label=f"best: {best['covariance_type']}, K={best['n_components']}")
+        ranked = rankable[group.index]
+        values = group[criterion]
+        bars = ax.errorbar(group["n_components"], values.where(ranked),
+                           yerr=None if se is None else se[group.index].where(ranked),
+                           marker="o", ms=4, capsize=2, label=str(cov))
+        # errorbar labels only the container; the line too, to find it among ax.lines
+        bars.lines[0].set_label(str(cov))
+        lines.append(bars)
+        aside = group[~ranked & values.notna()]
+        if len(aside):  # models the criterion does not rank: a cross, off the line
+            ax.plot(aside["n_components"], aside[criterion], "x", ms=6,
+                    color=bars.lines[0].get_color(), gid="set-aside")
+    ranked = table[criterion][rankable].dropna()
+    if len(ranked):
+        best = table.loc[ranked.idxmin() if lower_is_better else ranked.idxmax()]
+        k, cov = int(best["n_components"]), str(best["covariance_type"])
+        ax.plot(k, best[criterion], "o", ms=13, mfc="none", mec="black", gid="best",
+                label=f"best: {cov}, K={k}")
+        ax.set_title(f"{label}: {cov}, K={k}")
+        _zoom_to_the_better_half(ax, ranked, lower_is_better)
     ax.set_xlabel("number of components")
-    label = next((c.label for c in CRITERIA.values() if c.column == criterion), criterion)
     ax.set_ylabel(f"{label} ({'lower' if lower_is_better else 'higher'} is better)")
-    ax.legend()
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if legend:  # the choice is in the title; the legend names the lines
+        ax.legend(handles=lines, fontsize="small")
     return ax
+
+
+def _zoom_to_the_better_half(ax, values, lower_is_better):
+    """When far worse models squash the scale, show the better half of the models.
+
+    Lines of the worse ones leave the axes, which says enough about them.
+    """
+    if len(values) < 4:
+        return
+    best = values.min() if lower_is_better else values.max()
+    median = values.median()
+    half = abs(median - best)
+    if half == 0 or values.max() - values.min() < 4 * half:
+        return
+    pad = 0.1 * half
+    ax.set_ylim(*sorted((best - pad if lower_is_better else best + pad,
+                         median + pad if lower_is_better else median - pad)))
 
 
 def _ellipse_points(mean, cov, n_sd, n_points=100):

@@ -241,3 +241,86 @@ def test_model_comparison_plot_draws_the_table(faithful_em):
         assert ax.get_title() == title
     assert bic.get_ylabel() == "BIC (lower is better)"
     assert loo.get_ylabel() == "LOO (higher is better)"
+
+
+def drawn(ax):
+    """Everything a criterion panel shows: lines (data, label, gid, marker, size), the
+    error bars, the labels, the title, the y range and the legend."""
+    lines = [(line.get_label(), line.get_gid(), line.get_marker(), line.get_markersize(),
+              line.get_xydata()) for line in ax.lines]
+    bars = [[np.asarray(s) for s in c.get_segments()] for c in ax.collections]
+    legend = ax.get_legend()
+    return {"lines": lines, "bars": bars, "title": ax.get_title(), "ylim": ax.get_ylim(),
+            "labels": (ax.get_xlabel(), ax.get_ylabel()),
+            "containers": [c.get_label() for c in ax.containers],
+            "legend": None if legend is None else [t.get_text() for t in legend.get_texts()]}
+
+
+# set-aside and non-converged models, so that crosses and masked points are compared too
+RANKED_TABLE = CRITERIA_TABLE.assign(
+    em_converged=[True, True, True, True, True, False],
+    elpd_waic=CRITERIA_TABLE["elpd_loo"] - 1,
+    log_evidence_sd=[0.5, 0.2, 0.3, 0.4, 0.6, 0.1],
+    set_aside=["", "", "multimodal", "", "LOO unreliable: 3 points with Pareto k > 0.7", ""])
+
+
+def test_model_comparison_plot_is_plot_criterion_of_its_table():
+    import matplotlib.pyplot as plt
+
+    from bayesgmm import ModelComparison
+
+    result = ModelComparison(RANKED_TABLE.copy())
+    names = result.criteria
+    assert names == ["bic", "loo", "waic", "evidence"]
+    panels = [ax for ax in result.plot().axes if ax.get_visible()]
+    assert len(panels) == len(names)
+    for i, (panel, name) in enumerate(zip(panels, names)):
+        _, ax = plt.subplots()
+        alone = plots.plot_criterion(result.table, name, ax=ax, legend=i == 0)
+        np.testing.assert_equal(drawn(panel), drawn(alone))
+        # and the circle is the model the comparison chooses
+        (circle,) = lines_with(alone, "best")
+        k, cov = result.best(name)
+        assert circle.get_label() == f"best: {cov}, K={k}"
+
+
+def test_criterion_plot_crosses_models_it_does_not_rank():
+    ax = plots.plot_criterion(RANKED_TABLE, "loo")
+    # diag K=2 has the highest elpd but an unreliable LOO: a cross, and full K=2 is chosen
+    (cross,) = [line for line in lines_with(ax, "set-aside") if line.get_xydata()[0, 0] == 2]
+    np.testing.assert_array_equal(cross.get_xydata(), [[2, -119.0]])
+    np.testing.assert_array_equal(lines_with(ax, "best")[0].get_xydata(), [[2, -120.0]])
+    assert ax.get_title() == "LOO: full, K=2"
+    diag = [c for c in ax.containers if c.get_label() == "diag"][0]
+    np.testing.assert_array_equal(diag.lines[0].get_ydata().astype(float),  # errorbar: object
+                                  [-155.0, np.nan, -130.0])
+    # an EM fit that did not converge is not BIC's choice: diag K=3 is crossed
+    ax = plots.plot_criterion(RANKED_TABLE, "bic")
+    np.testing.assert_array_equal(lines_with(ax, "set-aside")[0].get_xydata(), [[3, 240.0]])
+    assert ax.get_title() == "BIC: full, K=2"
+    # WAIC has no standard error of differences, hence no bars
+    ax = plots.plot_criterion(RANKED_TABLE, "waic")
+    assert not any(c.has_yerr for c in ax.containers)
+    # the evidence has bars of +-1 sd over SMC runs (a NUTS fit set aside keeps its SMC runs)
+    ax = plots.plot_criterion(RANKED_TABLE, "evidence")
+    full = [c for c in ax.containers if c.get_label() == "full"][0]
+    (bars,) = full.lines[2]
+    segments = np.array(bars.get_segments())
+    np.testing.assert_allclose(segments[:, 1, 1] - segments[:, 0, 1], [1.0, 0.4, 0.6])
+    # the legend names the covariance types
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["full", "diag"]
+
+
+def test_model_comparison_plot_bad_criteria():
+    import matplotlib.pyplot as plt
+
+    from bayesgmm import ModelComparison
+
+    result = ModelComparison(CRITERIA_TABLE[["n_components", "covariance_type", "bic"]])
+    with pytest.raises(ValueError, match="unknown criteria \\['dic'\\]"):
+        result.plot(["bic", "dic"])
+    with pytest.raises(ValueError, match="no column 'elpd_waic'"):
+        result.plot(["bic", "waic"])
+    assert plt.get_fignums() == []  # the half-drawn figure is closed
+    with pytest.raises(ValueError, match="nothing to plot"):
+        result.plot([])
