@@ -1,4 +1,8 @@
-"""Atomic file writing (the estimators' ``save``, the demo) and reading results back.
+"""Atomic file writing and reading results back.
+
+:func:`atomic_write` is the one place that writes a file atomically (the estimators'
+``save`` through :func:`write_atomically`, the command line's outputs, the demo's figures):
+a failed run never damages a file the user already has.
 
 Every HDF5 (netCDF-4) file written by :func:`write_atomically` ends with a checksum
 line, ``\\nbayesgmm-sha256:<64 hex digits>\\n``, after the HDF5 data (HDF5 and
@@ -26,6 +30,7 @@ import numbers
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -65,22 +70,49 @@ def check_output_path(path) -> Path:
     return path
 
 
-def write_atomically(path, write):
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+@contextmanager
+def atomic_write(path):
+    """Yield a temporary file beside ``path``; when the block ends, rename it over ``path``.
 
-    A failed write leaves any earlier file at ``path`` intact.
+    Write to the yielded ``Path`` (it exists, empty). It has the suffix of ``path``
+    (writers that choose the format from the extension, matplotlib's ``savefig`` say,
+    choose the same one) and gets the permissions of an ordinary new file
+    (:func:`new_file_mode`) before the rename. If the block raises, the temporary file
+    is removed and any earlier file at ``path`` is left untouched. Nest several
+    (``contextlib.ExitStack``) to rename a set of files only once all are written.
+
+    Examples
+    --------
+    >>> with atomic_write("table.csv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp, index=False)
     """
-    path = check_output_path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = Path(path)
+    # ".fit.nc-<random>.nc": a "." before the random part would make it the suffix of a
+    # destination without one
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=path.suffix,
+                                   dir=path.parent)
     os.close(handle)
+    tmp = Path(tmp)
     try:
-        write(tmp)
-        _append_checksum(tmp)
+        yield tmp
         os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path, write):
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A failed write leaves any earlier file at ``path`` intact (see :func:`atomic_write`);
+    an HDF5 file gets the checksum line of the module docstring. Returns ``path`` as a
+    ``Path``, checked by :func:`check_output_path` first.
+    """
+    path = check_output_path(path)
+    with atomic_write(path) as tmp:
+        write(tmp)
+        _append_checksum(tmp)
     return path
 
 

@@ -10,12 +10,12 @@ outputs are written together or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import os
 import re
 import sys
-import tempfile
 import traceback
 import warnings
 from pathlib import Path
@@ -255,30 +255,24 @@ def _write_outputs(writers):
     ``write(tmp)`` fills a temporary file beside its path, and only when all have
     succeeded are they renamed into place. A write that fails (no space, no
     permission) is an :class:`InputError` and leaves no partial outputs."""
-    from ._io import new_file_mode
-
-    debug = click.get_current_context().obj["debug"]
-    temporary = []
-    path = None
-    try:
-        mode = new_file_mode()
+    with contextlib.ExitStack() as outputs:
         for path, write in writers:
-            path = Path(path)
-            handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                           dir=path.parent)
-            os.close(handle)
-            temporary.append((tmp, path))
-            write(tmp)
-            os.chmod(tmp, mode)
-        for tmp, path in temporary:
-            os.replace(tmp, path)
+            write(outputs.enter_context(_output(path)))
+
+
+@contextlib.contextmanager
+def _output(path):
+    """:func:`bayesgmm._io.atomic_write`, failing with an :class:`InputError` naming ``path``."""
+    from ._io import atomic_write
+
+    path = Path(path)
+    try:
+        with atomic_write(path) as tmp:
+            yield tmp
     except OSError as error:
-        if debug:
+        if click.get_current_context().obj["debug"]:
             traceback.print_exc()
         raise InputError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        for tmp, _ in temporary:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def _check_data(X, n_components=1):
@@ -320,6 +314,12 @@ def _run(fit, what, input_errors=()):
 def _echo(text=""):
     if not click.get_current_context().obj["quiet"]:
         click.echo(text)
+
+
+def _table_writer(table):
+    """A writer for :func:`_write_outputs` that saves ``table`` as plain CSV (never
+    compressed: the temporary file's extension, ``.gz`` say, must not change that)."""
+    return lambda tmp: table.to_csv(tmp, index=False, compression=None)
 
 
 def _figure_writer(fig, fmt):
@@ -525,7 +525,7 @@ def compare_command(ctx, data, components, covariance, columns, em_only, evidenc
     _echo(repr(result))
     writers = []
     if out:
-        writers.append((out, lambda tmp: result.table.to_csv(tmp, index=False)))
+        writers.append((out, _table_writer(result.table)))
     if plot:
         writers.append((plot, _figure_writer(_run(result.plot, "the plot"), plot_format)))
     _write_outputs(writers)
@@ -581,7 +581,7 @@ def predict(result, data, out, hdi_prob, force):
         for k in range(membership.sizes["component"]):
             for column, var in (("prob", "mean"), ("lower", "lower"), ("upper", "upper")):
                 out_table[f"{column}_{k}"] = membership[var].isel(component=k).values
-    _write_outputs([(out, lambda tmp: out_table.to_csv(tmp, index=False))])
+    _write_outputs([(out, _table_writer(out_table))])
     _echo(f"{len(out_table)} labels written to {out}")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import textwrap
 import warnings
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import datasets
-from ._io import write_atomically
+from ._io import atomic_write, write_atomically
 from ._loo import PARETO_K_MAX
 from .compare import COVARIANCE_TYPES, compare
 
@@ -95,17 +94,15 @@ def _save_figure(fig, out, name):
 
     path = Path(out) / name
     try:
-        with tempfile.TemporaryDirectory(dir=out, prefix=".bayesgmm-demo.") as staging:
-            staged = Path(staging) / name
+        with atomic_write(path) as staged:  # keeps the .png: savefig's format
             fig.savefig(staged, dpi=110)
             digest = _digest(staged)
             record = _written_by_demo(out)
             # recorded before the rename, so the file is the demo's whatever happens next
             record.setdefault(name, set()).add(digest)
             _write_marker(out, record)
-            os.replace(staged, path)
-            record[name] = {digest}
-            _write_marker(out, record)
+        record[name] = {digest}
+        _write_marker(out, record)
     except OSError as error:
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from None
     finally:

@@ -311,6 +311,62 @@ def test_compare_and_predict_outputs_are_written_together(faithful_csv, tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faithful.csv"]
 
 
+def test_a_write_failing_half_way_keeps_every_existing_output(faithful_csv, tmp_path,
+                                                              monkeypatch):
+    from matplotlib.figure import Figure
+
+    def half_then_disk_full(self, fname, *args, **kwargs):
+        with open(fname, "wb") as handle:
+            handle.write(b"\x89PNG half a figure")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    out, plot = tmp_path / "a.nc", tmp_path / "p.png"
+    out.write_bytes(b"earlier result \x00")
+    plot.write_bytes(b"earlier figure \xff")
+    monkeypatch.setattr(Figure, "savefig", half_then_disk_full)
+    message = one_line_error(run("fit", faithful_csv, "--out", out, "--plot", plot,
+                                 "--force"), 2)
+    assert message == f"cannot write {plot}: No space left on device"
+    assert out.read_bytes() == b"earlier result \x00"
+    assert plot.read_bytes() == b"earlier figure \xff"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc", "faithful.csv", "p.png"]
+
+
+def test_outputs_are_renamed_together_or_not_at_all(faithful_csv, tmp_path, monkeypatch):
+    out, plot = tmp_path / "a.nc", tmp_path / "p.png"
+    rename = os.replace
+
+    def refuse_the_plot(src, dst):
+        if os.fspath(dst) == os.fspath(plot):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_the_plot)
+    message = one_line_error(run("fit", faithful_csv, "--out", out, "--plot", plot), 2)
+    assert message == f"cannot write {plot}: Permission denied"
+    # the result, written first, is not renamed into place without the figure
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faithful.csv"]
+    monkeypatch.undo()
+    assert run("fit", faithful_csv, "--out", out, "--plot", plot).exit_code == 0
+    assert GaussianMixtureEM.load(out).n_components == 2
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nc", "faithful.csv", "p.png"]
+
+
+def test_tables_are_plain_csv_whatever_their_extension(faithful_csv, tmp_path):
+    """The temporary file keeps the output's extension; to_csv must not compress it."""
+    model = tmp_path / "em.nc"
+    assert run("fit", faithful_csv, "-k", 2, "--out", model).exit_code == 0
+    labels, table = tmp_path / "labels.csv.gz", tmp_path / "table.zip"
+    assert run("predict", model, faithful_csv, "--out", labels).exit_code == 0
+    assert labels.read_text().startswith("label,prob_0,prob_1\n")
+    assert run("compare", faithful_csv, "-k", "1-2", "--covariance", "full", "--em-only",
+               "--out", table).exit_code == 0
+    assert len(pd.read_csv(table, compression=None)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "em.nc", "faithful.csv", "labels.csv.gz", "table.zip"]
+
+
 # -------------------------------------------------------------------- plots of the fits
 @pytest.fixture
 def drawn_axes(monkeypatch):

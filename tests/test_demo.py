@@ -192,3 +192,34 @@ def test_demo_keeps_files_it_did_not_write(tmp_path, monkeypatch):
     (tmp_path / "taken").write_text("x")
     result = run_demo("--out", tmp_path / "taken")
     assert result.exit_code == 2 and "bayesgmm: error:" in result.stderr
+
+
+def test_a_figure_that_fails_half_way_keeps_the_old_one(tmp_path, monkeypatch):
+    import errno
+    import os
+    import re
+
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from bayesgmm.demo import MARKER, OutputError, _save_figure
+
+    out = tmp_path / "demo-output"
+    out.mkdir()
+    path = _save_figure(plt.figure(), out, "faithful_compare.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the format of the extension
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "faithful_compare.png"]
+    assert (out / MARKER).read_text() == \
+        f"{hashlib.sha256(path.read_bytes()).hexdigest()}  faithful_compare.png\n"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def half_then_disk_full(self, fname, *args, **kwargs):
+        with open(fname, "wb") as handle:
+            handle.write(b"\x89PNG half a figure")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Figure, "savefig", half_then_disk_full)
+    with pytest.raises(OutputError,
+                       match=re.escape(f"cannot write {path}: No space left on device")):
+        _save_figure(plt.figure(), out, "faithful_compare.png")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
