@@ -17,8 +17,9 @@
 # with mclust's defaults otherwise (the start is model-based hierarchical
 # clustering on SVD-transformed data), and writes one row per cell to
 # mclust_reference.csv.  It also writes the data sets themselves
-# (<dataset>.csv), the parameter estimates of two hard cases
+# (<dataset>.csv), the parameter estimates of every fitted cell
 # (mclust_parameters.csv) and the versions used (VERSIONS.txt).
+# check_parameters.R checks mclust_parameters.csv against the other files.
 # galaxies is MASS::galaxies as shipped, so its 78th value is 26690 (26.69
 # here), the typo that ?MASS::galaxies notes (Roeder's value is 26960, which
 # is what bayesgmm/data/galaxies.csv has).
@@ -127,38 +128,50 @@ ref$return_code <- as.integer(ref$return_code)
 ref$G <- as.integer(ref$G); ref$n <- as.integer(ref$n); ref$d <- as.integer(ref$d)
 write_table(ref, file.path(out_dir, "mclust_reference.csv"))
 
-# Parameter estimates of two cases where k-means starts are known to miss.
+# Parameter estimates of every fitted cell (every row of mclust_reference.csv
+# with status "ok"), in the order of that table.  Per component k: pro, then
+# mean i = 1..d, then sigma (i, j) for i = 1..d, j = 1..d (the full d x d
+# covariance; sigmasq for 1-D models, as i = j = 1).
 param_rows <- list()
-add_param <- function(dataset, model, G, parameter, component, i, j, value)
-  param_rows[[length(param_rows) + 1]] <<- data.frame(
-    dataset = dataset, model = model, G = as.integer(G),
-    parameter = parameter, component = as.integer(component),
-    i = as.integer(i), j = as.integer(j), value = value,
-    stringsAsFactors = FALSE)
-for (case in list(c("faithful", "VVV"), c("galaxies", "V"))) {
-  key <- paste(case[1], case[2], 4)
+for (r in which(ref$status == "ok")) {
+  key <- paste(ref$dataset[r], ref$model[r], ref$G[r])
   fit <- fits[[key]]
   if (is.null(fit)) stop("no fit for ", key)
   d <- fit$d; G <- fit$G
+  if (G != ref$G[r]) stop("fit for ", key, " has G = ", G)
   par <- fit$parameters
   mu <- matrix(par$mean, nrow = d, ncol = G)
+  pro <- rep_len(par$pro, G)
   if (d == 1) {
     sigma <- array(rep_len(par$variance$sigmasq, G), dim = c(1, 1, G))
   } else {
     sigma <- par$variance$sigma
   }
-  for (k in seq_len(G)) {
-    add_param(case[1], case[2], G, "pro", k, NA, NA, par$pro[k])
-    for (i in seq_len(d)) add_param(case[1], case[2], G, "mean", k, i, NA, mu[i, k])
-    for (i in seq_len(d)) for (j in seq_len(d))
-      add_param(case[1], case[2], G, "sigma", k, i, j, sigma[i, j, k])
-  }
+  if (!identical(as.integer(dim(sigma)), as.integer(c(d, d, G))))
+    stop("sigma of ", key, " is not d x d x G")
+  # Within a component: pro; mean 1..d; sigma with j varying fastest.
+  per_k <- 1 + d + d * d
+  comp <- rep(seq_len(G), each = per_k)
+  parameter <- rep(c("pro", rep("mean", d), rep("sigma", d * d)), G)
+  ii <- rep(c(NA, seq_len(d), rep(seq_len(d), each = d)), G)
+  jj <- rep(c(NA, rep(NA, d), rep(seq_len(d), times = d)), G)
+  value <- unlist(lapply(seq_len(G), function(k)
+    c(pro[k], mu[, k], as.vector(t(sigma[, , k])))), use.names = FALSE)
+  param_rows[[length(param_rows) + 1]] <- data.frame(
+    dataset = ref$dataset[r], model = ref$model[r], G = as.integer(G),
+    parameter = parameter, component = as.integer(comp),
+    i = as.integer(ii), j = as.integer(jj), value = as.numeric(value),
+    stringsAsFactors = FALSE)
 }
-write_table(do.call(rbind, param_rows), file.path(out_dir, "mclust_parameters.csv"))
+params <- do.call(rbind, param_rows)
+rownames(params) <- NULL
+write_table(params, file.path(out_dir, "mclust_parameters.csv"))
 
 writeLines(c(R.version.string,
              paste("mclust", as.character(packageVersion("mclust"))),
              paste("MASS", as.character(packageVersion("MASS")))),
            file.path(out_dir, "VERSIONS.txt"))
 
-cat(sprintf("%d cells, %d not ok\n", nrow(ref), sum(ref$status != "ok")))
+cat(sprintf("%d cells, %d not ok; parameters for %d cells (%d rows)\n",
+            nrow(ref), sum(ref$status != "ok"), length(param_rows),
+            nrow(params)))
