@@ -13,12 +13,9 @@ responsibilities, ``sum_n r_nk q(x_n)``, are the sufficient statistics of the M-
 
 Adding a covariance structure (say one of mclust's volume/shape/orientation models)
 means adding one subclass of :class:`CovarianceStructure` and registering it in
-:data:`COVARIANCE_STRUCTURES`: the EM loop, the criteria and the parameter counts
-take everything from it. Two places still look at the name: the EM estimator's
-``sample`` (it consumes the random stream exactly as scikit-learn's does) and the
-Bayesian model, which gives each structure one of three prior parametrisations
-(a matrix with an LKJ prior, per-feature or single scales; see
-``bayesgmm.model.covariance_kind``); a new family needs its prior chosen there.
+:data:`COVARIANCE_STRUCTURES`: the EM loop, sampling, the criteria, the parameter
+counts and the Bayesian model (through :meth:`CovarianceStructure.bayesian`) take
+everything from it, and nothing outside this module tests a structure's name.
 
 The data handed to these functions is expected to be centred (the engines subtract
 the weighted data mean), which keeps the expanded quadratic form accurate for
@@ -80,6 +77,45 @@ class GaussianCoefficients:
     const: np.ndarray  # (n_components,)
 
 
+@dataclass(frozen=True)
+class BayesianParametrisation:
+    """How the Bayesian model parametrises a structure's covariances.
+
+    ``kind`` is ``"matrix"`` (standard deviations with an LKJ prior on the
+    correlations), ``"per_feature"`` (one variance per feature, axis-aligned) or
+    ``"single"`` (one variance per component); ``shared`` says whether all components
+    share one covariance. Everything the PyMC model, its starting points and its
+    priors need to know about a structure is in these two fields.
+    """
+
+    kind: str
+    shared: bool = False
+
+    def scale_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        """Shape of the model's scale variables (``sds``/``sigmas``, ``variances``)."""
+        if self.kind == "single":
+            return (1,) if self.shared else (n_components,)
+        return (n_features,) if self.shared else (n_components, n_features)
+
+    @property
+    def scale_dims(self) -> tuple[str, ...]:
+        if self.kind == "single":
+            return ("component",)
+        return ("feature",) if self.shared else ("component", "feature")
+
+    def variances(self, full: np.ndarray) -> np.ndarray:
+        """The scale variables' variances, of :meth:`scale_shape`, from full
+        covariances (K, D, D) (for a shared covariance, all K the same)."""
+        diagonal = np.diagonal(full, axis1=-2, axis2=-1)
+        if self.kind == "single":
+            values = diagonal.mean(axis=-1)
+            return values[:1] if self.shared else values
+        return diagonal[0] if self.shared else diagonal
+
+
+_AXIS_LETTERS = {"component": "k", "feature": "d", "feature2": "d"}
+
+
 class CovarianceStructure(ABC):
     """One covariance structure: its parameter layout, M-step and log-density."""
 
@@ -92,11 +128,57 @@ class CovarianceStructure(ABC):
     #: whether scaling each feature by its own factor maps the family onto itself
     #: (spherical covariances stay spherical only under one common factor).
     per_feature_scaling: bool = True
+    #: the axes of ``covariances_`` (and of ``precisions_cholesky_``), named as the
+    #: labelled results name them: "component", "feature", "feature2".
+    layout: tuple[str, ...]
 
     # -- layout -----------------------------------------------------------------
-    @abstractmethod
     def covariance_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
         """Shape of ``covariances_`` (and of ``precisions_cholesky_``)."""
+        sizes = {"component": n_components, "feature": n_features, "feature2": n_features}
+        return tuple(sizes[axis] for axis in self.layout)
+
+    @property
+    def signature(self) -> str:
+        """The layout as a gufunc signature's core dimensions, e.g. ``"(k,d,d)"``."""
+        return "(" + ",".join(_AXIS_LETTERS[axis] for axis in self.layout) + ")"
+
+    def full_matrices(self, values: np.ndarray, n_features: int) -> np.ndarray:
+        """The distinct covariances (or precision factors) of ``values`` as full
+        matrices: (K, D, D), or (1, D, D) for a layout without a component axis."""
+        values = np.asarray(values)
+        if "component" not in self.layout:
+            return self.to_full(values, 1, n_features)
+        return self.to_full(values, len(values), n_features)
+
+    def per_component(self, values: np.ndarray, n_components: int):
+        """``(structure, values)`` with one entry per component along axis -len(layout):
+        this structure itself unless its layout is shared by all components.
+
+        ``values`` may have leading batch axes (draws). Lets batched code (all draws'
+        components at once) treat every structure the same way.
+        """
+        return self, values
+
+    def bayesian(self, n_features: int) -> BayesianParametrisation:
+        """How the Bayesian model parametrises this structure (see
+        :class:`BayesianParametrisation`)."""
+        raise ValueError(
+            f"covariance_type {self.mclust_name!r} ({self.description}) is fitted by EM "
+            f"only for now; the Bayesian model takes {bayesian_covariance_names()} (or "
+            "their mclust names).")
+
+    def sample(self, rng, means, covariances, counts) -> np.ndarray:
+        """``counts[k]`` draws from component ``k``, stacked in component order.
+
+        The default draws ``N(0, I)`` and colours it by the covariance's lower Cholesky
+        factor; the sklearn-compatible structures override it to consume ``rng`` exactly
+        as scikit-learn's ``GaussianMixture.sample`` does.
+        """
+        K, D = means.shape
+        factors = np.linalg.cholesky(self.to_full(covariances, K, D))
+        return np.vstack([mean + rng.standard_normal(size=(int(c), D)) @ factor.T
+                          for mean, factor, c in zip(means, factors, counts)])
 
     @abstractmethod
     def n_covariance_parameters(self, n_components: int, n_features: int) -> int:
@@ -112,8 +194,11 @@ class CovarianceStructure(ABC):
         )
 
     @abstractmethod
-    def from_full(self, full: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`to_full`: full matrices (..., K, D, D) to this layout."""
+    def from_full(self, full: np.ndarray, xp=np) -> np.ndarray:
+        """Inverse of :meth:`to_full`: full matrices (..., K, D, D) to this layout.
+
+        Covariances or precision factors alike; ``xp=pytensor.tensor`` for tensors.
+        """
 
     @abstractmethod
     def to_full(self, values: np.ndarray, n_components: int, n_features: int) -> np.ndarray:
@@ -341,9 +426,14 @@ class Full(CovarianceStructure):
     name = "full"
     mclust_name = "VVV"
     description = "each component has its own general covariance matrix"
+    layout = ("component", "feature", "feature2")
 
-    def covariance_shape(self, n_components, n_features):
-        return (n_components, n_features, n_features)
+    def bayesian(self, n_features):
+        return BayesianParametrisation("matrix" if n_features > 1 else "per_feature")
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack([rng.multivariate_normal(mean, cov, int(c))
+                          for mean, cov, c in zip(means, covariances, counts)])
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features * (n_features + 1) // 2
@@ -351,8 +441,8 @@ class Full(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)
 
-    def from_full(self, full):
-        return np.asarray(full)
+    def from_full(self, full, xp=np):
+        return np.asarray(full) if xp is np else full
 
     def quad_features(self, X, xp=np):
         return _outer_features(X)
@@ -387,9 +477,20 @@ class Tied(CovarianceStructure):
     name = "tied"
     mclust_name = "EEE"
     description = "all components share one general covariance matrix"
+    layout = ("feature", "feature2")
 
-    def covariance_shape(self, n_components, n_features):
-        return (n_features, n_features)
+    def bayesian(self, n_features):
+        return BayesianParametrisation("matrix" if n_features > 1 else "per_feature",
+                                       shared=True)
+
+    def per_component(self, values, n_components):
+        values = np.asarray(values)
+        shape = values.shape[:-2] + (n_components,) + values.shape[-2:]
+        return COVARIANCE_STRUCTURES["full"], np.broadcast_to(values[..., None, :, :], shape)
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack([rng.multivariate_normal(mean, covariances, int(c))
+                          for mean, c in zip(means, counts)])
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_features * (n_features + 1) // 2
@@ -398,8 +499,8 @@ class Tied(CovarianceStructure):
         values = np.asarray(values)
         return np.broadcast_to(values, (n_components,) + values.shape).copy()
 
-    def from_full(self, full):
-        return np.asarray(full)[..., 0, :, :]
+    def from_full(self, full, xp=np):
+        return (np.asarray(full) if xp is np else full)[..., 0, :, :]
 
     def quad_features(self, X, xp=np):
         return _outer_features(X)
@@ -443,9 +544,14 @@ class Diag(CovarianceStructure):
     name = "diag"
     mclust_name = "VVI"
     description = "each component has its own diagonal covariance (axis-aligned)"
+    layout = ("component", "feature")
 
-    def covariance_shape(self, n_components, n_features):
-        return (n_components, n_features)
+    def bayesian(self, n_features):
+        return BayesianParametrisation("per_feature")
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack([mean + rng.standard_normal(size=(int(c), means.shape[1])) * np.sqrt(cov)
+                          for mean, cov, c in zip(means, covariances, counts)])
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_components * n_features
@@ -453,8 +559,9 @@ class Diag(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)[:, :, None] * np.eye(n_features)
 
-    def from_full(self, full):
-        return np.diagonal(full, axis1=-2, axis2=-1).copy()
+    def from_full(self, full, xp=np):
+        diagonal = xp.diagonal(full, axis1=-2, axis2=-1)
+        return diagonal.copy() if xp is np else diagonal
 
     def quad_features(self, X, xp=np):
         return X * X
@@ -486,9 +593,14 @@ class Spherical(CovarianceStructure):
     mclust_name = "VII"
     description = "each component has its own single variance (round clusters)"
     per_feature_scaling = False
+    layout = ("component",)
 
-    def covariance_shape(self, n_components, n_features):
-        return (n_components,)
+    def bayesian(self, n_features):
+        return BayesianParametrisation("single")
+
+    def sample(self, rng, means, covariances, counts):
+        return np.vstack([mean + rng.standard_normal(size=(int(c), means.shape[1])) * np.sqrt(cov)
+                          for mean, cov, c in zip(means, covariances, counts)])
 
     def n_covariance_parameters(self, n_components, n_features):
         return n_components
@@ -496,8 +608,8 @@ class Spherical(CovarianceStructure):
     def to_full(self, values, n_components, n_features):
         return np.asarray(values)[:, None, None] * np.eye(n_features)
 
-    def from_full(self, full):
-        return np.diagonal(full, axis1=-2, axis2=-1).mean(axis=-1)
+    def from_full(self, full, xp=np):
+        return xp.diagonal(full, axis1=-2, axis2=-1).mean(axis=-1)
 
     def quad_features(self, X, xp=np):
         if xp is np:  # a reduction along the short feature axis is slow in numpy
@@ -543,6 +655,9 @@ COVARIANCE_STRUCTURES: dict[str, CovarianceStructure] = {
 
 _ALIASES = {s.mclust_name: s.name for s in COVARIANCE_STRUCTURES.values()}
 
+#: The estimators' default ``covariance_type`` (scikit-learn's default).
+DEFAULT_COVARIANCE_TYPE = "full"
+
 
 def collapsed_components(
     structure: CovarianceStructure, covariances: np.ndarray, data_variance: np.ndarray
@@ -551,14 +666,38 @@ def collapsed_components(
 
     Features of zero variance (constant columns) are left out of the check.
     """
-    n_features = len(data_variance)
-    n_components = 1 if covariances.ndim == 2 and structure.name == "tied" else None
-    full = structure.to_full(covariances, n_components or len(covariances), n_features)
+    full = structure.full_matrices(covariances, len(data_variance))
     keep = data_variance > 0
     scale = 1.0 / np.sqrt(data_variance[keep])
     standardised = full[:, keep][:, :, keep] * scale[:, None] * scale[None, :]
     smallest = np.linalg.eigvalsh(standardised)[:, 0] if keep.any() else np.ones(len(full))
     return np.flatnonzero(smallest < COLLAPSE_TOLERANCE).tolist()
+
+
+def sample_mixture(weights, means, covariance_cholesky, n, rng):
+    """``n`` draws from a mixture and their components: ``(X (n, D), labels (n,))``.
+
+    ``covariance_cholesky`` holds lower factors ``L_k`` (K, D, D) with covariance
+    ``L_k L_k^T``. The one sampler of the package (the EM estimator's ``sample`` keeps
+    scikit-learn's random stream instead: :meth:`CovarianceStructure.sample`).
+    """
+    rng = np.random.default_rng(rng)
+    weights = np.asarray(weights, dtype=float)
+    labels = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    noise = rng.standard_normal((n, np.shape(means)[1]))
+    return means[labels] + np.einsum("nij,nj->ni", covariance_cholesky[labels], noise), labels
+
+
+def bayesian_covariance_names() -> list[str]:
+    """The structures the Bayesian model can parametrise, by their primary names."""
+    names = []
+    for structure in COVARIANCE_STRUCTURES.values():
+        try:
+            structure.bayesian(2)
+        except ValueError:
+            continue
+        names.append(structure.name)
+    return names
 
 
 def valid_covariance_names() -> list[str]:

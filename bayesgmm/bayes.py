@@ -17,7 +17,8 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ._gaussian import COVARIANCE_STRUCTURES, CollapsedComponentError, get_covariance_structure
+from ._gaussian import (DEFAULT_COVARIANCE_TYPE, CollapsedComponentError,
+                        get_covariance_structure, sample_mixture)
 from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
 from ._chains import ESS_MIN, RHAT_MAX
@@ -27,9 +28,7 @@ from .model import (
     ModelSpec,
     as_array_and_names,
     build_model_from_spec,
-    covariance_kind,
     make_spec,
-    sample_mixture,
     sds_and_corr_chol,
 )
 from .priors import GMMPriors
@@ -96,7 +95,8 @@ class GaussianMixtureBayes(BaseEstimator):
     Parameters
     ----------
     n_components : int
-    covariance_type : {"full", "tied", "diag", "spherical"} or mclust's names
+    covariance_type : str
+        A name in ``bayesgmm.COVARIANCE_STRUCTURES`` (scikit-learn's) or its mclust name.
     priors : GMMPriors, dict or None
         See :mod:`bayesgmm.priors`; None uses data-scaled defaults.
     order_by : str or int, optional
@@ -140,8 +140,8 @@ class GaussianMixtureBayes(BaseEstimator):
     >>> gmm.summary()  # doctest: +SKIP
     """
 
-    def __init__(self, n_components=1, *, covariance_type="full", priors=None, order_by=None,
-                 random_state=None):
+    def __init__(self, n_components=1, *, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=None,
+                 order_by=None, random_state=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.priors = priors
@@ -631,15 +631,17 @@ class GaussianMixtureBayes(BaseEstimator):
 
     def _replicate(self, draws_ds, seed):
         """One simulated data set (as many points as the data) per draw."""
-        params = _stacked_parameters(draws_ds, self.spec_)
+        stacked = draws_ds.stack(sample=("chain", "draw")).transpose("sample", ...)
+        weights = stacked["weights"].values
+        means = stacked["means"].transpose("sample", "component", "feature").values
+        factors = np.linalg.cholesky(stacked["covariances"].transpose(
+            "sample", "component", "feature", "feature2").values)
         rng = np.random.default_rng(seed)
-        n, n_draws = len(self._X), len(params["weights"])
+        n, n_draws = len(self._X), len(weights)
         out = np.empty((n_draws, n, self.spec_.n_features))
         labels = np.empty((n_draws, n), dtype=int)
         for s in range(n_draws):
-            out[s], labels[s] = sample_mixture(
-                self.spec_.structure, params["weights"][s], params["means"][s],
-                params["precisions_cholesky"][s], n, rng)
+            out[s], labels[s] = sample_mixture(weights[s], means[s], factors[s], n, rng)
         chains, draws = draws_ds.sizes["chain"], draws_ds.sizes["draw"]
         replicates = xr.Dataset(
             {"obs": (("chain", "draw", "obs_id", "feature"), out.reshape(chains, draws, n, -1))},
@@ -703,8 +705,7 @@ class GaussianMixtureBayes(BaseEstimator):
             config["n_components"], get_covariance_structure(config["covariance_type"]),
             GMMPriors.from_dict(config["priors"]).resolve(
                 X, config["n_components"],
-                covariance_kind(get_covariance_structure(config["covariance_type"]),
-                                X.shape[1])),
+                get_covariance_structure(config["covariance_type"]).bayesian(X.shape[1]).kind),
             tuple(config["feature_names"]), np.asarray(config["center"]), config["order_by"],
         )
         model.em_ = _em_from_config(config, X)
@@ -861,7 +862,7 @@ def _in_spec_order(em, spec):
 
 
 def _reordered(em, order):
-    per_component = em._structure.name != "tied"
+    per_component = "component" in em._structure.layout
     em._set_parameters((em.weights_[order], em.means_[order],
                         em.covariances_[order] if per_component else em.covariances_,
                         em.precisions_cholesky_[order] if per_component
@@ -883,7 +884,7 @@ def _em_from_config(config, X):
 
 def _start_points(em, spec, n_chains, rng):
     """Initial values near the EM solution for each chain (constrained space)."""
-    K, D, name = spec.n_components, spec.n_features, spec.structure.name
+    K, D, param = spec.n_components, spec.n_features, spec.parametrisation
     full = spec.structure.to_full(em.covariances_, K, D)
     data_sd = np.sqrt(np.maximum(np.diagonal(full, axis1=1, axis2=2).mean(axis=0), 1e-12))
     starts = []
@@ -899,21 +900,18 @@ def _start_points(em, spec, n_chains, rng):
             if D > 1:
                 point["means_rest"] = np.delete(means, f, axis=1)
         scale = np.exp(rng.normal(0, 0.05, K))
-        if spec.covariance_kind == "matrix":
+        if param.kind == "matrix":
             sds, corr_chol = sds_and_corr_chol(_well_conditioned_correlations(full))
             sds = sds * scale[:, None]
-            sds, point["corr_chol"] = (sds, corr_chol) if name == "full" \
-                else (sds[0], corr_chol[0])
-            point.update(_scale_start(spec, "sds", sds))
+            if param.shared:
+                sds, corr_chol = sds[0], corr_chol[0]
+            point["corr_chol"] = corr_chol
+            variances = sds ** 2
         else:
-            variances = spec.structure.from_full(full)
-            if name == "tied":
-                variances = variances.reshape(D)
-            elif name == "full":
-                variances = variances.reshape(K, D)
-            variances = variances * (scale if name == "spherical" else
-                                     (scale[:, None] if variances.ndim == 2 else scale[0]))
-            point.update(_scale_start(spec, "sigmas", np.sqrt(variances)))
+            variances = param.variances(full)
+            jitter = scale[0] if param.shared else scale.reshape((K,) + (1,) * (variances.ndim - 1))
+            variances = variances * jitter
+        point.update(_scale_start(spec, variances))
         starts.append(point)
     return starts
 
@@ -924,9 +922,12 @@ def _n_divergent(sample_stats):
     return int(sample_stats[name].sum()) if name else 0
 
 
-def _scale_start(spec, name, sds):
-    """The start of the free scale variable (see ``model._scales``)."""
-    return {name: sds} if spec.priors.scale == "halfnormal" else {"variances": sds ** 2}
+def _scale_start(spec, variances):
+    """The start of the free scale variable (see ``model._scales``): the variances, or
+    under a HalfNormal prior the standard deviations (``sds`` or ``sigmas``)."""
+    if spec.priors.scale != "halfnormal":
+        return {"variances": variances}
+    return {"sds" if spec.covariance_kind == "matrix" else "sigmas": np.sqrt(variances)}
 
 
 def _well_conditioned_correlations(covariances, min_eigenvalue=1e-3):
@@ -1083,12 +1084,10 @@ def _stacked_parameters(posterior, spec):
 
 
 def _batched_precisions_cholesky(structure, full):
-    """Precision factors for a batch of full covariances (S, K, D, D)."""
-    if structure.name in ("full", "tied"):
-        chol = np.linalg.cholesky(full)
-        factors = np.swapaxes(np.linalg.inv(chol), -1, -2)  # U = L^-T, P = U U^T
-        return factors if structure.name == "full" else factors[:, 0]
-    return 1.0 / np.sqrt(structure.from_full(full))
+    """Precision factors, in the structure's layout, for a batch of full covariances
+    (S, K, D, D)."""
+    chol = np.linalg.cholesky(full)
+    return structure.from_full(np.swapaxes(np.linalg.inv(chol), -1, -2))  # U = L^-T
 
 
 def _joint_log_prob_chunks(X, params, spec, max_elements=2**23):
@@ -1100,7 +1099,7 @@ def _joint_log_prob_chunks(X, params, spec, max_elements=2**23):
     structure, center = spec.structure, spec.center
     K, D = spec.n_components, spec.n_features
     Xc = X - center
-    per_component = COVARIANCE_STRUCTURES["full"] if structure.name == "tied" else structure
+    per_component, all_factors = structure.per_component(params["precisions_cholesky"], K)
     features = per_component.quad_features(Xc)
     n_draws = len(params["weights"])
     step = max(1, max_elements // (len(X) * K))
@@ -1108,9 +1107,7 @@ def _joint_log_prob_chunks(X, params, spec, max_elements=2**23):
         sl = slice(start, min(start + step, n_draws))
         s = sl.stop - sl.start
         means = (params["means"][sl] - center).reshape(s * K, D)
-        factors = params["precisions_cholesky"][sl]
-        if structure.name == "tied":
-            factors = np.broadcast_to(factors[:, None], (s, K, D, D))
+        factors = all_factors[sl]
         factors = factors.reshape((s * K,) + factors.shape[2:])
         coef = per_component.coefficients(means, factors)
         joint = -0.5 * features @ coef.quad.T + Xc @ coef.lin.T + coef.const  # (n, s*K)

@@ -32,6 +32,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ._gaussian import DEFAULT_COVARIANCE_TYPE
 from ._validation import check_integer, check_seed
 from .bayes import POSTERIOR_VARS, GaussianMixtureBayes, _n_divergent
 from .model import as_array_and_names, build_model_from_spec, make_spec
@@ -124,7 +125,8 @@ def _default_bins(n_ranks, n_replicates):
     return max(divisors, default=2)
 
 
-def simulation_based_calibration(n_components, covariance_type="full", priors=None, *,
+def simulation_based_calibration(n_components, covariance_type=DEFAULT_COVARIANCE_TYPE,
+                                 priors=None, *,
                                  n_samples=60, n_features=2, n_replicates=200,
                                  n_rank_draws=99, fit_priors=None, draws=1000, tune=1000,
                                  chains=4, random_state=None, progressbar=False,

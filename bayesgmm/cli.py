@@ -24,8 +24,11 @@ import click
 import numpy as np
 import pandas as pd
 
+from ._gaussian import (DEFAULT_COVARIANCE_TYPE, bayesian_covariance_names,
+                        valid_covariance_names)
+
 PROG = "bayesgmm"
-COVARIANCE_CHOICES = ["full", "tied", "diag", "spherical", "VVV", "EEE", "VVI", "VII"]
+COVARIANCE_CHOICES = valid_covariance_names()
 
 
 class InputError(click.ClickException):
@@ -371,7 +374,8 @@ def main(ctx, quiet, debug):
 @main.command()
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--components", "-k", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--covariance", type=click.Choice(COVARIANCE_CHOICES), default="full",
+@click.option("--covariance", type=click.Choice(COVARIANCE_CHOICES),
+              default=DEFAULT_COVARIANCE_TYPE,
               show_default=True)
 @click.option("--method", type=click.Choice(["em", "map", "nuts", "advi"]), default="em",
               show_default=True)
@@ -487,7 +491,7 @@ def _parse_components(text):
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--components", "-k", default="1-6", show_default=True,
               help="A range (1-6) or a list (1,2,4).")
-@click.option("--covariance", default="full,tied,diag,spherical", show_default=True,
+@click.option("--covariance", default=",".join(bayesian_covariance_names()), show_default=True,
               help="Comma-separated covariance types.")
 @click.option("--columns", help="Comma-separated columns to use (default: all).")
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no sampling).")

@@ -16,15 +16,16 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from ._gaussian import get_covariance_structure
+from ._gaussian import bayesian_covariance_names, get_covariance_structure
 from ._loo import PARETO_K_MAX  # noqa: F401 - part of this module's interface
-from ._validation import check_choice, check_integer, check_seed
+from ._validation import check_integer, check_seed
 from .em import GaussianMixtureEM
 from .model import as_array_and_names
 
 __all__ = ["CRITERIA", "ModelComparison", "compare", "waic"]
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: The default grid's covariance types: every structure both engines fit.
+COVARIANCE_TYPES = tuple(bayesian_covariance_names())
 METHODS = ("em", "bayes")
 
 
@@ -254,7 +255,8 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         Numpy array, pandas DataFrame or xarray DataArray.
     n_components : iterable of int
     covariance_types : iterable of str
-        Any of "full", "tied", "diag", "spherical" (or mclust's names).
+        Names in ``bayesgmm.COVARIANCE_STRUCTURES`` (or their mclust names); by default
+        every structure both engines fit.
     methods : tuple of {"em", "bayes"}
         ``("em",)`` gives the classical criteria alone, without PyMC.
     priors : GMMPriors, dict or None

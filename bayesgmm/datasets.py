@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
+from ._gaussian import sample_mixture
+
 __all__ = ["load_faithful", "load_galaxies", "simulate_mixture"]
 
 
@@ -102,7 +104,4 @@ def simulate_mixture(n, weights, means, covariances, random_state=None):
         rng = random_state
     else:
         rng = np.random.default_rng(check_random_state(random_state).randint(2**32))
-    labels = rng.choice(K, size=n, p=weights)
-    noise = rng.standard_normal((n, D))
-    X = means[labels] + np.einsum("nij,nj->ni", factors[labels], noise)
-    return X, labels
+    return sample_mixture(weights, means, factors, n, rng)

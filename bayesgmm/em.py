@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gaussian import (
+    DEFAULT_COVARIANCE_TYPE,
     _LOG_2PI,
     COLLAPSE_TOLERANCE,
     CollapsedComponentError,
@@ -451,7 +452,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self,
         n_components=1,
         *,
-        covariance_type="full",
+        covariance_type=DEFAULT_COVARIANCE_TYPE,
         tol=1e-3,
         reg_covar=1e-6,
         max_iter=100,
@@ -861,23 +862,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         check_integer("n_samples", n_samples, minimum=1)
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        name = self._structure.name
-        if name == "full":
-            X = np.vstack([
-                rng.multivariate_normal(mean, cov, int(c))
-                for mean, cov, c in zip(self.means_, self.covariances_, counts)
-            ])
-        elif name == "tied":
-            X = np.vstack([
-                rng.multivariate_normal(mean, self.covariances_, int(c))
-                for mean, c in zip(self.means_, counts)
-            ])
-        else:
-            n_features = self.means_.shape[1]
-            X = np.vstack([
-                mean + rng.standard_normal(size=(c, n_features)) * np.sqrt(cov)
-                for mean, cov, c in zip(self.means_, self.covariances_, counts)
-            ])
+        X = self._structure.sample(rng, self.means_, self.covariances_, counts)
         y = np.concatenate([np.full(c, k, dtype=int) for k, c in enumerate(counts)])
         return X, y
 
@@ -1121,11 +1106,8 @@ class _Scaling:
 
     def _rescale(self, values, rows, cols):
         """Multiply the full matrices of ``values`` by ``rows[i] * cols[j]``, same layout."""
-        structure = self.structure
-        n_features = len(self.scale)
-        n_components = 1 if structure.name == "tied" else len(values)
-        full = structure.to_full(values, n_components, n_features)
-        return structure.from_full(full * rows[:, None] * cols[None, :])
+        full = self.structure.full_matrices(values, len(self.scale))
+        return self.structure.from_full(full * rows[:, None] * cols[None, :])
 
     def to_original(self, params):
         weights, means, covariances, precisions_cholesky = params

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._gaussian import CovarianceStructure, get_covariance_structure
+from ._gaussian import (DEFAULT_COVARIANCE_TYPE, BayesianParametrisation,
+                        CovarianceStructure, get_covariance_structure, sample_mixture)
 from ._pytensor import configure_pytensor
 from ._validation import as_numeric_table, check_enough_samples, check_feature, check_integer
 from .priors import GMMPriors, ResolvedPriors
@@ -41,17 +42,13 @@ class ModelSpec:
         return len(self.feature_names)
 
     @property
+    def parametrisation(self) -> BayesianParametrisation:
+        return self.structure.bayesian(self.n_features)
+
+    @property
     def covariance_kind(self) -> str:
-        return covariance_kind(self.structure, self.n_features)
-
-
-def covariance_kind(structure: CovarianceStructure, n_features: int) -> str:
-    """How the covariance is parametrised: 'matrix', 'per_feature' or 'single'."""
-    if structure.name in ("full", "tied") and n_features > 1:
-        return "matrix"
-    if structure.name == "spherical":
-        return "single"
-    return "per_feature"
+        """How the covariance is parametrised: 'matrix', 'per_feature' or 'single'."""
+        return self.parametrisation.kind
 
 
 def as_array_and_names(X, what="X"):
@@ -66,8 +63,8 @@ def as_array_and_names(X, what="X"):
 LIKELIHOODS = ("fused", "reference")
 
 
-def make_spec(X, n_components, covariance_type="full", priors=None, order_by=None, names=None,
-              likelihood="fused"):
+def make_spec(X, n_components, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=None,
+              order_by=None, names=None, likelihood="fused"):
     """Check the inputs and resolve the priors: all that can fail before compiling."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}.")
@@ -76,14 +73,14 @@ def make_spec(X, n_components, covariance_type="full", priors=None, order_by=Non
     check_enough_samples(X.shape[0], n_components)
     names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(X.shape[1]))
     order_by = check_feature("order_by", order_by, names)
-    kind = covariance_kind(structure, X.shape[1])
+    kind = structure.bayesian(X.shape[1]).kind  # refuses an EM-only structure
     resolved = GMMPriors.from_any(priors).resolve(X, n_components, kind)
     return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by,
                      likelihood)
 
 
-def build_model(X, n_components, *, covariance_type="full", priors=None, order_by=None,
-                likelihood="fused"):
+def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=None,
+                order_by=None, likelihood="fused"):
     """Build the PyMC model of a Gaussian mixture with the labels marginalised.
 
     Parameters
@@ -92,7 +89,8 @@ def build_model(X, n_components, *, covariance_type="full", priors=None, order_b
         Numpy array, pandas DataFrame (column names become the ``feature``
         coordinate) or xarray DataArray. Stored as ``pm.Data("X")``.
     n_components : int
-    covariance_type : {"full", "tied", "diag", "spherical"} or mclust's names
+    covariance_type : str
+        A name in ``bayesgmm.COVARIANCE_STRUCTURES`` (scikit-learn's) or its mclust name.
     priors : GMMPriors, dict or None
         See :mod:`bayesgmm.priors`; ``None`` uses the data-scaled defaults.
     order_by : str or int, optional
@@ -173,23 +171,22 @@ def build_model_from_spec(X, spec: ModelSpec):
                 return mixture_log_density(value, log_w, mu, chol, diagonal=diagonal)
 
             def draw(weights, mu, chol, n, rng):
-                rng = np.random.default_rng(rng)
-                labels = rng.choice(K, size=n, p=weights / weights.sum())
-                noise = rng.standard_normal((n, D))
-                return mu[labels] + np.einsum("nij,nj->ni", chol[labels], noise)
+                return sample_mixture(weights, mu, chol, n, rng)[0]
         else:
             # the expanded quadratic form loses digits far from the origin: centre
             center = pm.Data("center", spec.center, dims="feature", shape=(D,))
             means = means - center
-            params, signature = prec_chol, _SIGNATURES[structure.name]
-            chol_shape = structure.covariance_shape(K, D)
+            params, chol_shape = prec_chol, structure.covariance_shape(K, D)
+            signature = f"(k),(k,d),{structure.signature}->(d)"
 
             def log_density(value, log_w, mu, chol):
                 return structure.mixture_log_density(value - center, log_w, mu, chol,
                                                      xp=pt)[0]
 
             def draw(weights, mu, chol, n, rng):
-                return sample_mixture(structure, weights, mu + spec.center, chol, n, rng)[0]
+                # P = F F^T with F upper triangular: the covariance's lower factor is F^-T
+                factors = np.swapaxes(np.linalg.inv(structure.to_full(chol, K, D)), 1, 2)
+                return sample_mixture(weights, mu + spec.center, factors, n, rng)[0]
 
         def logp(value, log_w, mu, chol):
             value = pt.specify_shape(value, (None, D))
@@ -208,14 +205,6 @@ def build_model_from_spec(X, spec: ModelSpec):
             observed=data, dims=("obs_id", "feature"),
         )
     return model
-
-
-_SIGNATURES = {
-    "full": "(k),(k,d),(k,d,d)->(d)",
-    "tied": "(k),(k,d),(d,d)->(d)",
-    "diag": "(k),(k,d),(k,d)->(d)",
-    "spherical": "(k),(k,d),(k)->(d)",
-}
 
 
 def _hyperparameters(pm, priors):
@@ -250,7 +239,7 @@ def _means(pm, pt, spec, hyper):
 
 
 def _covariance(pm, pt, spec, hyper):
-    """Covariance parameters.
+    """Covariance parameters, as the structure's parametrisation says.
 
     Returns the lower Cholesky factors of every component's covariance, shape
     (K, D, D) (what the fused likelihood takes), and the precision factors in the
@@ -264,49 +253,39 @@ def _covariance(pm, pt, spec, hyper):
 
     from ._transforms import FusedCholeskyCorr
 
-    priors, K, D, name = spec.priors, spec.n_components, spec.n_features, spec.structure.name
-    kind = spec.covariance_kind
-    if kind == "matrix":
+    K, D, param = spec.n_components, spec.n_features, spec.parametrisation
+    shape, dims = param.scale_shape(K, D), param.scale_dims
+    n_cov = 1 if param.shared else K  # distinct covariances
+    if param.kind == "matrix":
         # Standard deviations and correlations apart (the LKJCholeskyCov prior,
         # sampled in better coordinates: benchmarks/parametrisation.py).
-        n_cov = K if name == "full" else 1
-        batch, batch_dims = ((K,), ("component",)) if name == "full" else ((), ())
-        sds = _scales(pm, pt, spec.priors, hyper, "sds", (*batch, D), (*batch_dims, "feature"))
-        corr_chol = pm.LKJCorr("corr_chol", n=D, eta=hyper["eta"], shape=(*batch, D, D),
-                               dims=(*batch_dims, "feature", "feature2"),
+        sds = _scales(pm, pt, spec.priors, hyper, "sds", shape, dims)
+        corr_chol = pm.LKJCorr("corr_chol", n=D, eta=hyper["eta"], shape=(*shape[:-1], D, D),
+                               dims=(*dims[:-1], "feature", "feature2"),
                                default_transform=FusedCholeskyCorr(D))
         cov_chol = (sds[..., :, None] * corr_chol).reshape((n_cov, D, D))  # cov = L L^T
-        cov = cov_chol @ pt.swapaxes(cov_chol, 1, 2)
-        sd = sds.reshape((n_cov, D))
         corr_chol = corr_chol.reshape((n_cov, D, D))
         corr = corr_chol @ pt.swapaxes(corr_chol, 1, 2)
-        full_cov = pt.broadcast_to(cov, (K, D, D))
-        pm.Deterministic("sigmas", pt.broadcast_to(sd, (K, D)), dims=("component", "feature"))
+        pm.Deterministic("sigmas", pt.broadcast_to(sds.reshape((n_cov, D)), (K, D)),
+                         dims=("component", "feature"))
         pm.Deterministic("correlations", pt.broadcast_to(corr, (K, D, D)),
                          dims=("component", "feature", "feature2"))
-        pm.Deterministic("covariances", full_cov, dims=("component", "feature", "feature2"))
-        # precision factor: P = L^-T L^-1 = U U^T with U = L^-T (upper triangular)
-        inv = solve_triangular(cov_chol, pt.broadcast_to(pt.eye(D), (n_cov, D, D)), lower=True)
-        prec_chol = pt.swapaxes(inv, 1, 2)
-        return pt.broadcast_to(cov_chol, (K, D, D)), \
-            prec_chol if name == "full" else prec_chol[0]
-
-    shape = {"per_feature": (K, D) if name != "tied" else (D,), "single": (K,)}[kind]
-    dims = {(K, D): ("component", "feature"), (D,): "feature", (K,): "component"}[shape]
-    sigmas = _scales(pm, pt, priors, hyper, "sigmas", shape, dims)
-    if kind == "single":
-        per_feature = pt.broadcast_to(sigmas[:, None], (K, D))
     else:
-        per_feature = pt.broadcast_to(sigmas, (K, D))
-    pm.Deterministic("covariances", per_feature[:, :, None] ** 2 * pt.eye(D),
+        sigmas = _scales(pm, pt, spec.priors, hyper, "sigmas", shape, dims)
+        per_feature = sigmas[:, None] if param.kind == "single" else sigmas
+        per_feature = pt.broadcast_to(per_feature, (n_cov, D))
+        cov_chol = per_feature[:, :, None] * pt.eye(D)
+        # axis-aligned: the structure's precision factors are 1 / sd, in its layout
+        prec_chol = (1.0 / sigmas).reshape(spec.structure.covariance_shape(K, D))
+    cov = cov_chol @ pt.swapaxes(cov_chol, 1, 2)
+    pm.Deterministic("covariances", pt.broadcast_to(cov, (K, D, D)),
                      dims=("component", "feature", "feature2"))
-    cov_chol = per_feature[:, :, None] * pt.eye(D)
-    precision_sd = 1.0 / sigmas
-    if name == "full":  # one feature: a 1x1 "matrix" per component
-        return cov_chol, precision_sd.reshape((K, 1, 1))
-    if name == "tied":  # one feature, shared
-        return cov_chol, precision_sd.reshape((1, 1))
-    return cov_chol, precision_sd
+    if param.kind == "matrix":
+        # precision factor: P = L^-T L^-1 = U U^T with U = L^-T (upper triangular)
+        eye = pt.broadcast_to(pt.eye(D), (n_cov, D, D))
+        upper = pt.swapaxes(solve_triangular(cov_chol, eye, lower=True), 1, 2)
+        prec_chol = spec.structure.from_full(upper, xp=pt)
+    return pt.broadcast_to(cov_chol, (K, D, D)), prec_chol
 
 
 def _scales(pm, pt, priors, hyper, name, shape, dims):
@@ -328,15 +307,3 @@ def sds_and_corr_chol(covariances):
     """
     sds = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
     return sds, np.linalg.cholesky(covariances) / sds[..., :, None]
-
-
-def sample_mixture(structure, weights, means, precisions_cholesky, n, rng):
-    """Draw ``n`` points from a mixture given in the structure's precision layout."""
-    rng = np.random.default_rng(rng)
-    K, D = means.shape
-    labels = rng.choice(K, size=n, p=weights / weights.sum())
-    factors = structure.to_full(precisions_cholesky, K, D)  # P = F F^T
-    noise = rng.standard_normal((n, D))
-    # x = mu + F^-T z has covariance F^-T F^-1 = P^-1
-    steps = np.linalg.solve(np.swapaxes(factors, 1, 2)[labels], noise[:, :, None])[:, :, 0]
-    return means[labels] + steps, labels

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from bayesgmm import datasets
+from bayesgmm._gaussian import bayesian_covariance_names
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+#: the structures both engines fit, from the registry
+COVARIANCE_TYPES = tuple(bayesian_covariance_names())
 
 TEST_SEED = int(os.environ.get("BAYESGMM_TEST_SEED", "0"))
 

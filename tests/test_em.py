@@ -420,7 +420,7 @@ def test_wrong_number_of_features_at_predict(faithful):
         model.predict(np.zeros((3, 3)))
 
 
-@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("cov_type", COVARIANCE_TYPES)
 def test_save_and_load_round_trip(faithful, tmp_path, cov_type):
     model = GaussianMixtureEM(3, covariance_type=cov_type, random_state=0).fit(faithful)
     path = model.save(tmp_path / "em.nc")

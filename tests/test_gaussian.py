@@ -9,6 +9,7 @@ from bayesgmm._gaussian import (
     CollapsedComponentError,
     collapsed_components,
     get_covariance_structure,
+    sample_mixture,
 )
 
 from .conftest import COVARIANCE_TYPES
@@ -142,3 +143,55 @@ def test_collapsed_components_relative_to_data_spread():
     covs = np.array([[0.5, 5e5], [1e-7, 1e5], [0.5, 1e-2]])
     # component 1 is tiny along feature 0; component 2 along feature 1 (1e-8 of its spread)
     assert collapsed_components(structure, covs, data_variance) == [1, 2]
+
+
+def test_no_covariance_name_outside_the_registry():
+    """Only ``_gaussian.py`` spells a structure's name: everything else asks the
+    registry (docstrings may name them). A new family then cannot fall into some
+    other module's ``else`` branch."""
+    import ast
+    from pathlib import Path
+
+    import bayesgmm
+    from bayesgmm._gaussian import valid_covariance_names
+
+    names = set(valid_covariance_names())
+    found = []
+    for path in sorted(Path(bayesgmm.__file__).parent.glob("*.py")):
+        if path.name == "_gaussian.py":
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        found += [f"{path.name}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and node.value in names
+                  and id(node) not in docstrings]
+    assert found == []
+
+
+@pytest.mark.parametrize("name", list(COVARIANCE_STRUCTURES))
+def test_structure_layout_owns_shapes_and_per_component_views(name):
+    structure = COVARIANCE_STRUCTURES[name]
+    K, D = 3, 2
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(K, D, D))
+    full = A @ np.swapaxes(A, 1, 2) + np.eye(D)
+    if "component" not in structure.layout:
+        full = np.broadcast_to(full[:1], full.shape).copy()
+    values = structure.from_full(structure.to_full(structure.from_full(full), K, D))
+    assert values.shape == structure.covariance_shape(K, D)
+    assert structure.signature.count(",") == len(structure.layout) - 1
+    distinct = structure.full_matrices(values, D)
+    assert len(distinct) == (K if "component" in structure.layout else 1)
+    # a batch of two draws, viewed per component, gives the same densities
+    per_component, batch = structure.per_component(np.stack([values, values]), K)
+    assert "component" in per_component.layout
+    np.testing.assert_allclose(per_component.to_full(batch[1], K, D),
+                               structure.to_full(values, K, D))
+    # the one sampler: draws with the structure's covariances
+    X, labels = sample_mixture(np.full(K, 1 / K), np.zeros((K, D)),
+                               np.linalg.cholesky(structure.to_full(values, K, D)), 40000, rng)
+    for k in range(K):
+        np.testing.assert_allclose(np.cov(X[labels == k].T), structure.to_full(values, K, D)[k],
+                                   atol=0.1 * np.abs(full).max())
