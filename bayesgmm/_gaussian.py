@@ -160,6 +160,9 @@ class CovarianceStructure(ABC):
         """
         return self, values
 
+    def check_n_features(self, n_features: int) -> None:
+        """Raise a ValueError saying why data with ``n_features`` cannot have this structure."""
+
     def bayesian(self, n_features: int) -> BayesianParametrisation:
         """How the Bayesian model parametrises this structure (see
         :class:`BayesianParametrisation`)."""
@@ -648,10 +651,292 @@ def _sqrt_precision(variances, reg_covar=None):
     return 1.0 / np.sqrt(variances)
 
 
+# -- mclust's parsimonious families --------------------------------------------------
+# Sigma_k = lambda_k D_k A_k D_k^T: volume lambda (det^(1/d)), shape A (diagonal, det 1)
+# and orientation D each Equal or Variable across components, or the axes (I). Each
+# family is one of three containers (spherical, diagonal, general: the scikit-learn
+# structure whose layout, features and log-density it shares) plus its M-step, which
+# constrains the container's unconstrained estimates S_k (with reg_covar on the
+# diagonal, so that reg_covar regularises every family as it does VVV). Maximising
+# sum_k n_k [log det Sigma_k + tr(S_k Sigma_k^-1)] (Celeux & Govaert 1995); the
+# iterative ones stop when that objective changes by less than ``MSTEP_TOL`` (relative)
+# or after ``MSTEP_MAX_ITER`` rounds, and warn with the family's name if they did not.
+
+#: Relative change of the M-step objective at which an iterative M-step stops.
+MSTEP_TOL = 1e-10
+#: Rounds after which an iterative M-step stops and warns.
+MSTEP_MAX_ITER = 500
+
+
+class MStepConvergenceWarning(UserWarning):
+    """An iterative M-step (VEI, VEE, VEV, EVE, VVE) stopped before converging."""
+
+
+def _geometric_mean(values):
+    return np.exp(np.mean(np.log(values), axis=-1))
+
+
+def _objective(nk, S, variances):
+    """sum_k n_k [log det Sigma_k + tr(S_k Sigma_k^-1)] for Sigma_k diagonal in the basis
+    where ``S`` (K, D) holds the diagonal of S_k: the quantity every M-step lowers."""
+    return float(np.sum(nk * np.sum(np.log(variances) + S / variances, axis=-1)))
+
+
+def _iterate(name, step, state, tol=None, max_iter=None):
+    """Run ``state, objective = step(state)`` until the objective settles."""
+    tol = MSTEP_TOL if tol is None else tol
+    max_iter = MSTEP_MAX_ITER if max_iter is None else max_iter
+    previous = np.inf
+    for iteration in range(1, max_iter + 1):
+        state, objective = step(state)
+        if abs(previous - objective) <= tol * max(1.0, abs(objective)):
+            return state, iteration
+        previous = objective
+    import warnings
+
+    warnings.warn(
+        f"the {name} M-step did not converge in {max_iter} iterations (relative change "
+        f"of its objective above {tol:g}); the EM iteration goes on from its last value.",
+        MStepConvergenceWarning, stacklevel=5)
+    return state, max_iter
+
+
+class _Parsimonious:
+    """Mixin for a family that constrains its container's M-step."""
+
+    per_feature_scaling = False
+
+    # EM only for now (the Bayesian model's volume/shape/orientation priors are to come),
+    # and the generic sampler rather than the container's scikit-learn stream
+    bayesian = CovarianceStructure.bayesian
+    sample = CovarianceStructure.sample
+
+    def covariances(self, nk, means, quad_moments, reg_covar):
+        return self.constrain(nk, super().covariances(nk, means, quad_moments, reg_covar))
+
+    def constrain(self, nk, S):
+        """The family's covariances from the container's per-component estimates."""
+        raise NotImplementedError
+
+
+# spherical container ------------------------------------------------------------------
+class EII(_Parsimonious, Spherical):
+    name = mclust_name = "EII"
+    description = "all components share one single variance (round clusters of equal size)"
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return 1
+
+    def constrain(self, nk, S):
+        return np.full_like(S, np.sum(nk * S) / np.sum(nk))
+
+
+# diagonal container -------------------------------------------------------------------
+class EEI(_Parsimonious, Diag):
+    name = mclust_name = "EEI"
+    description = "all components share one diagonal covariance (axis-aligned)"
+    per_feature_scaling = True
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_features
+
+    def constrain(self, nk, S):
+        return np.broadcast_to(nk @ S / np.sum(nk), S.shape).copy()
+
+
+class EVI(_Parsimonious, Diag):
+    name = mclust_name = "EVI"
+    description = "axis-aligned, equal volume, shapes varying"
+    per_feature_scaling = True
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return 1 + n_components * (n_features - 1)
+
+    def constrain(self, nk, S):
+        g = _geometric_mean(S)
+        return (np.sum(nk * g) / np.sum(nk)) * S / g[:, None]
+
+
+class VEI(_Parsimonious, Diag):
+    name = mclust_name = "VEI"
+    description = "axis-aligned, volumes varying, equal shape"
+    per_feature_scaling = True
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components + n_features - 1
+
+    def constrain(self, nk, S):
+        return _equal_shape(self.name, nk, S)
+
+
+def _equal_shape(name, nk, values):
+    """``lambda_k A`` (K, D) with one shape A (det 1) for all components, from their
+    variances ``values`` (K, D) along their own axes: alternately the best A for the
+    volumes and the best volumes for A. VEI's M-step; VEV's on the eigenvalues."""
+    def shape(volumes):
+        A = nk @ (values / volumes[:, None])
+        return A / _geometric_mean(A)
+
+    def step(volumes):
+        volumes = np.mean(values / shape(volumes), axis=1)
+        return volumes, _objective(nk, values, volumes[:, None] * shape(volumes))
+
+    volumes, _ = _iterate(name, step, np.mean(values, axis=1))
+    return volumes[:, None] * shape(volumes)
+
+
+# general container --------------------------------------------------------------------
+def _eigh_descending(S):
+    values, vectors = np.linalg.eigh(S)
+    return values[..., ::-1], vectors[..., ::-1]
+
+
+def _rotate(vectors, values):
+    """vectors diag(values) vectors^T, batched."""
+    return np.einsum("...ij,...j,...kj->...ik", vectors, values, vectors)
+
+
+class EEV(_Parsimonious, Full):
+    name = mclust_name = "EEV"
+    description = "equal volume and shape, orientations varying"
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_features + n_components * n_features * (n_features - 1) // 2
+
+    def constrain(self, nk, S):
+        values, vectors = _eigh_descending(S)
+        return _rotate(vectors, np.broadcast_to(nk @ values / np.sum(nk), values.shape))
+
+
+class VEV(_Parsimonious, Full):
+    name = mclust_name = "VEV"
+    description = "volumes varying, equal shape, orientations varying"
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components + n_features - 1 + n_components * n_features * (n_features - 1) // 2
+
+    def constrain(self, nk, S):
+        values, vectors = _eigh_descending(S)
+        return _rotate(vectors, _equal_shape(self.name, nk, values))
+
+
+class EVV(_Parsimonious, Full):
+    name = mclust_name = "EVV"
+    description = "equal volume, shapes and orientations varying"
+    per_feature_scaling = True
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return 1 + n_components * (n_features * (n_features + 1) // 2 - 1)
+
+    def constrain(self, nk, S):
+        g = np.linalg.det(S) ** (1.0 / S.shape[-1])
+        return (np.sum(nk * g) / np.sum(nk)) * S / g[:, None, None]
+
+
+class VEE(_Parsimonious, Full):
+    name = mclust_name = "VEE"
+    description = "volumes varying, equal shape and orientation"
+    per_feature_scaling = True
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components - 1 + n_features * (n_features + 1) // 2
+
+    def constrain(self, nk, S):
+        d = S.shape[-1]
+
+        def common(volumes):
+            C = np.einsum("k,kij->ij", nk / volumes, S)
+            return C / np.linalg.det(C) ** (1.0 / d)
+
+        def step(volumes):
+            C = common(volumes)
+            volumes = np.einsum("kij,ji->k", S, np.linalg.inv(C)) / d
+            objective = float(np.sum(nk * (d * np.log(volumes) + d)))
+            return volumes, objective
+
+        volumes, _ = _iterate(self.name, step, np.trace(S, axis1=1, axis2=2) / d)
+        return volumes[:, None, None] * common(volumes)
+
+
+class _CommonOrientation(_Parsimonious, Full):
+    """EVE and VVE: one orientation D for all, found by the MM algorithm of Browne &
+    McNicholas (2014) between closed-form volume/shape steps."""
+
+    def diagonal(self, nk, C):
+        """The components' variances (K, D) along D's axes, from diag(D^T S_k D)."""
+        raise NotImplementedError
+
+    def constrain(self, nk, S):
+        W = nk[:, None, None] * S
+        omega = np.linalg.eigvalsh(W)[:, -1]  # W_k - omega_k I is negative semi-definite
+        _, D = _eigh_descending(W.sum(axis=0))
+
+        def step(D):
+            C = np.einsum("ji,kjl,li->ki", D, S, D)
+            variances = self.diagonal(nk, C)
+            # majorise tr(W_k D B_k D^T) at D by its tangent and minimise over rotations
+            G = np.einsum("kij,jl,kl->il", W - omega[:, None, None] * np.eye(len(D)), D,
+                          1.0 / variances)
+            U, _, Vt = np.linalg.svd(G)
+            D = -U @ Vt
+            C = np.einsum("ji,kjl,li->ki", D, S, D)
+            return D, _objective(nk, C, self.diagonal(nk, C))
+
+        D, _ = _iterate(self.name, step, D)
+        C = np.einsum("ji,kjl,li->ki", D, S, D)
+        return _rotate(np.broadcast_to(D, S.shape), self.diagonal(nk, C))
+
+
+class EVE(_CommonOrientation):
+    name = mclust_name = "EVE"
+    description = "equal volume and orientation, shapes varying"
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return 1 + n_components * (n_features - 1) + n_features * (n_features - 1) // 2
+
+    def diagonal(self, nk, C):
+        g = _geometric_mean(C)
+        return (np.sum(nk * g) / np.sum(nk)) * C / g[:, None]
+
+
+class VVE(_CommonOrientation):
+    name = mclust_name = "VVE"
+    description = "volumes and shapes varying, equal orientation"
+
+    def n_covariance_parameters(self, n_components, n_features):
+        return n_components * n_features + n_features * (n_features - 1) // 2
+
+    def diagonal(self, nk, C):
+        return C
+
+
+# one feature: mclust's E and V ----------------------------------------------------------
+class _OneFeature:
+    def check_n_features(self, n_features):
+        if n_features != 1:
+            raise ValueError(
+                f"covariance_type {self.name!r} is mclust's name for one-dimensional data, "
+                f"which have one feature; these data have {n_features}. Use "
+                f"{'EII' if self.name == 'E' else 'VII'!r} (or any of "
+                f"{[name for name in COVARIANCE_STRUCTURES if name not in ('E', 'V')]}).")
+
+
+class E(_OneFeature, EII):
+    name = mclust_name = "E"
+    description = "one feature: all components share one variance"
+
+
+class V(_OneFeature, Spherical):
+    name = mclust_name = "V"
+    description = "one feature: each component has its own variance"
+
+
 COVARIANCE_STRUCTURES: dict[str, CovarianceStructure] = {
-    structure.name: structure for structure in (Full(), Tied(), Diag(), Spherical())
+    structure.name: structure for structure in (
+        Full(), Tied(), Diag(), Spherical(),  # scikit-learn's four: VVV, EEE, VVI, VII
+        EII(), EEI(), VEI(), EVI(), VEE(), EVE(), VVE(), EEV(), VEV(), EVV(), E(), V())
 }
-"""The covariance structures by scikit-learn name."""
+"""The covariance structures by primary name (scikit-learn's where it has one)."""
 
 _ALIASES = {s.mclust_name: s.name for s in COVARIANCE_STRUCTURES.values()}
 
@@ -692,8 +977,10 @@ def bayesian_covariance_names() -> list[str]:
     """The structures the Bayesian model can parametrise, by their primary names."""
     names = []
     for structure in COVARIANCE_STRUCTURES.values():
+        if type(structure).bayesian is CovarianceStructure.bayesian:
+            continue
         try:
-            structure.bayesian(2)
+            structure.check_n_features(2)
         except ValueError:
             continue
         names.append(structure.name)
@@ -702,7 +989,7 @@ def bayesian_covariance_names() -> list[str]:
 
 def valid_covariance_names() -> list[str]:
     """All accepted names: scikit-learn's and mclust's."""
-    return list(COVARIANCE_STRUCTURES) + list(_ALIASES)
+    return list(COVARIANCE_STRUCTURES) + [a for a in _ALIASES if a not in COVARIANCE_STRUCTURES]
 
 
 def get_covariance_structure(name) -> CovarianceStructure:

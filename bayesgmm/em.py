@@ -503,6 +503,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def _check_initial_parameters(self, n_features):
         """Validate user-given initial weights, means and precisions."""
+        self._structure.check_n_features(n_features)
         K = self.n_components
         if self.weights_init is not None:
             weights = _as_float_array("weights_init", self.weights_init, (K,))

@@ -73,6 +73,7 @@ def make_spec(X, n_components, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=N
     check_enough_samples(X.shape[0], n_components)
     names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(X.shape[1]))
     order_by = check_feature("order_by", order_by, names)
+    structure.check_n_features(X.shape[1])
     kind = structure.bayesian(X.shape[1]).kind  # refuses an EM-only structure
     resolved = GMMPriors.from_any(priors).resolve(X, n_components, kind)
     return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by,

@@ -353,7 +353,7 @@ def test_too_few_samples_for_components():
     [
         ({"n_components": 0}, "n_components must be an integer >= 1, got 0"),
         ({"n_components": 2.5}, "n_components must be an integer"),
-        ({"covariance_type": "VEV"}, r"covariance_type must be one of \['full', 'tied'"),
+        ({"covariance_type": "VEW"}, r"covariance_type must be one of \['full', 'tied'"),
         ({"init_params": "kmedoids"}, r"init_params must be one of \['kmeans'"),
         ({"reg_covar": -1}, "reg_covar must be a number >= 0"),
         ({"n_init": 0}, "n_init must be an integer >= 1"),

@@ -122,7 +122,8 @@ def test_mclust_names_are_aliases(mclust, sklearn):
 
 
 def test_unknown_covariance_type_lists_valid_names():
-    with pytest.raises(ValueError, match=r"one of \['full', 'tied', 'diag', 'spherical', 'VVV'"):
+    with pytest.raises(ValueError, match=r"one of \['full', 'tied', 'diag', 'spherical', 'EII'"
+                                         r".*'EVV', 'E', 'V', 'VVV', 'EEE', 'VVI', 'VII'\]"):
         get_covariance_structure("VEV-ish")
 
 

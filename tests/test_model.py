@@ -131,7 +131,8 @@ def test_ordered_means_constraint(faithful):
     ("kwargs", "message"),
     [
         ({"n_components": 0}, "n_components must be an integer >= 1"),
-        ({"covariance_type": "VEV"}, "covariance_type must be one of"),
+        ({"covariance_type": "VEW"}, "covariance_type must be one of"),
+        ({"covariance_type": "VEV"}, "VEV.*fitted by EM only.*full"),
         ({"priors": GMMPriors(weights=Dirichlet([1, 1]))}, r"Dirichlet alpha has shape \(2,\)"),
         ({"order_by": "height"}, r"order_by must be one of the features \['eruptions'"),
         ({"order_by": 1.7}, r"order_by must be a feature name .* or an integer position"),
