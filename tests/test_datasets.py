@@ -24,6 +24,29 @@ def test_galaxies_are_corrected():
     assert (v.sum() - (26960 - 26690)) / 82 == pytest.approx(20828.17, abs=0.005)
 
 
+def test_diabetes_is_mclusts_table_with_its_classes():
+    from pathlib import Path
+
+    import pandas as pd
+
+    df = datasets.load_diabetes()
+    assert df.shape == (145, 4)
+    assert list(df.columns) == ["class", "glucose", "insulin", "sspg"]
+    # R: table(mclust::diabetes$class): Chemical 36, Normal 76, Overt 33
+    assert df["class"].value_counts(sort=False).to_dict() == {
+        "Normal": 76, "Chemical": 36, "Overt": 33}
+    assert list(df["class"].cat.categories) == ["Normal", "Chemical", "Overt"]
+    # mclust's row order (the 33 Overt last) and row 104's flawed insulin value
+    assert df["class"].iloc[-33:].eq("Overt").all() and df["class"].iloc[0] == "Normal"
+    assert df.iloc[103].tolist() == ["Chemical", 75, 45, 392]
+    # R: colMeans(mclust::diabetes[, -1]) = 121.9862, 540.7862, 186.1172
+    np.testing.assert_allclose(df[["glucose", "insulin", "sspg"]].mean().to_numpy(),
+                               [121.9862, 540.7862, 186.1172], atol=5e-5)
+    # exactly the data mclust's reference fits were made on
+    reference = pd.read_csv(Path(__file__).parent / "data" / "mclust" / "diabetes.csv")
+    pd.testing.assert_frame_equal(df.drop(columns="class"), reference)
+
+
 def test_simulate_mixture_has_the_asked_moments():
     weights = [0.25, 0.75]
     means = [[0.0, 0.0], [6.0, -3.0]]
