@@ -47,8 +47,62 @@ def _feature_index(names, feature):
     return names.index(feature) if isinstance(feature, str) else int(feature)
 
 
-#: Table columns besides the criteria (``compare.CRITERIA``) whose best is the highest.
-_HIGHER_IS_BETTER = ("bic_mclust", "icl_mclust", "log_likelihood")
+#: Table columns besides the criteria (``compare.CRITERIA``) whose best is the highest,
+#: with their axis labels.
+_HIGHER_IS_BETTER = {"bic_mclust": "mclust's BIC", "icl_mclust": "mclust's ICL",
+                     "log_likelihood": "log-likelihood"}
+
+#: mclust's fourteen family names in mclust's order (EII, VII, EEI, VEI, EVI, VVI, EEE,
+#: VEE, EVE, VVE, EEV, VEV, EVV, VVV): volume, shape and orientation each Equal, Variable
+#: or the axes (I); a round shape (I) only with the axes as orientation.
+_MCLUST_ORDER = tuple(volume + shape + orientation for orientation in "IEV"
+                      for shape in "IEV" for volume in "EV"
+                      if shape != "I" or orientation == "I")
+
+#: Each family's (colour, marker, filled) in the order of ``_MCLUST_ORDER``: mclust's
+#: ``mclust.options("bicPlotColors")`` (mclust 6.0.0), and markers in the spirit of its
+#: ``"bicPlotSymbols"`` (R's pch 17, 2, 16, 13, 10, 1, 15, 8, 5, 9, 12, 7, 14, 0, some of
+#: which matplotlib has not): filled and open triangles, circles, squares and diamonds,
+#: and others. mclust gives one-feature E and V the styles of EII and VII.
+_FAMILY_STYLES = (
+    ("gray", "^", True), ("black", "^", False),
+    ("#218B21", "o", True), ("#508476", "d", True),
+    ("#41884F", "h", True), ("#58819C", "o", False),
+    ("#597DC3", "s", True), ("#5178EA", "*", True),
+    ("#716EE7", "D", False), ("#9B60B8", "D", True),
+    ("#B2508B", "P", True), ("#C03F60", "p", True),
+    ("#C82A36", "v", True), ("#CC0000", "s", False),
+)
+#: Styles of covariance types that are not mclust families (a table's own names).
+_OTHER_MARKERS = ("o", "s", "^", "D", "v", "P", "*", "h")
+
+
+def _family_styles(covariance_types):
+    """``{covariance type: (label, colour, marker, filled, order)}``: mclust's style per
+    family, the same in every plot; the label names both of a family's names (``full
+    (VVV)``) and ``order`` is mclust's. Other types take the colour cycle and markers in
+    turn (distinct pairs), after the families."""
+    from ._gaussian import get_covariance_structure
+
+    styles, others = {}, 0
+    for cov in covariance_types:
+        try:
+            structure = get_covariance_structure(str(cov))
+        except ValueError:
+            structure = None
+        mclust = "" if structure is None else structure.mclust_name
+        key = mclust if len(mclust) == 3 else mclust + "II"  # one-feature E and V
+        if structure is not None and key in _MCLUST_ORDER:
+            order = _MCLUST_ORDER.index(key)
+            other = [n for n in dict.fromkeys([structure.name, mclust]) if n != str(cov)]
+            label = f"{cov} ({other[0]})" if other else str(cov)
+            styles[cov] = (label, *_FAMILY_STYLES[order], order)
+        else:
+            styles[cov] = (str(cov), f"C{others % 10}",
+                           _OTHER_MARKERS[others % len(_OTHER_MARKERS)], True,
+                           len(_MCLUST_ORDER) + others)
+            others += 1
+    return styles
 
 
 def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, legend=True):
@@ -62,6 +116,13 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, leg
     (``log_evidence_sd``). The model the criterion chooses is circled and named in the
     title; when far worse models would squash the scale, the axes show the better half
     of the models.
+
+    Each covariance family has one colour and marker in every plot, after mclust's
+    ``plot(mclustBIC(...))`` (its colours, and a marker per family: triangles for EII
+    and VII, filled or open circles, squares, diamonds and others), so that all
+    fourteen stay apart; the legend names both of a family's names (``full (VVV)``) and
+    stands beside the axes when there are more than six lines. ``"bic_mclust"`` draws
+    BIC in mclust's sign (``2 log L - p log n``, higher is better), as mclust plots it.
 
     Parameters
     ----------
@@ -88,6 +149,7 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, leg
     --------
     >>> result = compare(X, range(1, 5), methods=("em",))  # doctest: +SKIP
     >>> plot_criterion(result.table, "bic")  # doctest: +SKIP
+    >>> plot_criterion(result.table, "bic_mclust")  # as mclust plots it  # doctest: +SKIP
     """
     from .compare import CRITERIA, ModelComparison
 
@@ -108,23 +170,29 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, leg
     rankable = (ModelComparison(table).rankable(name) if spec is not None
                 else table[criterion].notna())
     se = table[spec.se_column] if spec is not None and spec.se_column in table else None
-    label = spec.label if spec is not None else criterion
+    label = spec.label if spec is not None else _HIGHER_IS_BETTER.get(criterion, criterion)
     ax = _axes(ax)
-    lines = []
-    for cov, group in table.groupby("covariance_type", sort=False):
+    lines, legend_labels = [], []
+    groups = list(table.groupby("covariance_type", sort=False))
+    styles = _family_styles([cov for cov, _ in groups])
+    for cov, group in groups:
         group = group.sort_values("n_components")
         ranked = rankable[group.index]
         values = group[criterion]
+        legend_label, color, marker, filled, _ = styles[cov]
         bars = ax.errorbar(group["n_components"], values.where(ranked),
                            yerr=None if se is None else se[group.index].where(ranked),
-                           marker="o", ms=4, capsize=2, label=str(cov))
+                           color=color, marker=marker, ms=6, mec=color,
+                           mfc=color if filled else "white", lw=1.2, capsize=2,
+                           label=str(cov))
         # errorbar labels only the container; the line too, to find it among ax.lines
         bars.lines[0].set_label(str(cov))
         lines.append(bars)
+        legend_labels.append(legend_label)
         aside = group[~ranked & values.notna()]
         if len(aside):  # models the criterion does not rank: a cross, off the line
             ax.plot(aside["n_components"], aside[criterion], "x", ms=6,
-                    color=bars.lines[0].get_color(), gid="set-aside")
+                    color=color, gid="set-aside")
     ranked = table[criterion][rankable].dropna()
     if len(ranked):
         best = table.loc[ranked.idxmin() if lower_is_better else ranked.idxmax()]
@@ -136,9 +204,20 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, leg
     ax.set_xlabel("number of components")
     ax.set_ylabel(f"{label} ({'lower' if lower_is_better else 'higher'} is better)")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    if legend:  # the choice is in the title; the legend names the lines
-        ax.legend(handles=lines, fontsize="small")
+    if legend:  # the choice is in the title; the legend names the lines, mclust's first
+        order = sorted(range(len(lines)), key=lambda i: styles[groups[i][0]][4])
+        lines, legend_labels = [lines[i] for i in order], [legend_labels[i] for i in order]
+        if len(lines) <= _LEGEND_INSIDE:
+            ax.legend(lines, legend_labels, fontsize="small")
+        else:  # mclust's fourteen families: beside the axes, not over the lines
+            ax.legend(lines, legend_labels, fontsize="small", loc="upper left",
+                      bbox_to_anchor=(1.02, 1), borderaxespad=0, handlelength=2.5,
+                      ncols=-(-len(lines) // 16))
     return ax
+
+
+#: The most lines whose legend goes inside the axes.
+_LEGEND_INSIDE = 6
 
 
 def _zoom_to_the_better_half(ax, values, lower_is_better):

@@ -307,8 +307,8 @@ def test_criterion_plot_crosses_models_it_does_not_rank():
     (bars,) = full.lines[2]
     segments = np.array(bars.get_segments())
     np.testing.assert_allclose(segments[:, 1, 1] - segments[:, 0, 1], [1.0, 0.4, 0.6])
-    # the legend names the covariance types
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["full", "diag"]
+    # the legend names the covariance types, with their mclust names, in mclust's order
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["diag (VVI)", "full (VVV)"]
 
 
 def test_model_comparison_plot_bad_criteria():
@@ -324,3 +324,84 @@ def test_model_comparison_plot_bad_criteria():
     assert plt.get_fignums() == []  # the half-drawn figure is closed
     with pytest.raises(ValueError, match="nothing to plot"):
         result.plot([])
+
+
+# mclust's fourteen families, in mclust's order, as compare's table names them
+MCLUST_FAMILIES = ["EII", "VII", "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE",
+                   "EEV", "VEV", "EVV", "VVV"]
+
+
+def fourteen_families_table(names=None):
+    """mclust-sign BIC of 14 families x K = 1..6 (higher is better), best VVV K=3."""
+    from bayesgmm import get_covariance_structure
+
+    rng = np.random.default_rng(0)
+    names = names or [get_covariance_structure(f).name for f in MCLUST_FAMILIES]
+    rows = [{"n_components": k, "covariance_type": cov,
+             "bic_mclust": -4900.0 + 10 * i - 5 * (k - 3) ** 2 + rng.normal()}
+            for i, cov in enumerate(names) for k in range(1, 7)]
+    table = pd.DataFrame(rows)
+    table.loc[(table.covariance_type == names[-1]) & (table.n_components == 3),
+              "bic_mclust"] = -4751.3
+    return table.sample(frac=1, random_state=1)  # the table's order is not the plot's
+
+
+def styles(ax):
+    return {c.get_label(): (matplotlib.colors.to_hex(c.lines[0].get_color()),
+                            c.lines[0].get_marker(),
+                            matplotlib.colors.to_hex(c.lines[0].get_markerfacecolor()))
+            for c in ax.containers}
+
+
+def test_criterion_plot_tells_mclusts_fourteen_families_apart():
+    table = fourteen_families_table()
+    ax = plots.plot_criterion(table, "bic_mclust")
+    # one line per family, each with its values in the order of K
+    assert len(ax.containers) == 14
+    assert {c.get_label() for c in ax.containers} == set(table.covariance_type)
+    for container in ax.containers:
+        rows = table[table.covariance_type == container.get_label()].sort_values("n_components")
+        np.testing.assert_array_equal(container.lines[0].get_xydata(),
+                                      rows[["n_components", "bic_mclust"]].to_numpy())
+    # 14 distinct (colour, marker, fill): the colour cycle alone repeats after 10
+    drawn_styles = styles(ax)
+    assert len(set(drawn_styles.values())) == 14
+    assert len({marker for _, marker, _ in drawn_styles.values()}) >= 9
+    # the best is the highest mclust-sign BIC, circled at VVV (full), K=3
+    (circle,) = lines_with(ax, "best")
+    np.testing.assert_array_equal(circle.get_xydata(), [[3, -4751.3]])
+    assert ax.get_title() == "mclust's BIC: full, K=3"
+    assert ax.get_ylabel() == "mclust's BIC (higher is better)"
+    # the legend: every family once, in mclust's order, beside the axes
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert [t.split(" ")[0] if "(" not in t else t[t.index("(") + 1:-1] for t in texts] \
+        == MCLUST_FAMILIES
+    assert texts[-1] == "full (VVV)" and texts[0] == "EII"
+    ax.figure.canvas.draw()
+    assert legend.get_window_extent().x0 > ax.get_window_extent().x1  # outside, on the right
+
+
+def test_a_family_has_the_same_style_under_either_name_and_in_every_plot():
+    by_sklearn = styles(plots.plot_criterion(fourteen_families_table(), "bic_mclust"))
+    table = fourteen_families_table(MCLUST_FAMILIES)
+    by_mclust = styles(plots.plot_criterion(table, "bic_mclust"))
+    from bayesgmm import get_covariance_structure
+
+    for name in MCLUST_FAMILIES:
+        assert by_mclust[name] == by_sklearn[get_covariance_structure(name).name]
+    # a subset keeps each family's style (it is the family's, not its position's)
+    few = table[table.covariance_type.isin(["VVV", "EEV", "VII"])]
+    assert styles(plots.plot_criterion(few, "bic_mclust")) == {
+        name: by_mclust[name] for name in ("VVV", "EEV", "VII")}
+    # and mclust's names read "VVV (full)"
+    texts = [t.get_text() for t in plots.plot_criterion(few, "bic_mclust").get_legend().get_texts()]
+    assert texts == ["VII (spherical)", "EEV", "VVV (full)"]
+
+
+def test_other_covariance_names_get_distinct_styles():
+    table = pd.DataFrame({"n_components": np.tile([1, 2], 12),
+                          "covariance_type": np.repeat([f"type{i}" for i in range(12)], 2),
+                          "score": np.arange(24.0)})
+    ax = plots.plot_criterion(table, "score", lower_is_better=True)
+    assert len(set(styles(ax).values())) == 12
