@@ -31,9 +31,9 @@ def load_diabetes() -> pd.DataFrame:
     Normal (76), Chemical (36) or Overt (33) diabetes, a categorical with the
     categories in that order; ``glucose`` is the area under the plasma glucose curve,
     ``insulin`` the area under the plasma insulin curve and ``sspg`` the steady-state
-    plasma glucose, as mclust names and describes them (integers). The classic
-    three-cluster example of model-based clustering (Banfield and Raftery 1993,
-    Fraley and Raftery 2002), mclust's choice being VVV with three components.
+    plasma glucose, as mclust names and describes them (integers). A classic
+    three-cluster example of model-based clustering (Fraley and Raftery 2002), where
+    mclust's BIC chooses VVV with three components.
 
     mclust's help page calls this copy *flawed* and keeps it for backward
     compatibility: against the five-variable version in R's rrcov package, its
