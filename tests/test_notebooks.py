@@ -11,8 +11,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 QUICK = {"01_iris_em.ipynb", "02_one_dimensional_em.ipynb"}
 
 
-def test_there_are_four_notebooks_stored_without_outputs():
-    assert len(NOTEBOOKS) == 4
+def test_there_are_five_notebooks_stored_without_outputs():
+    assert len(NOTEBOOKS) == 5
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
