@@ -376,7 +376,10 @@ def main(ctx, quiet, debug):
 @click.option("--components", "-k", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--covariance", type=click.Choice(COVARIANCE_CHOICES),
               default=DEFAULT_COVARIANCE_TYPE,
-              show_default=True)
+              show_default=True,
+              help="Covariance family, by mclust's name or scikit-learn's (full = VVV, "
+                   "tied = EEE, diag = VVI, spherical = VII). EM fits all; --method "
+                   f"map/nuts/advi only {', '.join(bayesian_covariance_names())}.")
 @click.option("--method", type=click.Choice(["em", "map", "nuts", "advi"]), default="em",
               show_default=True)
 @click.option("--columns", help="Comma-separated columns to use (default: all).")
@@ -492,7 +495,12 @@ def _parse_components(text):
 @click.option("--components", "-k", default="1-6", show_default=True,
               help="A range (1-6) or a list (1,2,4).")
 @click.option("--covariance", default=",".join(bayesian_covariance_names()), show_default=True,
-              help="Comma-separated covariance types.")
+              help="Comma-separated covariance types: any of mclust's 14 families (EII, "
+                   "VII, EEI, VEI, EVI, VVI, EEE, VEE, EVE, VVE, EEV, VEV, EVV, VVV; E, V "
+                   "for one column) or scikit-learn's full (VVV), tied (EEE), diag (VVI), "
+                   "spherical (VII). The Bayesian fits take only "
+                   f"{', '.join(bayesian_covariance_names())}; use --em-only for the "
+                   "others.")
 @click.option("--columns", help="Comma-separated columns to use (default: all).")
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no sampling).")
 @click.option("--evidence", is_flag=True, help="Also the log evidence by SMC.")

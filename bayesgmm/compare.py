@@ -255,8 +255,14 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         Numpy array, pandas DataFrame or xarray DataArray.
     n_components : iterable of int
     covariance_types : iterable of str
-        Names in ``bayesgmm.COVARIANCE_STRUCTURES`` (or their mclust names); by default
-        every structure both engines fit.
+        Any of mclust's covariance families (EII, VII, EEI, VEI, EVI, VVI, EEE, VEE, EVE,
+        VVE, EEV, VEV, EVV, VVV; E and V for one feature) or scikit-learn's names of four
+        of them (full = VVV, tied = EEE, diag = VVI, spherical = VII); the table calls a
+        family by its name in ``bayesgmm.COVARIANCE_STRUCTURES`` (``full``, not ``VVV``).
+        EM fits every family; the Bayesian model only those of
+        ``bayesgmm._gaussian.bayesian_covariance_names()`` (full, tied, diag, spherical),
+        and refuses the others with the reason in ``bayes_error``: compare all fourteen
+        with ``methods=("em",)``. By default the families both engines fit.
     methods : tuple of {"em", "bayes"}
         ``("em",)`` gives the classical criteria alone, without PyMC.
     priors : GMMPriors, dict or None
