@@ -50,6 +50,8 @@ from pytensor.tensor.exceptions import NotScalarConstantError
 from pytensor.tensor.rewriting.basic import register_specialize
 from pytensor.tensor.type import TensorType
 
+from ._validation import check_integer
+
 __all__ = ["mixture_log_density", "MixtureLogDensity", "MixtureLogDensityGrad",
            "MixtureLogDensityValueGrad"]
 
@@ -115,9 +117,7 @@ class MixtureLogDensity(Op):
 
     def __init__(self, diagonal=False, n_features=None):
         self.diagonal = bool(diagonal)
-        if not isinstance(n_features, (int, np.integer)) or n_features < 1:
-            raise ValueError(f"n_features must be a positive integer, got {n_features!r}.")
-        self.n_features = int(n_features)
+        self.n_features = check_integer("n_features", n_features, minimum=1)
 
     def make_node(self, X, log_w, mu, L):
         X, log_w, mu, L = (_float64(v) for v in (X, log_w, mu, L))

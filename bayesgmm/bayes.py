@@ -1,86 +1,73 @@
-"""Bayesian Gaussian mixtures in PyMC: MAP, NUTS and ADVI behind one estimator."""
+"""Bayesian Gaussian mixtures in PyMC: MAP, NUTS and ADVI behind one estimator.
+
+:class:`GaussianMixtureBayes` checks its arguments, finds its start, runs a back end
+and assembles the result; the rest lives beside it:
+
+* :mod:`bayesgmm._inference`: the back ends (``BACKENDS``: nuts, map, advi, one
+  signature ``backend(model, starts, settings) -> Inference``), the MAP optimiser;
+* :mod:`bayesgmm._start`: the EM fit the chains start from, in the model's variables;
+* :mod:`bayesgmm.diagnostics`: R-hat, ESS, divergences, E-BFMI and summary tables;
+* :mod:`bayesgmm._draws`: per-draw maths (log-likelihoods, memberships, replicates);
+* :mod:`bayesgmm.model`: the PyMC model itself.
+
+The names other modules import from here (``METHODS``, ``NUTS_SAMPLERS``,
+``resolve_nuts_sampler``, the warnings and thresholds, ``POSTERIOR_VARS``) are
+re-exported from those modules.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
-import logging
-import os
 import warnings
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ._gaussian import (DEFAULT_COVARIANCE_TYPE, CollapsedComponentError,
-                        get_covariance_structure, sample_mixture)
+from ._draws import (Memberships, membership_draws, pointwise_log_likelihood, replicate,
+                     stacked_parameters)
+from ._gaussian import DEFAULT_COVARIANCE_TYPE, get_covariance_structure
+from ._inference import (  # noqa: F401  (re-exported: imported from bayesgmm.bayes)
+    BACKENDS,
+    DIVERGENT_SHARE_MAX,
+    METHODS,
+    NUTS_SAMPLERS,
+    POSTERIOR_VARS,
+    RETRY_TARGET_ACCEPT,
+    MAPConvergenceWarning,
+    Settings,
+    _map_point,
+    _optimise,
+    _quiet_logger,
+    _restarted_lbfgs,
+    posterior_mode,
+    resolve_nuts_sampler,
+)
 from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
-from ._chains import ESS_MIN, RHAT_MAX
+from ._start import (_em_from_config, _em_posterior, _em_to_config, _fit_em, _given_em,
+                     _start_points)
 from ._validation import check_choice, check_integer, check_number, check_seed
-from .em import GaussianMixtureEM, RegularizationWarning, _Scaling
-from .model import (
-    ModelSpec,
-    as_array_and_names,
-    build_model_from_spec,
-    make_spec,
-    sds_and_corr_chol,
+from .diagnostics import (  # noqa: F401  (re-exported)
+    EBFMI_MIN,
+    DiagnosticsWarning,
+    _n_divergent,
+    check_hdi_prob,
+    diagnose,
+    summary_table,
 )
+from .em import GaussianMixtureEM
+from .model import ModelSpec, as_array_and_names, build_model_from_spec, make_spec
 from .priors import GMMPriors
 from .relabel import permute_components, stephens_relabel
 
 __all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "MAPConvergenceWarning", "METHODS"]
 
-#: Accepted values of ``fit(method=...)``.
-METHODS = ("nuts", "map", "advi")
-NUTS_SAMPLERS = ("auto", "pymc", "nutpie")
+#: Accepted values of ``fit(init=...)``.
 INITS = ("em", "default")
-
-
-def resolve_nuts_sampler(nuts_sampler):
-    """The NUTS implementation ``nuts_sampler`` names: ``"auto"`` is nutpie when it is
-    installed (``make`` installs it), else PyMC's.
-
-    nutpie is preferred for two measured reasons (``benchmarks/README.md``): its NUTS
-    runs in compiled code, so a fit's time is mostly compiling the model, and on small
-    data its mass-matrix adaptation (from gradients as well as draws) removed the
-    divergences PyMC's windowed adaptation left (40 of 40 fits without one, against
-    36 of 40 with PyMC's, on 60-point full-covariance data).
-    """
-    import importlib.util
-
-    check_choice("nuts_sampler", nuts_sampler, NUTS_SAMPLERS)
-    installed = importlib.util.find_spec("nutpie") is not None
-    if nuts_sampler == "auto":
-        return "nutpie" if installed else "pymc"
-    if nuts_sampler == "nutpie" and not installed:
-        raise ValueError("nuts_sampler='nutpie' needs the nutpie package: pip install nutpie "
-                         "(or bayesgmm[nutpie]), or use nuts_sampler='pymc'.")
-    return nuts_sampler
-
-
-#: Thresholds of :meth:`GaussianMixtureBayes.diagnose`.
-EBFMI_MIN = 0.3
-#: A NUTS fit with more than this share of its draws divergent is sampled once more,
-#: with the step size adapted to ``RETRY_TARGET_ACCEPT`` (recorded in ``retry_``).
-DIVERGENT_SHARE_MAX = 0.01
-RETRY_TARGET_ACCEPT = 0.99
-#: The labelled variables kept in the posterior (others are internal to the model).
-POSTERIOR_VARS = ("weights", "means", "sigmas", "variances", "correlations", "covariances")
 _FILE_KIND = "bayesgmm.GaussianMixtureBayes"
-
-
-class DiagnosticsWarning(UserWarning):
-    """A sampling diagnostic failed its threshold."""
-
-
-class MAPConvergenceWarning(ConvergenceWarning):
-    """The MAP optimiser stopped without finding a mode (the point returned is not one)."""
 
 
 class GaussianMixtureBayes(BaseEstimator):
@@ -129,8 +116,21 @@ class GaussianMixtureBayes(BaseEstimator):
         ``target_accept`` is the one used. Stored in the saved file.
     relabel_ : dict
         ``n_permuted`` draws, ``n_iterations``, ``converged``.
-    model_ : pymc.Model
+    map_ : xarray.Dataset or None
+        A ``method="map"`` fit's posterior mode (its posterior: one chain of one
+        draw, the optimiser's record in its attrs); None for other methods and for
+        loaded fits. :meth:`summary` finds the mode of those without storing it here.
+    model_ : pymc.Model or None
+        None for a loaded fit until :meth:`log_evidence` rebuilds it from the data
+        stored with the fit.
     n_features_in_, feature_names_in_
+
+    Notes
+    -----
+    The reading methods (``summary``, ``diagnose``, ``membership``, ``predict``,
+    ``predict_proba``, the predictive samplers) change no attribute. What they compute
+    from the fit and reuse (the posterior mode of a sampled fit, a loaded fit's model)
+    is kept in a private cache that ``fit`` and ``load`` empty.
 
     Examples
     --------
@@ -159,8 +159,9 @@ class GaussianMixtureBayes(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         method : {"nuts", "map", "advi"}
             Full posterior sampling, the posterior mode (stored as one chain of one
-            draw) or mean-field variational inference (``draws`` draws from the
-            approximation).
+            draw, and as ``map_``) or mean-field variational inference (``draws``
+            draws from the approximation). The back ends are
+            :data:`bayesgmm._inference.BACKENDS`.
         draws, tune, chains : int
             NUTS draws and warm-up steps per chain, and the number of chains.
         nuts_sampler : {"auto", "pymc", "nutpie"}
@@ -218,88 +219,32 @@ class GaussianMixtureBayes(BaseEstimator):
         self.spec_ = spec
         self.model_ = build_model_from_spec(X, spec)
         self._X = X
+        self._cache = {}
+        self.map_ = self.retry_ = None
         rng = np.random.default_rng(seeds[1])
         starts = _start_points(self.em_, spec, max(chains, 1), rng) if init == "em" else None
-
+        settings = Settings(draws=draws, tune=tune, chains=chains, nuts_sampler=nuts_sampler,
+                            target_accept=target_accept, advi_steps=advi_steps,
+                            progressbar=progressbar, seed=int(seeds[2]))
         with without_c_compiler():
-            self.retry_ = None
-            if method == "nuts":
-                posterior, sample_stats = self._sample_nuts(
-                    starts, draws, tune, chains, nuts_sampler, target_accept, progressbar,
-                    int(seeds[2]))
-                divergences = _n_divergent(sample_stats)
-                share = divergences / (sample_stats.sizes["chain"] * sample_stats.sizes["draw"])
-                if share > DIVERGENT_SHARE_MAX and target_accept < RETRY_TARGET_ACCEPT:
-                    # Small data: a chain reaching a near-empty component's region,
-                    # whose scales are the prior's, meets steps adapted to the occupied
-                    # one. A smaller step (higher acceptance target) samples both.
-                    self.retry_ = {"target_accept": target_accept, "divergences": divergences,
-                                   "share": share, "retried_with": RETRY_TARGET_ACCEPT}
-                    target_accept = RETRY_TARGET_ACCEPT
-                    posterior, sample_stats = self._sample_nuts(
-                        starts, draws, tune, chains, nuts_sampler, target_accept,
-                        progressbar, int(seeds[2]))
-            elif method == "map":
-                posterior, sample_stats = self._find_map(starts, progressbar), None
-            else:
-                posterior = self._fit_advi(starts, draws, advi_steps, progressbar,
-                                           int(seeds[2]))
-                sample_stats = None
+            result = BACKENDS[method](self.model_, starts, settings)
+        self.retry_ = result.attrs.get("retry")
+        if method == "map":
+            self.map_ = result.posterior
 
+        posterior = result.posterior
         self.relabel_ = {"n_permuted": 0, "n_iterations": 0, "converged": True,
                          "method": "none"}
         n_samples = posterior.sizes["chain"] * posterior.sizes["draw"]
         if relabel and spec.order_by is None and spec.n_components > 1 and n_samples > 1:
             posterior = self._relabel(posterior)
-        self.idata_ = self._assemble(posterior, sample_stats, method, locals_for_attrs={
+        self.idata_ = self._assemble(posterior, result.sample_stats, method, locals_for_attrs={
             "draws": draws, "tune": tune, "chains": chains, "nuts_sampler": nuts_sampler,
-            "init": init, "target_accept": target_accept})
+            "init": init,
+            "target_accept": result.attrs.get("target_accept", target_accept)})
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(names, dtype=object)
         return self
-
-    def _sample_nuts(self, starts, draws, tune, chains, nuts_sampler, target_accept,
-                     progressbar, seed):
-        import pymc as pm
-
-        kwargs = {}
-        if starts is not None:
-            kwargs["initvals"] = starts[:chains] if nuts_sampler == "pymc" else starts[0]
-        if nuts_sampler == "pymc":
-            kwargs["init"] = "adapt_diag"
-            kwargs["cores"] = min(chains, os.cpu_count() or 1)
-        with warnings.catch_warnings(), _quiet_logger("pymc", progressbar):
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            # Only the free variables are traced: the deterministics (sigmas,
-            # correlations, covariances) are computed once afterwards, so neither
-            # sampler compiles a function for them (nutpie cannot cache its own).
-            idata = pm.sample(
-                draws=draws, tune=tune, chains=chains, model=self.model_,
-                nuts_sampler=nuts_sampler, target_accept=target_accept,
-                random_seed=seed, progressbar=progressbar,
-                compute_convergence_checks=False,
-                var_names=[rv.name for rv in self.model_.free_RVs], **kwargs,
-            )
-        return _with_deterministics(self.model_, idata["posterior"].to_dataset()), \
-            idata["sample_stats"].to_dataset()
-
-    def _find_map(self, starts, progressbar):
-        start = starts[0] if starts is not None else None
-        self.map_ = _map_point(self.model_, start)
-        _warn_if_map_failed(self.map_.attrs)
-        return self.map_
-
-    def _fit_advi(self, starts, draws, steps, progressbar, seed):
-        import pymc as pm
-
-        start = starts[0] if starts is not None else None
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            approx = pm.fit(n=steps, method="advi", model=self.model_, start=start,
-                            random_seed=seed, progressbar=progressbar)
-            idata = approx.sample(draws, random_seed=seed)
-        return _posterior_vars(idata["posterior"].to_dataset())
 
     def _relabel(self, posterior):
         """Stephens' KL relabelling of all draws against the EM memberships."""
@@ -307,8 +252,8 @@ class GaussianMixtureBayes(BaseEstimator):
         if hasattr(self.em_, "feature_names_in_"):  # an em= fitted on a DataFrame
             X = pd.DataFrame(X, columns=self.em_.feature_names_in_)
         reference = self.em_.predict_proba(X)
-        params = _stacked_parameters(posterior, self.spec_)
-        membership = _Memberships(self._X, params, self.spec_)
+        params = stacked_parameters(posterior, self.spec_)
+        membership = Memberships(self._X, params, self.spec_)
         result = stephens_relabel(membership, reference)
         self.relabel_ = {"n_permuted": result.n_permuted, "n_iterations": result.n_iterations,
                          "converged": result.converged, "method": "stephens-kl"}
@@ -351,26 +296,12 @@ class GaussianMixtureBayes(BaseEstimator):
             "relabel": self.relabel_,
             "start": self.start_,
             "retry": self.retry_,
-            "em": {
-                "weights": self.em_.weights_.tolist(),
-                "means": self.em_.means_.tolist(),
-                "covariances": np.asarray(self.em_.covariances_).tolist(),
-                "log_likelihood": self.em_.log_likelihood_,
-            },
+            "em": _em_to_config(self.em_),
         }
 
-    # ---------------------------------------------------------- per-draw maths
     def _pointwise_log_likelihood(self, posterior, X):
-        params = _stacked_parameters(posterior, self.spec_)
-        out = np.concatenate([
-            logsumexp(joint, axis=2) for joint in _joint_log_prob_chunks(X, params, self.spec_)
-        ])
-        chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-        return xr.DataArray(
-            out.reshape(chains, draws, len(X)), dims=("chain", "draw", "obs_id"),
-            coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
-                    "obs_id": np.arange(len(X))},
-        )
+        """``log p(x_n | draw)`` for every draw of ``posterior``: (chain, draw, obs_id)."""
+        return pointwise_log_likelihood(posterior, X, self.spec_)
 
     # --------------------------------------------------------------- results
     @property
@@ -395,11 +326,7 @@ class GaussianMixtureBayes(BaseEstimator):
 
     def _membership_draws(self, X):
         """Membership probabilities of every draw, (n_draws, n_samples, K)."""
-        params = _stacked_parameters(self.posterior, self.spec_)
-        return np.concatenate([
-            np.exp(joint - logsumexp(joint, axis=2, keepdims=True))
-            for joint in _joint_log_prob_chunks(X, params, self.spec_)
-        ])
+        return membership_draws(self.posterior, X, self.spec_)
 
     def predict_proba(self, X):
         """Posterior mean membership probabilities, shape (n_samples, n_components)."""
@@ -420,7 +347,7 @@ class GaussianMixtureBayes(BaseEstimator):
         """
         import arviz as az
 
-        hdi_prob = _check_hdi_prob(hdi_prob)
+        hdi_prob = check_hdi_prob(hdi_prob)
         X = self._check_X(X)
         draws = self._membership_draws(X)
         da = xr.DataArray(draws[None], dims=("chain", "draw", "obs_id", "component"),
@@ -442,107 +369,47 @@ class GaussianMixtureBayes(BaseEstimator):
         Returns a table (pandas DataFrame) of R-hat, bulk and tail ESS and the
         Monte Carlo standard error per parameter, and in ``.attrs``: divergences,
         tree-depth hits and the lowest E-BFMI. Thresholds: R-hat <= 1.01, ESS >=
-        400, no divergence, E-BFMI >= 0.3.
+        400, no divergence, E-BFMI >= 0.3. See :func:`bayesgmm.diagnostics.diagnose`.
         """
-        import arviz as az
-
         check_is_fitted(self, "idata_")
-        if "sample_stats" not in self.idata_.children:
-            raise ValueError(
-                "diagnostics need posterior samples: fit with method='nuts' "
-                f"(this fit used method={self.idata_.attrs['method']!r})."
-            )
-        ds = _summary_dataset(self.posterior)
-        table = az.summary(ds, kind="diagnostics", round_to="none")
-        stats = self.idata_["sample_stats"].to_dataset()
-        divergences = _n_divergent(stats)
-        depth_hits = int(stats["reached_max_treedepth"].sum()) \
-            if "reached_max_treedepth" in stats else 0
-        bfmi = np.atleast_1d(np.asarray(az.bfmi(self.idata_)["energy"]
-                                        if "energy" in stats else np.nan))
-        table.attrs = {"divergences": divergences, "max_treedepth_hits": depth_hits,
-                       "min_ebfmi": float(np.nanmin(bfmi)) if np.isfinite(bfmi).any()
-                       else float("nan")}
-        problems = []
-        bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
-        if bad_rhat:
-            problems.append(
-                f"R-hat > {RHAT_MAX} for {_few(bad_rhat)}: chains disagree; run longer "
-                "(more tune and draws) or check for multiple modes (fewer components?)."
-            )
-        low_ess = table.index[(table["ess_bulk"] < ESS_MIN) | (table["ess_tail"] < ESS_MIN)]
-        if len(low_ess):
-            problems.append(
-                f"ESS < {ESS_MIN} for {_few(low_ess.tolist())}: increase draws (or chains)."
-            )
-        if divergences:
-            problems.append(
-                f"{divergences} divergent transitions: increase target_accept (e.g. 0.99; "
-                "the default is 0.95), or use more informative priors (an inverse-gamma on "
-                "the variances keeps components from collapsing onto a few points)."
-            )
-        if depth_hits:
-            problems.append(
-                f"{depth_hits} draws hit the maximum tree depth: the posterior is hard to "
-                "explore; consider stronger priors or fewer components."
-            )
-        if table.attrs["min_ebfmi"] < EBFMI_MIN:
-            problems.append(
-                f"E-BFMI {table.attrs['min_ebfmi']:.2f} < {EBFMI_MIN}: poor energy "
-                "exploration; longer tuning or a reparametrisation may help."
-            )
-        table.attrs["problems"] = problems
-        if problems and warn:
-            warnings.warn("Sampling diagnostics failed: " + " ".join(problems),
-                          DiagnosticsWarning, stacklevel=2)
-        return table
+        return diagnose(self.idata_, warn=warn)
 
     def summary(self, hdi_prob=0.94):
         """Posterior mean, sd and HDI of weights, means, sds and correlations.
 
         Columns ``map`` and ``em`` give the posterior mode and the EM estimate of
-        the same parameters beside the posterior summaries.
+        the same parameters beside the posterior summaries. The mode is a MAP fit's
+        own point (``map_``); for other fits it is found from the EM start on the
+        first call and kept in the estimator's private cache (no attribute changes;
+        a MAP that fails warns with :class:`MAPConvergenceWarning`). See
+        :func:`bayesgmm.diagnostics.summary_table`.
         """
-        import arviz as az
-
-        hdi_prob = _check_hdi_prob(hdi_prob)
+        hdi_prob = check_hdi_prob(hdi_prob)
         check_is_fitted(self, "idata_")
-        ds = _summary_dataset(self.posterior)
-        if ds.sizes["chain"] * ds.sizes["draw"] > 1:
-            table = az.summary(ds, kind="stats", ci_prob=hdi_prob, ci_kind="hdi", round_to="none")
-        else:
-            table = az.summary(ds, kind="stats", round_to="none").iloc[:, :1]
-        estimates = {"map": self._map_posterior(), "em": self._em_posterior()}
-        for name, point in estimates.items():
-            if point is not None:
-                values = _summary_dataset(point)
-                table[name] = az.summary(values, kind="stats", round_to="none")["mean"].reindex(
-                    table.index)
-        return table
+        estimates = {"map": self._mode(), "em": _em_posterior(self.em_, self.spec_)}
+        return summary_table(self.posterior, estimates, hdi_prob)
 
-    def _map_posterior(self):
-        if getattr(self, "map_", None) is None:
-            self._ensure_model()
+    def _mode(self):
+        """The posterior mode the summary shows: ``map_``, or found from the EM start
+        (one start, seeded 0) and cached."""
+        if getattr(self, "map_", None) is not None:
+            return self.map_
+
+        def find():
             starts = _start_points(self.em_, self.spec_, 1, np.random.default_rng(0))
-            self._find_map(starts, progressbar=False)
-        return self.map_
+            return posterior_mode(self._read_model(), starts[0])
 
-    def _em_posterior(self):
-        em, spec = self.em_, self.spec_
-        K, D = spec.n_components, spec.n_features
-        full = spec.structure.to_full(em.covariances_, K, D)
-        sd = np.sqrt(np.diagonal(full, axis1=1, axis2=2))
-        data = {
-            "weights": (("component",), em.weights_),
-            "means": (("component", "feature"), em.means_),
-            "sigmas": (("component", "feature"), sd),
-            "covariances": (("component", "feature", "feature2"), full),
-        }
-        if spec.covariance_kind == "matrix":
-            data["correlations"] = (("component", "feature", "feature2"),
-                                    full / (sd[:, :, None] * sd[:, None, :]))
-        ds = xr.Dataset(data, coords=_coords(spec))
-        return ds.expand_dims(chain=[0], draw=[0])
+        return self._cached("mode", find)
+
+    def _cached(self, key, compute):
+        """``compute()``, kept under ``key`` in the private cache that fit and load empty
+        (what reading methods reuse without changing any attribute)."""
+        cache = getattr(self, "_cache", None)
+        if cache is None:  # an estimator pickled before the cache existed
+            return compute()
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
 
     # ------------------------------------------------------------- predictive
     def log_evidence(self, *, draws=1000, chains=4, random_state=None, progressbar=False):
@@ -560,7 +427,8 @@ class GaussianMixtureBayes(BaseEstimator):
         dict
             ``log_evidence`` (mean of the runs), ``sd`` (their standard deviation),
             ``se`` (sd / sqrt(chains)) and ``chains`` (each run's estimate). Also
-            stored as ``log_evidence_``.
+            stored as ``log_evidence_`` (and a loaded fit's rebuilt model as
+            ``model_``).
         """
         import pymc as pm
 
@@ -572,7 +440,7 @@ class GaussianMixtureBayes(BaseEstimator):
         if self.spec_.order_by is not None:
             raise ValueError("the log evidence needs the exchangeable prior: refit without "
                              "order_by (the ordered-means prior is not normalised).")
-        model = self._ensure_model()  # a loaded fit rebuilds it from its stored data
+        model = self.model_ = self._read_model()  # a loaded fit rebuilds it from its data
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
         with warnings.catch_warnings(), _quiet_logger("pymc", progressbar), \
                 without_c_compiler():
@@ -591,19 +459,19 @@ class GaussianMixtureBayes(BaseEstimator):
     def sample_prior_predictive(self, draws=500, random_state=None):
         """Draws from the prior and the prior predictive distribution.
 
-        Returns a DataTree with groups ``prior`` (weights, means, sigmas,
+        Returns a new DataTree with groups ``prior`` (weights, means, sigmas,
         covariances, ...) and ``prior_predictive`` (``obs``: chain, draw, obs_id,
         feature, as many points as the data). ``prior`` also holds
         ``n_nonempty_components``: per draw, how many components receive at least
         one of the simulated points, the implied prior on the number of clusters
-        actually used.
+        actually used. The estimator is not changed.
         """
         import pymc as pm
 
         check_is_fitted(self, "spec_")
         draws = check_integer("draws", draws, minimum=1)
         check_seed("random_state", random_state)
-        model = self._ensure_model()
+        model = self._read_model()
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
         names = [v for v in POSTERIOR_VARS if v in model.named_vars]
         with warnings.catch_warnings():
@@ -619,48 +487,36 @@ class GaussianMixtureBayes(BaseEstimator):
         )
         return xr.DataTree.from_dict({"prior": prior, "prior_predictive": replicates})
 
-    def _ensure_model(self):
-        """The PyMC model; a loaded fit builds it again from the data stored with it."""
-        if getattr(self, "model_", None) is None:
-            if getattr(self, "_X", None) is None:
-                raise ValueError(
-                    "this fit has no data to rebuild its model from (the file it was loaded "
-                    "from lacks the observed_data group); fit the model again.")
-            self.model_ = build_model_from_spec(self._X, self.spec_)
-        return self.model_
+    def _read_model(self):
+        """The PyMC model without storing it: ``model_``, or for a loaded fit (whose
+        ``model_`` is None) one built again from the data stored with it, cached."""
+        if getattr(self, "model_", None) is not None:
+            return self.model_
+        if getattr(self, "_X", None) is None:
+            raise ValueError(
+                "this fit has no data to rebuild its model from (the file it was loaded "
+                "from lacks the observed_data group); fit the model again.")
+        return self._cached("model", lambda: build_model_from_spec(self._X, self.spec_))
 
     def _replicate(self, draws_ds, seed):
-        """One simulated data set (as many points as the data) per draw."""
-        stacked = draws_ds.stack(sample=("chain", "draw")).transpose("sample", ...)
-        weights = stacked["weights"].values
-        means = stacked["means"].transpose("sample", "component", "feature").values
-        factors = np.linalg.cholesky(stacked["covariances"].transpose(
-            "sample", "component", "feature", "feature2").values)
-        rng = np.random.default_rng(seed)
-        n, n_draws = len(self._X), len(weights)
-        out = np.empty((n_draws, n, self.spec_.n_features))
-        labels = np.empty((n_draws, n), dtype=int)
-        for s in range(n_draws):
-            out[s], labels[s] = sample_mixture(weights[s], means[s], factors[s], n, rng)
-        chains, draws = draws_ds.sizes["chain"], draws_ds.sizes["draw"]
-        replicates = xr.Dataset(
-            {"obs": (("chain", "draw", "obs_id", "feature"), out.reshape(chains, draws, n, -1))},
-            coords={"feature": list(self.spec_.feature_names), "obs_id": np.arange(n)},
-        )
-        return replicates, labels
+        """One simulated data set (as many points as the data) per draw, and the
+        component of every simulated point (n_draws, n)."""
+        return replicate(draws_ds, len(self._X), self.spec_, seed)
 
     def sample_posterior_predictive(self, random_state=None):
-        """Replicate data sets, one per posterior draw (group ``posterior_predictive``).
+        """Replicate data sets, one per posterior draw.
 
-        Returns ``idata_`` with the group added: ``obs`` with dims (chain, draw,
-        obs_id, feature).
+        Returns a new DataTree: the groups of ``idata_`` (the same arrays, not copied)
+        and ``posterior_predictive``, ``obs`` with dims (chain, draw, obs_id,
+        feature). ``idata_`` itself is not changed.
         """
         check_is_fitted(self, "idata_")
         check_seed("random_state", random_state)
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
         replicates, _ = self._replicate(self.posterior, seed)
-        self.idata_["posterior_predictive"] = xr.DataTree(replicates)
-        return self.idata_
+        tree = self.idata_.copy(deep=False)
+        tree["posterior_predictive"] = xr.DataTree(replicates)
+        return tree
 
     # --------------------------------------------------------------- storage
     def save(self, path):
@@ -701,6 +557,7 @@ class GaussianMixtureBayes(BaseEstimator):
                     order_by=config["order_by"], random_state=config["random_state"])
         X = tree["observed_data"]["obs"].values
         model._X = X
+        model._cache = {}
         model.spec_ = ModelSpec(
             config["n_components"], get_covariance_structure(config["covariance_type"]),
             GMMPriors.from_dict(config["priors"]).resolve(
@@ -721,39 +578,6 @@ class GaussianMixtureBayes(BaseEstimator):
 
 
 # ----------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _quiet_logger(name, keep):
-    """Silence a library's INFO messages unless ``keep`` (e.g. with a progress bar)."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    if not keep:
-        logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _check_hdi_prob(hdi_prob):
-    return check_number("hdi_prob", hdi_prob, low=0, high=1, low_open=True, high_open=True,
-                        hint=" (the probability mass of the interval, e.g. 0.94)")
-
-
-def _warn_if_map_failed(attrs):
-    """A MAP whose optimiser gave up is not a mode: say so, with what usually causes it."""
-    log_posterior = float(attrs.get("log_posterior", np.nan))
-    if attrs.get("optimizer_success", 1) and np.isfinite(log_posterior):
-        return
-    warnings.warn(
-        f"The MAP optimisation failed (L-BFGS stopped after "
-        f"{attrs.get('optimizer_iterations', '?')} iterations, log posterior "
-        f"{log_posterior:.6g}): the point returned is not a posterior mode. This usually "
-        "means a prior far narrower or wider than the data's scale (e.g. HalfNormal(1e-300)) "
-        "or data on an extreme scale: use priors on the data's scale (the data-scaled "
-        "defaults: leave them None) or rescale the data, or sample with method='nuts'.",
-        MAPConvergenceWarning, stacklevel=4)
-
-
 def _final_log_marginal_likelihood(sample_stats):
     """Each SMC run's estimate: the last stage's value of ``log_marginal_likelihood``."""
     values = np.asarray(sample_stats["log_marginal_likelihood"].values)
@@ -768,382 +592,3 @@ def _version():
     from . import __version__
 
     return __version__
-
-
-def _few(labels, limit=6):
-    labels = [str(x) for x in labels]
-    return ", ".join(labels[:limit]) + (f" and {len(labels) - limit} more"
-                                        if len(labels) > limit else "")
-
-
-def _coords(spec):
-    return {"component": np.arange(spec.n_components), "feature": list(spec.feature_names),
-            "feature2": list(spec.feature_names)}
-
-
-def _fit_em(X, spec, seed):
-    """The EM fit the chains start from and are relabelled against, and how it was found.
-
-    Returns ``(em, record)``. The maximum-likelihood fit (5 restarts) is tried first. On
-    small data it can fail where the posterior is perfectly proper: a component that
-    owns one or two points collapses onto them in every restart. Then EM is run again
-    with its covariances regularised by the prior's scale (:func:`_prior_regularised_em`)
-    and ``record`` says so: the Bayesian fit never depends on EM succeeding.
-    """
-    def fit(data, reg_covar):
-        em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name,
-                               n_init=5, tol=1e-6, max_iter=1000, reg_covar=reg_covar,
-                               random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            # the prior-regularised fit adds a large reg_covar on purpose
-            warnings.simplefilter("ignore", RegularizationWarning)
-            return em.fit(data)
-
-    try:
-        return _in_spec_order(fit(X, 1e-6), spec), {"method": "em"}
-    except CollapsedComponentError as error:
-        em, record = _prior_regularised_em(X, spec, fit)
-        record["reason"] = f"maximum-likelihood EM failed: {error}"
-        return _in_spec_order(em, spec), record
-
-
-def _prior_regularised_em(X, spec, fit):
-    """EM whose covariances are kept from collapsing by a fraction of the prior's scale.
-
-    The data are divided by the prior's scale of each feature (one common scale for
-    structures not closed under per-feature scaling, so that the structure is kept) and
-    EM adds ``reg_covar`` to every covariance's diagonal there: 0.1 prior variances, or
-    1% of the largest scaled data variance if that is larger. A component's covariance
-    then has eigenvalues of at least 1% of the data's variance and cannot collapse,
-    whatever few points it owns. The fit is mapped back to the data's units.
-    """
-    scale = _prior_scale(spec)
-    if not spec.structure.per_feature_scaling:
-        scale = np.full_like(scale, np.sqrt(np.mean(scale ** 2)))
-    scaling = _Scaling(spec.structure, np.zeros_like(scale), scale)
-    scaled = scaling.standardise(X)
-    reg_covar = max(0.1, 0.01 * float(np.max(scaled.var(axis=0))))
-    em = fit(scaled, reg_covar)
-    em._set_parameters(scaling.to_original(
-        (em.weights_, em.means_, em.covariances_, em.precisions_cholesky_)))
-    em._set_trace(em.log_likelihood_trace_ - scaling.log_jacobian * len(X), len(X))
-    return em, {"method": "prior-regularised-em", "reg_covar": reg_covar,
-                "prior_scale": scale.tolist()}
-
-
-def _prior_scale(spec):
-    """Per feature, the standard deviation a component has under the covariance prior."""
-    priors, D = spec.priors, spec.n_features
-    if priors.scale == "inversegamma":  # the mode of the variance
-        variance = np.asarray(priors.ig_beta, float) / (np.asarray(priors.ig_alpha, float) + 1)
-    else:  # HalfNormal(sigma) on the standard deviations: E[sd^2] = sigma^2
-        variance = np.asarray(priors.sd_sigma, float) ** 2
-    return np.sqrt(np.broadcast_to(variance, (D,)))  # the priors' shapes are () or (D,)
-
-
-def _given_em(em, spec):
-    check_is_fitted(em, "means_")
-    name = get_covariance_structure(em.covariance_type).name
-    if (em.means_.shape != (spec.n_components, spec.n_features)
-            or name != spec.structure.name):
-        raise ValueError(
-            f"em must be a fit with {spec.n_components} components, covariance "
-            f"{spec.structure.name!r} and {spec.n_features} features; got "
-            f"{em.means_.shape[0]} components, {name!r}, {em.means_.shape[1]} features.")
-    return _in_spec_order(copy.deepcopy(em), spec)
-
-
-def _in_spec_order(em, spec):
-    """With ``order_by``, the EM components sorted so the ordered means start in order."""
-    if spec.order_by is None:
-        return em
-    return _reordered(em, np.argsort(em.means_[:, spec.order_by]))
-
-
-def _reordered(em, order):
-    per_component = "component" in em._structure.layout
-    em._set_parameters((em.weights_[order], em.means_[order],
-                        em.covariances_[order] if per_component else em.covariances_,
-                        em.precisions_cholesky_[order] if per_component
-                        else em.precisions_cholesky_))
-    return em
-
-
-def _em_from_config(config, X):
-    structure = get_covariance_structure(config["covariance_type"])
-    em = GaussianMixtureEM(config["n_components"], covariance_type=structure.name)
-    covariances = np.asarray(config["em"]["covariances"])
-    em._set_parameters((np.asarray(config["em"]["weights"]), np.asarray(config["em"]["means"]),
-                        covariances, structure.precisions_cholesky(covariances)))
-    em._set_trace([config["em"]["log_likelihood"]], len(X))
-    em.n_features_in_ = X.shape[1]
-    em.converged_, em.n_iter_ = True, 0
-    return em
-
-
-def _start_points(em, spec, n_chains, rng):
-    """Initial values near the EM solution for each chain (constrained space)."""
-    K, D, param = spec.n_components, spec.n_features, spec.parametrisation
-    full = spec.structure.to_full(em.covariances_, K, D)
-    data_sd = np.sqrt(np.maximum(np.diagonal(full, axis1=1, axis2=2).mean(axis=0), 1e-12))
-    starts = []
-    for _ in range(n_chains):
-        weights = np.maximum(em.weights_, 1e-3) * np.exp(rng.normal(0, 0.05, K))
-        point = {"weights": weights / weights.sum()}
-        means = em.means_ + rng.normal(0, 0.05, (K, D)) * data_sd
-        if spec.order_by is None:
-            point["means"] = means
-        else:
-            f = spec.order_by
-            point["means_ordered"] = np.sort(means[:, f])
-            if D > 1:
-                point["means_rest"] = np.delete(means, f, axis=1)
-        scale = np.exp(rng.normal(0, 0.05, K))
-        if param.kind == "matrix":
-            sds, corr_chol = sds_and_corr_chol(_well_conditioned_correlations(full))
-            sds = sds * scale[:, None]
-            if param.shared:
-                sds, corr_chol = sds[0], corr_chol[0]
-            point["corr_chol"] = corr_chol
-            variances = sds ** 2
-        else:
-            variances = param.variances(full)
-            jitter = scale[0] if param.shared else scale.reshape((K,) + (1,) * (variances.ndim - 1))
-            variances = variances * jitter
-        point.update(_scale_start(spec, variances))
-        starts.append(point)
-    return starts
-
-
-def _n_divergent(sample_stats):
-    """Divergent transitions in a sample_stats dataset (PyMC's or nutpie's)."""
-    name = next((v for v in ("diverging", "divergences") if v in sample_stats), None)
-    return int(sample_stats[name].sum()) if name else 0
-
-
-def _scale_start(spec, variances):
-    """The start of the free scale variable (see ``model._scales``): the variances, or
-    under a HalfNormal prior the standard deviations (``sds`` or ``sigmas``)."""
-    if spec.priors.scale != "halfnormal":
-        return {"variances": variances}
-    return {"sds" if spec.covariance_kind == "matrix" else "sigmas": np.sqrt(variances)}
-
-
-def _well_conditioned_correlations(covariances, min_eigenvalue=1e-3):
-    """Covariances whose correlation matrices are shrunk towards I just enough that
-    their smallest eigenvalue is ``min_eigenvalue``; the standard deviations are kept.
-
-    For starting values only: a correlation of 0.9999999 (nearly collinear features)
-    is a valid start in exact arithmetic, but its Cholesky factor does not survive
-    the round trip through the sampler's unconstrained coordinates. The chains move
-    from the shrunk start to wherever the posterior is.
-    """
-    sds = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
-    corr = covariances / (sds[..., :, None] * sds[..., None, :])
-    smallest = np.linalg.eigvalsh(corr)[..., :1, None]  # (..., 1, 1)
-    shrink = np.clip((min_eigenvalue - smallest) / (1 - smallest), 0, 1)
-    corr = (1 - shrink) * corr + shrink * np.eye(corr.shape[-1])
-    return corr * sds[..., :, None] * sds[..., None, :]
-
-
-def _map_point(model, start):
-    """Posterior mode: L-BFGS on the unconstrained parameters, from ``start``.
-
-    The log density is taken without the transforms' Jacobian, so the mode is that
-    of the posterior of the model's parameters (as ``pm.find_MAP``). One function
-    returning the log density, its gradient and the labelled parameters is built
-    and run as an interpreted graph (numpy calls, no C or numba code): it compiles
-    in well under a second even on a fresh machine, and the few dozen evaluations
-    from the EM start (thousands on a nearly singular covariance: see
-    :func:`_restarted_lbfgs`) cost less than any compiler would take.
-    """
-    import pytensor
-    from pytensor.compile.mode import Mode
-
-    with pytensor.config.change_flags(mode=Mode(linker="py", optimizer="merge"), cxx=""):
-        return _optimise(model, start)
-
-
-def _optimise(model, start):
-    import pytensor
-    import pytensor.tensor as pt
-    from pymc.initial_point import make_initial_point_fn
-    from pymc.logprob.utils import ParameterValueError
-
-    point = make_initial_point_fn(model=model, overrides=start or {}, jitter_rvs=set(),
-                                  return_transformed=True)(0)
-    value_vars = model.value_vars
-    shapes = [np.shape(point[v.name]) for v in value_vars]
-    bounds = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
-    flat = pt.vector("flat", dtype="float64")
-    replacements = {
-        v: flat[bounds[i]:bounds[i + 1]].reshape(shapes[i]) for i, v in enumerate(value_vars)
-    }
-    names = [v for v in POSTERIOR_VARS if v in model.named_vars]
-    outputs = model.replace_rvs_by_values([model[v] for v in names])
-    logp, *outputs = pytensor.graph.replace.graph_replace(
-        [model.logp(jacobian=False), *outputs], replacements, strict=False)
-    function = pytensor.function([flat], [logp, pytensor.grad(logp, flat), *outputs])
-
-    def negative(x):
-        # A line search may step past what floating point can represent (a correlation
-        # rounded to 1, an overflowing variance): infinitely bad, so it steps back.
-        try:
-            with np.errstate(all="ignore"):
-                value, gradient, *_ = function(x)
-        except (ParameterValueError, np.linalg.LinAlgError):
-            return np.inf, np.zeros_like(x)
-        if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
-            return np.inf, np.zeros_like(x)
-        return -value, -gradient
-
-    x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars])
-    result = _restarted_lbfgs(negative, x0)
-    _, _, *values = function(result.x)
-    dims = model.named_vars_to_dims
-    coords = {k: list(v) for k, v in model.coords.items() if k in ("component", "feature",
-                                                                     "feature2")}
-    data = {name: (("chain", "draw") + tuple(dims.get(name, ())), np.asarray(value)[None, None])
-            for name, value in zip(names, values)}
-    ds = xr.Dataset(data, coords={**coords, "chain": [0], "draw": [0]})
-    ds.attrs.update({"optimizer_success": int(result.success), "optimizer_iterations": result.nit,
-                     "log_posterior": float(-result.fun)})
-    return ds
-
-
-# scipy's defaults stop on a relative reduction of 2e-9 (several units of a log
-# posterior of a thousand); the restarts below need each run to go to the end.
-_LBFGS_OPTIONS = {"ftol": 1e-15, "gtol": 1e-9, "maxiter": 20000, "maxcor": 30}
-
-
-def _restarted_lbfgs(negative, x0, max_restarts=50, rtol=1e-10):
-    """L-BFGS-B from ``x0``, restarted where it stopped until a restart gains nothing.
-
-    On a narrow ridge (nearly collinear features: a correlation of 0.9999999, whose
-    residual variance is 1e-7 of the marginal one) L-BFGS's curvature memory goes
-    stale and it stops hundreds of log-posterior units below the mode; a fresh memory
-    climbs on. A restart at a mode ends after an iteration or two, so a well-posed fit
-    pays almost nothing. The best point is kept, with the iterations of all runs. It
-    counts as converged if its run did or if a fresh run from it cannot improve it
-    (L-BFGS's line search then fails at rounding level, which scipy calls abnormal).
-    """
-    from scipy import optimize
-
-    def run(x):
-        return optimize.minimize(negative, x, jac=True, method="L-BFGS-B",
-                                 options=_LBFGS_OPTIONS)
-
-    result = run(x0)
-    iterations, stalled = result.nit, False
-    for _ in range(max_restarts):
-        again = run(result.x)
-        iterations += again.nit
-        gain = result.fun - again.fun
-        if gain > 0:
-            result = again
-        stalled = not gain > rtol * max(1.0, abs(result.fun))
-        if stalled:
-            break
-    result.nit, result.success = iterations, bool(result.success or stalled)
-    return result
-
-
-def _with_deterministics(model, posterior):
-    """The posterior's free variables plus the model's deterministics, labelled.
-
-    Evaluated for all draws at once by an interpreted graph (numpy calls): nothing
-    to compile, and a few milliseconds for thousands of draws.
-    """
-    import pymc as pm
-    from pytensor.compile.mode import Mode
-
-    derived = pm.compute_deterministics(
-        posterior, model=model, progressbar=False,
-        compile_kwargs={"mode": Mode(linker="py", optimizer="fast_run")})
-    return _posterior_vars(xr.merge([posterior, derived], compat="override",
-                                    combine_attrs="override"))
-
-
-def _posterior_vars(ds):
-    keep = [v for v in POSTERIOR_VARS if v in ds]
-    return ds[keep]
-
-
-def _stacked_parameters(posterior, spec):
-    """Per-draw weights (S, K), means (S, K, D) and precision factors (structure layout)."""
-    stacked = posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
-    weights = stacked["weights"].values
-    means = stacked["means"].transpose("sample", "component", "feature").values
-    full = stacked["covariances"].transpose("sample", "component", "feature", "feature2").values
-    return {
-        "weights": weights,
-        "means": means,
-        "precisions_cholesky": _batched_precisions_cholesky(spec.structure, full),
-    }
-
-
-def _batched_precisions_cholesky(structure, full):
-    """Precision factors, in the structure's layout, for a batch of full covariances
-    (S, K, D, D)."""
-    chol = np.linalg.cholesky(full)
-    return structure.from_full(np.swapaxes(np.linalg.inv(chol), -1, -2))  # U = L^-T
-
-
-def _joint_log_prob_chunks(X, params, spec, max_elements=2**23):
-    """Yield log w_k + log N(x_n | k) for chunks of draws: arrays (s, n, K).
-
-    Draws and components are flattened into one batch of S*K Gaussians, so a
-    chunk of draws costs one matrix product with the shared data features.
-    """
-    structure, center = spec.structure, spec.center
-    K, D = spec.n_components, spec.n_features
-    Xc = X - center
-    per_component, all_factors = structure.per_component(params["precisions_cholesky"], K)
-    features = per_component.quad_features(Xc)
-    n_draws = len(params["weights"])
-    step = max(1, max_elements // (len(X) * K))
-    for start in range(0, n_draws, step):
-        sl = slice(start, min(start + step, n_draws))
-        s = sl.stop - sl.start
-        means = (params["means"][sl] - center).reshape(s * K, D)
-        factors = all_factors[sl]
-        factors = factors.reshape((s * K,) + factors.shape[2:])
-        coef = per_component.coefficients(means, factors)
-        joint = -0.5 * features @ coef.quad.T + Xc @ coef.lin.T + coef.const  # (n, s*K)
-        with np.errstate(divide="ignore"):
-            joint = joint.reshape(len(X), s, K) + np.log(params["weights"][sl])[None]
-        yield np.swapaxes(joint, 0, 1)
-
-
-class _Memberships:
-    """Membership probabilities per draw, computed in chunks and cached."""
-
-    def __init__(self, X, params, spec):
-        self.n_draws = len(params["weights"])
-        self._values = np.concatenate([
-            np.exp(joint - logsumexp(joint, axis=2, keepdims=True)).astype(np.float32)
-            for joint in _joint_log_prob_chunks(X, params, spec)
-        ])
-
-    def __call__(self, i):
-        return self._values[i]
-
-
-def _summary_dataset(posterior):
-    """Weights, means, sigmas and (off-diagonal) correlations, for tables."""
-    ds = posterior[[v for v in ("weights", "means", "sigmas") if v in posterior]]
-    if "correlations" in posterior:
-        ds = ds.assign(correlations=_correlation_pairs(posterior["correlations"]))
-    return ds
-
-
-
-def _correlation_pairs(corr):
-    features = list(corr["feature"].values)
-    pairs, values = [], []
-    for i in range(len(features)):
-        for j in range(i + 1, len(features)):
-            pairs.append(f"{features[i]}:{features[j]}")
-            values.append(corr.isel(feature=i, feature2=j, drop=True))
-    return xr.concat(values, dim=pd.Index(pairs, name="pair"))

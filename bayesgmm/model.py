@@ -7,6 +7,10 @@ once. By default one fused Op computes it with its analytic gradient
 (``bayesgmm._fused``, numba kernels); ``likelihood="reference"`` writes the same
 density with the EM engine's covariance maths (``bayesgmm._gaussian``) as an
 ordinary PyTensor graph, and the tests hold the two (and the EM engine) together.
+
+``GaussianMixtureBayes`` starts its chains at values of these free variables taken
+from an EM fit: :mod:`bayesgmm._start` builds them (its docstring lists the names it
+uses, and ``tests/test_start.py`` checks them against every built model).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats
@@ -105,9 +106,9 @@ def test_diagnose_reports_rhat_ess_and_sampler_stats(nuts_fit):
 
 def test_diagnose_warns_with_remedies(nuts_fit, monkeypatch):
     model, _, _ = nuts_fit
-    from bayesgmm import bayes
+    from bayesgmm import diagnostics
 
-    monkeypatch.setattr(bayes, "ESS_MIN", 10**6)
+    monkeypatch.setattr(diagnostics, "ESS_MIN", 10**6)
     with pytest.warns(DiagnosticsWarning, match=r"ESS < 1000000 for weights\[0\].*increase draws"):
         table = model.diagnose()
     assert any("ESS" in p for p in table.attrs["problems"])
@@ -209,17 +210,18 @@ def test_a_fit_with_more_than_one_percent_divergent_draws_is_sampled_again(
     """More than 1% of the draws divergent: sampled again, once (even if the second run
     diverges too), at target_accept 0.99 with the same seed and start; the first run's
     record is kept and saved."""
-    real, calls = GaussianMixtureBayes._sample_nuts, []
+    from bayesgmm import _inference
 
-    def runs_diverge(self, starts, draws, tune, chains, sampler, target_accept, *args):
-        calls.append((target_accept, starts, args))
-        posterior, stats = real(self, starts, draws, tune, chains, sampler, target_accept,
-                                *args)
+    real, calls = _inference._sample_nuts, []
+
+    def runs_diverge(model, starts, settings):
+        calls.append((settings.target_accept, starts, (settings.progressbar, settings.seed)))
+        posterior, stats = real(model, starts, settings)
         diverging = np.zeros(stats["diverging"].shape, bool)
         diverging.flat[:5 + len(calls)] = True  # 6, then 7 of 400 draws: above 1%
         return posterior, stats.assign(diverging=(stats["diverging"].dims, diverging))
 
-    monkeypatch.setattr(GaussianMixtureBayes, "_sample_nuts", runs_diverge)
+    monkeypatch.setattr(_inference, "_sample_nuts", runs_diverge)
     X, _ = simulated(60)
     fit = GaussianMixtureBayes(2, random_state=seed("retry")).fit(
         X, draws=200, tune=200, chains=2, nuts_sampler="pymc", progressbar=False)
@@ -235,10 +237,13 @@ def test_a_fit_with_more_than_one_percent_divergent_draws_is_sampled_again(
 
 
 def test_few_divergences_are_not_retried(monkeypatch):
+    from bayesgmm import _inference
+
     calls = []
-    real = GaussianMixtureBayes._sample_nuts
-    monkeypatch.setattr(GaussianMixtureBayes, "_sample_nuts",
-                        lambda self, *a: calls.append(a[5]) or real(self, *a))
+    real = _inference._sample_nuts
+    monkeypatch.setattr(_inference, "_sample_nuts",
+                        lambda model, starts, settings: calls.append(settings.target_accept)
+                        or real(model, starts, settings))
     X, _ = simulated(60)
     fit = GaussianMixtureBayes(2, random_state=seed("retry")).fit(
         X, draws=200, tune=200, chains=2, target_accept=0.99, nuts_sampler="pymc",
@@ -354,6 +359,111 @@ def test_diagnose_needs_samples(faithful):
     model.fit(faithful, method="map", progressbar=False)
     with pytest.raises(ValueError, match="diagnostics need posterior samples"):
         model.diagnose()
+
+
+# ------------------------------------------------- reading changes nothing
+@pytest.fixture(scope="module")
+def small_fit(faithful):
+    """A fresh short NUTS fit (its summary's mode not yet found)."""
+    return GaussianMixtureBayes(2, covariance_type="diag", random_state=seed("small_fit")).fit(
+        faithful, draws=60, tune=100, chains=2, progressbar=False)
+
+
+def _state(model):
+    """Every attribute (the objects themselves) but the private cache, and the result's
+    groups and attributes."""
+    return ({k: v for k, v in vars(model).items() if k != "_cache"},
+            sorted(model.idata_.children), dict(model.idata_.attrs))
+
+
+def _assert_unchanged(model, before):
+    attributes, groups, attrs = before
+    now, now_groups, now_attrs = _state(model)
+    assert now.keys() == attributes.keys()
+    assert [k for k, v in attributes.items() if now[k] is not v] == []
+    assert now_groups == groups and now_attrs == attrs
+
+
+def _read_everything(model, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        if "sample_stats" in model.idata_.children:
+            model.diagnose()
+    first = model.summary()
+    pd.testing.assert_frame_equal(model.summary(), first)  # the mode is found once
+    model.summary(hdi_prob=0.5)
+    model.membership(X[:5])
+    model.predict(X[:5])
+    model.predict_proba(X[:5])
+    model.sample_prior_predictive(draws=5, random_state=0)
+    return model.sample_posterior_predictive(random_state=0), first
+
+
+def test_reading_methods_change_no_attribute(small_fit, faithful):
+    model = small_fit
+    before, posterior = _state(model), model.posterior.copy(deep=True)
+    tree, table = _read_everything(model, faithful)
+    _assert_unchanged(model, before)
+    xr.testing.assert_identical(model.posterior, posterior)
+    assert model.map_ is None  # the summary's mode is not stored as map_
+    assert np.isfinite(table["map"]).all()
+    # the posterior predictive is a new tree: idata_'s groups and the replicates
+    assert tree is not model.idata_ and "posterior_predictive" not in model.idata_.children
+    assert set(tree.children) == set(model.idata_.children) | {"posterior_predictive"}
+    assert tree["posterior_predictive"]["obs"].shape == (2, 60, len(faithful), 2)
+    xr.testing.assert_identical(tree["posterior"].to_dataset(), model.posterior)
+
+
+def test_reading_a_loaded_fit_changes_no_attribute(small_fit, faithful, tmp_path):
+    loaded = GaussianMixtureBayes.load(small_fit.save(tmp_path / "fit.nc"))
+    before = _state(loaded)
+    _, table = _read_everything(loaded, faithful)
+    _assert_unchanged(loaded, before)
+    assert loaded.model_ is None and loaded.map_ is None  # rebuilt, used, not stored
+    np.testing.assert_allclose(table["map"], small_fit.summary()["map"], rtol=1e-6)
+
+
+def test_a_map_fit_summary_shows_its_own_mode(faithful):
+    model = GaussianMixtureBayes(2, covariance_type="diag", random_state=0).fit(
+        faithful, method="map", progressbar=False)
+    assert model.map_ is not None
+    table = model.summary()
+    np.testing.assert_allclose(table["map"], table["mean"])
+    assert list(table.columns) == ["mean", "map", "em"]
+
+
+# --------------------------------------------------------------- back ends
+def test_every_back_end_has_one_signature_and_one_result(faithful):
+    import inspect
+
+    from bayesgmm import _inference, bayes
+    from bayesgmm._pytensor import without_c_compiler
+    from bayesgmm._start import _start_points
+    from bayesgmm.model import as_array_and_names, build_model_from_spec, make_spec
+
+    assert bayes.METHODS == tuple(_inference.BACKENDS) == ("nuts", "map", "advi")
+    X, names = as_array_and_names(faithful)
+    spec = make_spec(X, 2, "diag", None, None, names)
+    model = build_model_from_spec(X, spec)
+    em = GaussianMixtureEM(2, covariance_type="diag", random_state=0).fit(X)
+    starts = _start_points(em, spec, 2, np.random.default_rng(0))
+    settings = _inference.Settings(draws=30, tune=50, chains=2, advi_steps=300,
+                                   target_accept=0.99, seed=seed("back ends"))
+    expected, results = {"nuts": (2, 30), "map": (1, 1), "advi": (1, 30)}, {}
+    for method, backend in _inference.BACKENDS.items():
+        assert list(inspect.signature(backend).parameters) == ["model", "starts", "settings"]
+        with without_c_compiler():
+            result = results[method] = backend(model, starts, settings)
+        assert isinstance(result, _inference.Inference)
+        post = result.posterior
+        assert (post.sizes["chain"], post.sizes["draw"]) == expected[method], method
+        assert post["means"].dims == ("chain", "draw", "component", "feature")
+        assert set(post.data_vars) <= set(_inference.POSTERIOR_VARS)
+        assert {"weights", "means", "sigmas", "covariances"} <= set(post.data_vars)
+        assert (result.sample_stats is not None) == (method == "nuts")
+        assert isinstance(result.attrs, dict)
+    assert results["map"].attrs == results["advi"].attrs == {}
+    assert results["nuts"].attrs == {"target_accept": 0.99, "retry": None}  # 0.99: no retry
 
 
 # --------------------------------------------------------- full recovery (slow)

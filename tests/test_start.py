@@ -1,0 +1,48 @@
+"""The EM start point (bayesgmm._start) names exactly the model's free variables."""
+
+import numpy as np
+import pytest
+
+from bayesgmm import GaussianMixtureEM
+from bayesgmm._start import _em_from_config, _em_to_config, _start_points
+from bayesgmm.model import as_array_and_names, build_model_from_spec, make_spec
+from bayesgmm.priors import LKJ, GMMPriors, HalfNormal
+
+from .conftest import COVARIANCE_TYPES
+
+
+def _half_normal(model_kind):
+    return GMMPriors(covariance=LKJ(sd=HalfNormal()) if model_kind == "matrix"
+                     else HalfNormal())
+
+
+@pytest.mark.parametrize("order_by", [None, 1])
+@pytest.mark.parametrize("scale", ["inversegamma", "halfnormal"])
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_start_points_are_the_model_free_variables(faithful, covariance_type, scale, order_by):
+    X, names = as_array_and_names(faithful)
+    spec = make_spec(X, 2, covariance_type, None, order_by, names)  # InverseGamma variances
+    if scale == "halfnormal":
+        spec = make_spec(X, 2, covariance_type, _half_normal(spec.covariance_kind), order_by,
+                         names)
+    assert spec.priors.scale == scale
+    model = build_model_from_spec(X, spec)
+    em = GaussianMixtureEM(2, covariance_type=spec.structure.name, random_state=0).fit(X)
+    starts = _start_points(em, spec, 3, np.random.default_rng(0))
+    assert len(starts) == 3
+    free = {rv.name: rv.type.shape for rv in model.free_RVs}  # static shapes
+    for start in starts:
+        assert set(start) == set(free)
+        for name, value in start.items():  # in the model's shapes (constrained space)
+            assert np.shape(value) == free[name], name
+            assert np.all(np.isfinite(value)), name
+
+
+def test_em_config_round_trip(faithful):
+    X = faithful.to_numpy()
+    em = GaussianMixtureEM(2, random_state=0).fit(X)
+    config = {"n_components": 2, "covariance_type": em.covariance_type,
+              "em": _em_to_config(em)}
+    again = _em_from_config(config, X)
+    np.testing.assert_allclose(again.predict_proba(X), em.predict_proba(X))
+    assert again.log_likelihood_ == em.log_likelihood_
