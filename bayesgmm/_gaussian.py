@@ -196,6 +196,33 @@ class CovarianceStructure(ABC):
             - 1
         )
 
+    def check_estimable(self, n_components: int, n_features: int, n_samples: int) -> None:
+        """Refuse, before any fitting, a maximum-likelihood fit with more free parameters
+        than the data have values (``n_samples * n_features``): its likelihood has no
+        maximum worth the name, and BIC/AIC of it mean nothing."""
+        n_parameters = self.n_parameters(n_components, n_features)
+        n_values = n_samples * n_features
+        if n_parameters <= n_values:
+            return
+        fewer = [k for k in range(n_components - 1, 0, -1)
+                 if self.n_parameters(k, n_features) <= n_values]
+        families = [s.mclust_name for s in COVARIANCE_STRUCTURES.values()
+                    if s.n_parameters(n_components, n_features) <= n_values
+                    and _accepts(s, n_features)]
+        remedies = []
+        if fewer:
+            remedies.append(f"at most {fewer[0]} components")
+        if families:
+            remedies.append(f"a more parsimonious family ({', '.join(families)})")
+        remedies.append("more data, or the Bayesian model, whose priors regularise")
+        name = (repr(self.name) if self.name == self.mclust_name
+                else f"{self.name!r} ({self.mclust_name})")
+        raise ValueError(
+            f"covariance_type {name} with {n_components} components has "
+            f"{n_parameters} free parameters, more than the {n_values} values of these data "
+            f"({n_samples} samples x {n_features} features): maximum likelihood cannot "
+            f"estimate them. Use {'; or '.join(remedies)}.")
+
     @abstractmethod
     def from_full(self, full: np.ndarray, xp=np) -> np.ndarray:
         """Inverse of :meth:`to_full`: full matrices (..., K, D, D) to this layout.
@@ -931,6 +958,15 @@ class V(_OneFeature, Spherical):
     description = "one feature: each component has its own variance"
 
 
+def _accepts(structure, n_features):
+    """Whether ``structure`` can describe data with ``n_features`` features."""
+    try:
+        structure.check_n_features(n_features)
+    except ValueError:
+        return False
+    return True
+
+
 COVARIANCE_STRUCTURES: dict[str, CovarianceStructure] = {
     structure.name: structure for structure in (
         Full(), Tied(), Diag(), Spherical(),  # scikit-learn's four: VVV, EEE, VVI, VII
@@ -975,16 +1011,9 @@ def sample_mixture(weights, means, covariance_cholesky, n, rng):
 
 def bayesian_covariance_names() -> list[str]:
     """The structures the Bayesian model can parametrise, by their primary names."""
-    names = []
-    for structure in COVARIANCE_STRUCTURES.values():
-        if type(structure).bayesian is CovarianceStructure.bayesian:
-            continue
-        try:
-            structure.check_n_features(2)
-        except ValueError:
-            continue
-        names.append(structure.name)
-    return names
+    return [structure.name for structure in COVARIANCE_STRUCTURES.values()
+            if type(structure).bayesian is not CovarianceStructure.bayesian
+            and _accepts(structure, 2)]
 
 
 def valid_covariance_names() -> list[str]:

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.estimator_checks import check_estimator
@@ -70,7 +71,8 @@ def test_same_start_same_estimates_as_sklearn(random_data, cov_type, n_iter):
 def test_same_seed_same_kmeans_start_as_sklearn(random_data, cov_type):
     """The random state is consumed as scikit-learn does: same k-means start."""
     X = random_data.X[cov_type]
-    ours = GaussianMixtureEM(3, covariance_type=cov_type, random_state=7).fit(X)
+    ours = GaussianMixtureEM(3, covariance_type=cov_type, init_params="kmeans",
+                             random_state=7).fit(X)
     theirs = GaussianMixture(3, covariance_type=cov_type, random_state=7).fit(X)
     np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-6)  # same labelling too
     assert ours.score(X) == pytest.approx(theirs.score(X), rel=1e-6)
@@ -92,7 +94,11 @@ def test_sample_equals_sklearn_sample(random_data, cov_type):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
 def test_passes_sklearn_estimator_checks():
-    check_estimator(GaussianMixtureEM())
+    check_estimator(GaussianMixtureEM(), expected_failed_checks={
+        # it fits one full covariance (495 parameters) to 9 weighted points of 30
+        # features: refused by design (test_more_parameters_than_values_is_refused...)
+        "check_sample_weight_equivalence_on_dense_data": "more parameters than values",
+    })
 
 
 # ----------------------------------------------------------------- invariants
@@ -208,13 +214,13 @@ def test_zero_weight_rows_are_ignored(random_data):
 
 def test_hierarchical_init_uses_a_subsample(monkeypatch):
     calls = []
-    original = em_module.AgglomerativeClustering.fit
+    original = em_module.hierarchical_classes
 
-    def spy(self, X, y=None):
-        calls.append(len(X))
-        return original(self, X)
+    def spy(Z, n_clusters):
+        calls.append(len(Z))
+        return original(Z, n_clusters)
 
-    monkeypatch.setattr(em_module.AgglomerativeClustering, "fit", spy)
+    monkeypatch.setattr(em_module, "hierarchical_classes", spy)
     X, _ = datasets.simulate_mixture(3000, [0.5, 0.5], [[0, 0], [8, 8]], [1.0, 1.0],
                                      random_state=0)
     model = GaussianMixtureEM(2, init_params="hierarchical", random_state=0).fit(X)
@@ -354,7 +360,7 @@ def test_too_few_samples_for_components():
         ({"n_components": 0}, "n_components must be an integer >= 1, got 0"),
         ({"n_components": 2.5}, "n_components must be an integer"),
         ({"covariance_type": "VEW"}, r"covariance_type must be one of \['full', 'tied'"),
-        ({"init_params": "kmedoids"}, r"init_params must be one of \['kmeans'"),
+        ({"init_params": "kmedoids"}, r"init_params must be one of \['auto', 'hierarchical'"),
         ({"reg_covar": -1}, "reg_covar must be a number >= 0"),
         ({"n_init": 0}, "n_init must be an integer >= 1"),
         ({"weights_init": [0.5, 0.6]}, "weights_init must be non-negative and sum to 1"),
@@ -529,7 +535,7 @@ def test_standardize_equals_sklearn_on_standardised_data(cov_type):
     sd = X.std(axis=0) if cov_type != "spherical" else np.sqrt(X.var(axis=0).mean())
     Z = (X - X.mean(axis=0)) / sd
     ours = GaussianMixtureEM(2, covariance_type=cov_type, standardize=True, tol=1e-8,
-                             random_state=3).fit(X)
+                             init_params="kmeans", random_state=3).fit(X)
     theirs = GaussianMixture(2, covariance_type=cov_type, tol=1e-8, random_state=3).fit(Z)
     np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-6)
     np.testing.assert_allclose(ours.means_, theirs.means_ * sd + X.mean(axis=0), rtol=1e-6)
@@ -704,3 +710,61 @@ def test_spherical_standardize_warns_for_features_on_different_scales(random_dat
                       match=r"standardised data \(standardize=True; feature 0.*Lower reg_covar"):
         GaussianMixtureEM(3, covariance_type="spherical", standardize=True,
                           random_state=0).fit(X)
+
+
+def test_more_parameters_than_values_is_refused_before_fitting(monkeypatch):
+    """12 points of 5 features: 3 full components have 62 free parameters, more than the
+    60 values; the error says so and names what can be fitted, before any start."""
+    X = np.random.default_rng(0).normal(size=(12, 5))
+    assert GaussianMixtureEM(2, covariance_type="EII", random_state=0).fit(X).converged_
+    monkeypatch.setattr(GaussianMixtureEM, "_initial_parameters",
+                        lambda *a, **k: pytest.fail("fitting started"))
+    with pytest.raises(ValueError, match=r"'full' \(VVV\) with 3 components has 62 free "
+                       r"parameters, more than the 60 values.*at most 2 components.*EEE"):
+        GaussianMixtureEM(3).fit(X)
+    # zero-weight rows are no data
+    with pytest.raises(ValueError, match="41 free parameters, more than the 40 values"):
+        GaussianMixtureEM(2).fit(X, sample_weight=[1] * 8 + [0] * 4)
+
+
+def test_auto_screens_its_starts_on_a_subsample_of_large_data(monkeypatch):
+    """More rows than the hierarchical subsample: the hierarchical and the k-means starts
+    run EM on the same 2,000 rows, and only the better continues on all of them."""
+    runs = []
+    original = GaussianMixtureEM._run_em
+
+    def spy(self, engine, params, previous=-np.inf):
+        run = original(self, engine, params, previous)
+        runs.append((len(engine.X), run["log_likelihood"]))
+        return run
+
+    monkeypatch.setattr(GaussianMixtureEM, "_run_em", spy)
+    X, _ = datasets.simulate_mixture(5000, [0.3, 0.3, 0.4], [[0, 0], [6, 0], [0, 6]],
+                                     [1.0, 1.0, 1.0], random_state=1)
+    model = GaussianMixtureEM(3, n_init=2, tol=1e-8, random_state=0).fit(X)
+    assert [n for n, _ in runs] == [em_module.HIERARCHICAL_SUBSAMPLE] * 3 + [5000]
+    assert runs[-1][1] == pytest.approx(model.log_likelihood_, rel=1e-12)
+    reference = GaussianMixture(3, n_init=5, tol=1e-8, random_state=0).fit(X)
+    assert model.log_likelihood_ >= reference.score(X) * len(X) - 1e-6 * len(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["VVV", "EEI"])
+def test_auto_keeps_the_best_of_its_starts(monkeypatch, covariance_type):
+    """"auto" runs the hierarchical start and n_init k-means starts and keeps the best."""
+    runs = []
+    original = GaussianMixtureEM._run_em
+
+    def spy(self, engine, params, previous=-np.inf):
+        run = original(self, engine, params, previous)
+        runs.append(run["log_likelihood"])
+        return run
+
+    monkeypatch.setattr(GaussianMixtureEM, "_run_em", spy)
+    X = load_iris().data
+    model = GaussianMixtureEM(4, covariance_type=covariance_type, n_init=3, tol=1e-8,
+                              max_iter=2000, random_state=0).fit(X)
+    assert len(runs) == 4
+    assert model.log_likelihood_ == max(runs)
+    alone = GaussianMixtureEM(4, covariance_type=covariance_type, init_params="hierarchical",
+                              tol=1e-8, max_iter=2000).fit(X)
+    assert alone.log_likelihood_ == runs[0]
