@@ -154,6 +154,50 @@ def _pair_cost(a, b, size, mean, scatter, trace, term, p, alpha, beta, W, work):
 
 
 @numba.njit(cache=True)
+def _cholesky(W, p, L):
+    """L, the lower Cholesky factor of W, and det(W); det 0 when W is not positive
+    definite (L is then incomplete)."""
+    det = 1.0
+    for j in range(p):
+        s = W[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if s <= 0.0:
+            return 0.0
+        det *= s
+        d = np.sqrt(s)
+        L[j, j] = d
+        for i in range(j + 1, p):
+            t = W[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / d
+    return det
+
+
+@numba.njit(cache=True)
+def _cost_with_point(a, k, size, mean, trace, term, p, alpha, beta, L, det_a, y):
+    """The cost of adding the single point k to cluster a, whose scatter matrix has the
+    Cholesky factor L and determinant det_a > 0: det(W_a + c d d') = det_a (1 + c |L^-1 d|^2)
+    (the matrix determinant lemma), one triangular solve instead of a factorisation."""
+    na = size[a]
+    n = na + 1.0
+    c = na / n
+    t = trace[a]
+    quad = 0.0
+    for i in range(p):
+        di = mean[k, i] - mean[a, i]
+        t += c * di * di
+        v = di
+        for j in range(i):
+            v -= L[i, j] * y[j]
+        y[i] = v / L[i, i]
+        quad += y[i] * y[i]
+    det = det_a * (1.0 + c * quad) / n ** p
+    return _term(n, p, t, det, alpha, beta) - term[a] - term[k]
+
+
+@numba.njit(cache=True)
 def _best_partner(i, active, cost, m):
     best = -1
     value = np.inf
@@ -164,9 +208,54 @@ def _best_partner(i, active, cost, m):
     return best, value
 
 
+#: Rows of the cost table one thread fills or updates at a time.
+_CHUNK = 128
+
+
+@numba.njit(cache=True, parallel=True)
+def _point_pairs(Z, cost, alpha, beta):
+    """The cost table between single points (D >= 2): two points at squared distance
+    2t form a cluster of trace t, costing 2 log(beta (t + alpha) / 2)."""
+    m, p = Z.shape
+    single = np.log(beta * alpha)
+    for chunk in numba.prange((m + _CHUNK - 1) // _CHUNK):
+        for i in range(chunk * _CHUNK, min(m, (chunk + 1) * _CHUNK)):
+            for j in range(i):
+                t = 0.0
+                for f in range(p):
+                    d = Z[i, f] - Z[j, f]
+                    t += d * d
+                t *= 0.5
+                v = 2.0 * np.log(beta * (t + alpha) / 2.0) - 2.0 * single
+                cost[i, j] = v
+                cost[j, i] = v
+
+
+@numba.njit(cache=True, parallel=True)
+def _update_row(a, active, size, mean, scatter, trace, term, alpha, beta, det_a, L, cost):
+    """The costs of merging the new cluster a with every other cluster, into row and
+    column a; a single point's by the determinant lemma when W_a is invertible."""
+    m, p = mean.shape
+    for chunk in numba.prange((m + _CHUNK - 1) // _CHUNK):
+        W = np.empty((p, p))
+        work = np.empty((p, p))
+        y = np.empty(p)
+        for k in range(chunk * _CHUNK, min(m, (chunk + 1) * _CHUNK)):
+            if not active[k] or k == a:
+                continue
+            if size[k] == 1.0 and det_a > 0.0:
+                v = _cost_with_point(a, k, size, mean, trace, term, p, alpha, beta, L, det_a,
+                                     y)
+            else:
+                v = _pair_cost(a, k, size, mean, scatter, trace, term, p, alpha, beta, W,
+                               work)
+            cost[a, k] = v
+            cost[k, a] = v
+
+
 @numba.njit(cache=True)
 def _agglomerate(Z, n_clusters, alpha, beta):
-    """Merge the rows of Z down to n_clusters; returns each row's cluster slot."""
+    """Merge the rows of Z down to n_clusters; returns each row's cluster."""
     m, p = Z.shape
     size = np.ones(m)
     mean = Z.copy()
@@ -177,12 +266,16 @@ def _agglomerate(Z, n_clusters, alpha, beta):
     parent = np.arange(m)
     W = np.empty((p, p))
     work = np.empty((p, p))
-    cost = np.full((m, m), np.inf)
-    for i in range(m):
-        for j in range(i):
-            value = _pair_cost(i, j, size, mean, scatter, trace, term, p, alpha, beta, W, work)
-            cost[i, j] = value
-            cost[j, i] = value
+    L = np.zeros((p, p))
+    cost = np.empty((m, m))
+    if p >= 2:
+        _point_pairs(Z, cost, alpha, beta)
+    else:
+        for i in range(m):
+            for j in range(i):
+                v = _pair_cost(i, j, size, mean, scatter, trace, term, p, alpha, beta, W, work)
+                cost[i, j] = v
+                cost[j, i] = v
     partner = np.empty(m, dtype=np.int64)
     best = np.empty(m)
     for i in range(m):
@@ -242,20 +335,23 @@ def _agglomerate(Z, n_clusters, alpha, beta):
         term[a] = _term(n, p, t, det, alpha, beta)
         active[b] = False
         parent[b] = a
-        for k in range(m):
-            if active[k] and k != a:
-                v = _pair_cost(a, k, size, mean, scatter, trace, term, p, alpha, beta, W, work)
-                cost[a, k] = v
-                cost[k, a] = v
+        det_a = _cholesky(scatter[a], p, L) if n > p else 0.0
+        _update_row(a, active, size, mean, scatter, trace, term, alpha, beta, det_a, L, cost)
+        # best partners: the new cluster's; a row whose partner merged is rescanned
         partner[a], best[a] = _best_partner(a, active, cost, m)
         for k in range(m):
             if not active[k] or k == a:
                 continue
+            v = cost[k, a]
             if partner[k] == a or partner[k] == b:
-                partner[k], best[k] = _best_partner(k, active, cost, m)
-            elif cost[k, a] < best[k]:
+                if v <= best[k]:
+                    partner[k] = a
+                    best[k] = v
+                else:
+                    partner[k], best[k] = _best_partner(k, active, cost, m)
+            elif v < best[k]:
                 partner[k] = a
-                best[k] = cost[k, a]
+                best[k] = v
 
     root = np.empty(m, dtype=np.int64)
     for i in range(m):

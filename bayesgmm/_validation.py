@@ -27,6 +27,8 @@ def _column_label(columns, j) -> str:
 
 def _describe_nonfinite(values: np.ndarray, columns) -> str | None:
     """'3 NaN (column 'a': 2, 'b': 1) and 1 inf (column 'b': 1)', or None."""
+    if values.size == 0 or (np.isfinite(values.min()) and np.isfinite(values.max())):
+        return None  # two passes without temporaries: the common case, fast
     parts = []
     for label, mask in (("NaN", np.isnan(values)), ("inf", np.isinf(values))):
         per_column = mask.sum(axis=0)

@@ -12,6 +12,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._gaussian import (
@@ -253,11 +254,14 @@ class _BlockEngine:
     def data_covariance(self):
         """Weighted covariance matrix of the data (D, D) and each feature's largest
         deviation from the centre, accumulated block by block."""
-        n_features = self.X.shape[1]
+        n, n_features = self.X.shape
         scatter = np.zeros((n_features, n_features))
         spread = np.zeros(n_features)
-        for block, F, _ in self.blocks():
-            xt = F[:n_features]
+        rows = max(256, _BLOCK_BYTES // (3 * self.X.dtype.itemsize * n_features))
+        for start in range(0, n, rows):
+            block = slice(start, min(start + rows, n))
+            with np.errstate(over="ignore", invalid="ignore"):
+                xt = self.X[block].T - self.center[:, None]
             scatter += (xt * self.sample_weight[block]) @ xt.T
             np.maximum(spread, np.abs(xt).max(axis=1), out=spread)
         return scatter / self.sample_weight.sum(), spread
@@ -1079,7 +1083,8 @@ def _subsample(sample_weight, random_state):
     rows = np.flatnonzero(sample_weight > 0)
     if rows.size <= HIERARCHICAL_SUBSAMPLE:
         return None
-    return np.sort(random_state.choice(rows, size=HIERARCHICAL_SUBSAMPLE, replace=False))
+    return rows[np.sort(sample_without_replacement(rows.size, HIERARCHICAL_SUBSAMPLE,
+                                                   random_state=random_state))]
 
 
 def _one_hot(labels, n_components):
