@@ -120,7 +120,7 @@ def test_em_docstring_example_prints_what_it_claims():
         runner.run(test)
     results = runner.summarize(verbose=False)
     assert results.attempted >= 4 and results.failed == 0
-    assert "-1126.317" in em.GaussianMixtureEM.__doc__
+    assert "-1126.316" in em.GaussianMixtureEM.__doc__
 
 
 # ------------------------------------------------------- quiet, and what may be overwritten
