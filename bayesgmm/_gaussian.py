@@ -28,6 +28,7 @@ own coordinates.
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -261,6 +262,7 @@ class CovarianceStructure(ABC):
         means: np.ndarray,
         quad_moments: np.ndarray,
         reg_covar: float,
+        previous: np.ndarray | None = None,
     ) -> np.ndarray:
         """M-step covariances from the weighted moments.
 
@@ -274,6 +276,9 @@ class CovarianceStructure(ABC):
             ``sum_n r_nk q(x_n)``.
         reg_covar : float
             Added to the diagonal of every covariance.
+        previous : ndarray, optional
+            The current covariances (this layout), where an iterative M-step starts:
+            it then never ends below them (a generalised EM step).
         """
 
     # -- precisions and log-density -------------------------------------------
@@ -480,7 +485,7 @@ class Full(CovarianceStructure):
     def quad_features_by_feature(self, Xt, out):
         _outer_features_by_feature(Xt, out)
 
-    def covariances(self, nk, means, quad_moments, reg_covar):
+    def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
         n_features = means.shape[1]
         second = _symmetric_from_triu(quad_moments, n_features) / nk[:, None, None]
         covs = second - means[:, :, None] * means[:, None, :]
@@ -538,7 +543,7 @@ class Tied(CovarianceStructure):
     def quad_features_by_feature(self, Xt, out):
         _outer_features_by_feature(Xt, out)
 
-    def covariances(self, nk, means, quad_moments, reg_covar):
+    def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
         n_features = means.shape[1]
         second = _symmetric_from_triu(quad_moments.sum(axis=0), n_features)
         cov = (second - (nk[:, None] * means).T @ means) / nk.sum()
@@ -596,7 +601,7 @@ class Diag(CovarianceStructure):
     def quad_features(self, X, xp=np):
         return X * X
 
-    def covariances(self, nk, means, quad_moments, reg_covar):
+    def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
         return quad_moments / nk[:, None] - means * means + reg_covar
 
     def precisions_cholesky(self, covariances, reg_covar=None):
@@ -646,7 +651,7 @@ class Spherical(CovarianceStructure):
             return (X * X) @ np.ones((X.shape[1], 1), dtype=X.dtype)
         return xp.sum(X * X, axis=1, keepdims=True)
 
-    def covariances(self, nk, means, quad_moments, reg_covar):
+    def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
         n_features = means.shape[1]
         return (quad_moments[:, 0] / nk - np.sum(means * means, axis=1)) / n_features + reg_covar
 
@@ -719,8 +724,6 @@ def _iterate(name, step, state, tol=None, max_iter=None):
         if abs(previous - objective) <= tol * max(1.0, abs(objective)):
             return state, iteration
         previous = objective
-    import warnings
-
     warnings.warn(
         f"the {name} M-step did not converge in {max_iter} iterations (relative change "
         f"of its objective above {tol:g}); the EM iteration goes on from its last value.",
@@ -738,10 +741,11 @@ class _Parsimonious:
     bayesian = CovarianceStructure.bayesian
     sample = CovarianceStructure.sample
 
-    def covariances(self, nk, means, quad_moments, reg_covar):
-        return self.constrain(nk, super().covariances(nk, means, quad_moments, reg_covar))
+    def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
+        return self.constrain(nk, super().covariances(nk, means, quad_moments, reg_covar),
+                              previous)
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         """The family's covariances from the container's per-component estimates."""
         raise NotImplementedError
 
@@ -754,7 +758,7 @@ class EII(_Parsimonious, Spherical):
     def n_covariance_parameters(self, n_components, n_features):
         return 1
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         return np.full_like(S, np.sum(nk * S) / np.sum(nk))
 
 
@@ -767,7 +771,7 @@ class EEI(_Parsimonious, Diag):
     def n_covariance_parameters(self, n_components, n_features):
         return n_features
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         return np.broadcast_to(nk @ S / np.sum(nk), S.shape).copy()
 
 
@@ -779,7 +783,7 @@ class EVI(_Parsimonious, Diag):
     def n_covariance_parameters(self, n_components, n_features):
         return 1 + n_components * (n_features - 1)
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         g = _geometric_mean(S)
         return (np.sum(nk * g) / np.sum(nk)) * S / g[:, None]
 
@@ -792,7 +796,7 @@ class VEI(_Parsimonious, Diag):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components + n_features - 1
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         return _equal_shape(self.name, nk, S)
 
 
@@ -830,7 +834,7 @@ class EEV(_Parsimonious, Full):
     def n_covariance_parameters(self, n_components, n_features):
         return n_features + n_components * n_features * (n_features - 1) // 2
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         values, vectors = _eigh_descending(S)
         return _rotate(vectors, np.broadcast_to(nk @ values / np.sum(nk), values.shape))
 
@@ -842,7 +846,7 @@ class VEV(_Parsimonious, Full):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components + n_features - 1 + n_components * n_features * (n_features - 1) // 2
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         values, vectors = _eigh_descending(S)
         return _rotate(vectors, _equal_shape(self.name, nk, values))
 
@@ -855,7 +859,7 @@ class EVV(_Parsimonious, Full):
     def n_covariance_parameters(self, n_components, n_features):
         return 1 + n_components * (n_features * (n_features + 1) // 2 - 1)
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         g = np.linalg.det(S) ** (1.0 / S.shape[-1])
         return (np.sum(nk * g) / np.sum(nk)) * S / g[:, None, None]
 
@@ -868,7 +872,7 @@ class VEE(_Parsimonious, Full):
     def n_covariance_parameters(self, n_components, n_features):
         return n_components - 1 + n_features * (n_features + 1) // 2
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         d = S.shape[-1]
 
         def common(volumes):
@@ -893,24 +897,28 @@ class _CommonOrientation(_Parsimonious, Full):
         """The components' variances (K, D) along D's axes, from diag(D^T S_k D)."""
         raise NotImplementedError
 
-    def constrain(self, nk, S):
+    def constrain(self, nk, S, previous=None):
         W = nk[:, None, None] * S
         omega = np.linalg.eigvalsh(W)[:, -1]  # W_k - omega_k I is negative semi-definite
-        _, D = _eigh_descending(W.sum(axis=0))
+        # from the current orientation (the eigenvectors of any sum of the current
+        # covariances), so the MM steps only improve on it; else the pooled scatter's
+        _, D = _eigh_descending(W.sum(axis=0) if previous is None else previous.sum(axis=0))
 
-        def step(D):
-            C = np.einsum("ji,kjl,li->ki", D, S, D)
-            variances = self.diagonal(nk, C)
+        def along(D):
+            """diag(D^T S_k D) (K, D): the scatter along D's axes."""
+            return np.einsum("ji,kjl,li->ki", D, S, D)
+
+        def step(state):
+            D, C = state
             # majorise tr(W_k D B_k D^T) at D by its tangent and minimise over rotations
             G = np.einsum("kij,jl,kl->il", W - omega[:, None, None] * np.eye(len(D)), D,
-                          1.0 / variances)
+                          1.0 / self.diagonal(nk, C))
             U, _, Vt = np.linalg.svd(G)
             D = -U @ Vt
-            C = np.einsum("ji,kjl,li->ki", D, S, D)
-            return D, _objective(nk, C, self.diagonal(nk, C))
+            C = along(D)
+            return (D, C), _objective(nk, C, self.diagonal(nk, C))
 
-        D, _ = _iterate(self.name, step, D)
-        C = np.einsum("ji,kjl,li->ki", D, S, D)
+        (D, C), _ = _iterate(self.name, step, (D, along(D)))
         return _rotate(np.broadcast_to(D, S.shape), self.diagonal(nk, C))
 
 

@@ -35,20 +35,23 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["svd_transform", "hierarchical_classes", "quantile_classes"]
+__all__ = ["standardise", "svd_transform", "hierarchical_classes", "quantile_classes"]
 
 
-def svd_transform(X, weights=None):
-    """mclust's ``hcUse="SVD"`` coordinates: ``U diag(sqrt(d))`` of the scaled data.
-
-    Features are centred and divided by their standard deviation (R's ``scale``,
-    ``n - 1`` in the denominator); constant features are dropped, as mclust drops
-    non-finite columns.
-    """
+def standardise(X):
+    """mclust's ``hcUse="STD"`` coordinates: each feature centred and divided by its
+    standard deviation (R's ``scale``, ``n - 1`` in the denominator); constant features
+    are dropped, as mclust drops non-finite columns."""
     X = np.asarray(X, dtype=np.float64)
     sd = X.std(axis=0, ddof=1) if X.shape[0] > 1 else np.zeros(X.shape[1])
     keep = sd > 0
-    Z = (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]
+    return (X[:, keep] - X[:, keep].mean(axis=0)) / sd[keep]
+
+
+def svd_transform(X):
+    """mclust's ``hcUse="SVD"`` coordinates: ``U diag(sqrt(d))`` of the standardised
+    data, ``svd(standardise(X)) = U diag(d) V'``."""
+    Z = standardise(X)
     if Z.shape[1] == 0:
         return Z
     U, d, _ = np.linalg.svd(Z, full_matrices=False)
@@ -208,49 +211,42 @@ def _best_partner(i, active, cost, m):
     return best, value
 
 
-#: Rows of the cost table one thread fills or updates at a time.
-_CHUNK = 128
+# The kernels are serial: on a machine whose cores are busy (parallel test workers,
+# Dask workers, other fits) numba's thread pool made them ten times slower, not faster.
 
-
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _point_pairs(Z, cost, alpha, beta):
     """The cost table between single points (D >= 2): two points at squared distance
     2t form a cluster of trace t, costing 2 log(beta (t + alpha) / 2)."""
     m, p = Z.shape
     single = np.log(beta * alpha)
-    for chunk in numba.prange((m + _CHUNK - 1) // _CHUNK):
-        for i in range(chunk * _CHUNK, min(m, (chunk + 1) * _CHUNK)):
-            for j in range(i):
-                t = 0.0
-                for f in range(p):
-                    d = Z[i, f] - Z[j, f]
-                    t += d * d
-                t *= 0.5
-                v = 2.0 * np.log(beta * (t + alpha) / 2.0) - 2.0 * single
-                cost[i, j] = v
-                cost[j, i] = v
+    for i in range(m):
+        for j in range(i):
+            t = 0.0
+            for f in range(p):
+                d = Z[i, f] - Z[j, f]
+                t += d * d
+            t *= 0.5
+            v = 2.0 * np.log(beta * (t + alpha) / 2.0) - 2.0 * single
+            cost[i, j] = v
+            cost[j, i] = v
 
 
-@numba.njit(cache=True, parallel=True)
-def _update_row(a, active, size, mean, scatter, trace, term, alpha, beta, det_a, L, cost):
+@numba.njit(cache=True)
+def _update_row(a, active, size, mean, scatter, trace, term, alpha, beta, det_a, L, cost,
+                W, work, y):
     """The costs of merging the new cluster a with every other cluster, into row and
     column a; a single point's by the determinant lemma when W_a is invertible."""
     m, p = mean.shape
-    for chunk in numba.prange((m + _CHUNK - 1) // _CHUNK):
-        W = np.empty((p, p))
-        work = np.empty((p, p))
-        y = np.empty(p)
-        for k in range(chunk * _CHUNK, min(m, (chunk + 1) * _CHUNK)):
-            if not active[k] or k == a:
-                continue
-            if size[k] == 1.0 and det_a > 0.0:
-                v = _cost_with_point(a, k, size, mean, trace, term, p, alpha, beta, L, det_a,
-                                     y)
-            else:
-                v = _pair_cost(a, k, size, mean, scatter, trace, term, p, alpha, beta, W,
-                               work)
-            cost[a, k] = v
-            cost[k, a] = v
+    for k in range(m):
+        if not active[k] or k == a:
+            continue
+        if size[k] == 1.0 and det_a > 0.0:
+            v = _cost_with_point(a, k, size, mean, trace, term, p, alpha, beta, L, det_a, y)
+        else:
+            v = _pair_cost(a, k, size, mean, scatter, trace, term, p, alpha, beta, W, work)
+        cost[a, k] = v
+        cost[k, a] = v
 
 
 @numba.njit(cache=True)
@@ -267,6 +263,7 @@ def _agglomerate(Z, n_clusters, alpha, beta):
     W = np.empty((p, p))
     work = np.empty((p, p))
     L = np.zeros((p, p))
+    y = np.empty(p)
     cost = np.empty((m, m))
     if p >= 2:
         _point_pairs(Z, cost, alpha, beta)
@@ -336,7 +333,8 @@ def _agglomerate(Z, n_clusters, alpha, beta):
         active[b] = False
         parent[b] = a
         det_a = _cholesky(scatter[a], p, L) if n > p else 0.0
-        _update_row(a, active, size, mean, scatter, trace, term, alpha, beta, det_a, L, cost)
+        _update_row(a, active, size, mean, scatter, trace, term, alpha, beta, det_a, L, cost,
+                    W, work, y)
         # best partners: the new cluster's; a row whose partner merged is rescanned
         partner[a], best[a] = _best_partner(a, active, cost, m)
         for k in range(m):

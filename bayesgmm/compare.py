@@ -17,7 +17,6 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from ._gaussian import bayesian_covariance_names, get_covariance_structure
-from ._loo import PARETO_K_MAX  # noqa: F401 - part of this module's interface
 from ._validation import check_integer, check_seed
 from .em import GaussianMixtureEM
 from .model import as_array_and_names

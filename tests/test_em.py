@@ -750,7 +750,8 @@ def test_auto_screens_its_starts_on_a_subsample_of_large_data(monkeypatch):
 
 @pytest.mark.parametrize("covariance_type", ["VVV", "EEI"])
 def test_auto_keeps_the_best_of_its_starts(monkeypatch, covariance_type):
-    """"auto" runs the hierarchical start and n_init k-means starts and keeps the best."""
+    """"auto" runs mclust's hierarchical start in SVD and in standardised coordinates and
+    n_init k-means starts, and keeps the best (a start that collapses is dropped)."""
     runs = []
     original = GaussianMixtureEM._run_em
 
@@ -763,7 +764,7 @@ def test_auto_keeps_the_best_of_its_starts(monkeypatch, covariance_type):
     X = load_iris().data
     model = GaussianMixtureEM(4, covariance_type=covariance_type, n_init=3, tol=1e-8,
                               max_iter=2000, random_state=0).fit(X)
-    assert len(runs) == 4
+    assert 3 <= len(runs) <= 5
     assert model.log_likelihood_ == max(runs)
     alone = GaussianMixtureEM(4, covariance_type=covariance_type, init_params="hierarchical",
                               tol=1e-8, max_iter=2000).fit(X)

@@ -1500,7 +1500,7 @@ def test_gaussian_mixture_all_init_does_not_estimate_gaussian_parameters(
     # bayesgmm: count bayesgmm's M-step (scikit-learn's private function is not used)
     mock = Mock(side_effect=GaussianMixture._m_step)
     monkeypatch.setattr(
-        GaussianMixture, "_m_step", lambda self, *args: mock(self, *args)
+        GaussianMixture, "_m_step", lambda self, *args, **kwargs: mock(self, *args, **kwargs)
     )
 
     rng = np.random.RandomState(global_random_seed)
