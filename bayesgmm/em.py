@@ -382,7 +382,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     n_init : int, default=1
         Number of initialisations; the one reaching the highest log-likelihood is
         kept. With ``init_params="auto"``: the number of k-means starts tried beside
-        the hierarchical one.
+        the hierarchical ones.
     init_params : {"auto", "hierarchical", "kmeans", "k-means++", "random", "random_from_data"}
         How EM starts (each start is an M-step from responsibilities):
 
