@@ -114,29 +114,6 @@ def _term(n, p, trace, det, alpha, beta):
 
 
 @numba.njit(cache=True)
-def _det(W, n, p, work):
-    """det(W / n) by a Cholesky factorisation (0 when W is singular)."""
-    for a in range(p):
-        for b in range(p):
-            work[a, b] = W[a, b] / n
-    value = 1.0
-    for j in range(p):
-        s = work[j, j]
-        for k in range(j):
-            s -= work[j, k] * work[j, k]
-        if s <= 0.0:
-            return 0.0
-        d = np.sqrt(s)
-        value *= s
-        for i in range(j + 1, p):
-            t = work[i, j]
-            for k in range(j):
-                t -= work[i, k] * work[j, k]
-            work[i, j] = t / d
-    return value
-
-
-@numba.njit(cache=True)
 def _pair_cost(a, b, size, mean, scatter, trace, term, p, alpha, beta, W, work):
     na = size[a]
     nb = size[b]
@@ -152,7 +129,7 @@ def _pair_cost(a, b, size, mean, scatter, trace, term, p, alpha, beta, W, work):
             di = mean[a, i] - mean[b, i]
             for j in range(p):
                 W[i, j] = scatter[a, i, j] + scatter[b, i, j] + c * di * (mean[a, j] - mean[b, j])
-        det = _det(W, n, p, work)
+        det = _cholesky(W, p, work) / n ** p  # det(W / n)
     return _term(n, p, t, det, alpha, beta) - term[a] - term[b]
 
 
@@ -328,11 +305,11 @@ def _agglomerate(Z, n_clusters, alpha, beta):
             mean[a, j] = (na * mean[a, j] + nb * mean[b, j]) / n
         size[a] = n
         trace[a] = t
-        det = _det(scatter[a], n, p, work) if n > p and n > 2 else 0.0
-        term[a] = _term(n, p, t, det, alpha, beta)
+        # one factorisation of the new scatter: its term, and its points' costs below
+        det_a = _cholesky(scatter[a], p, L) if n > p else 0.0
+        term[a] = _term(n, p, t, det_a / n ** p if n > 2 else 0.0, alpha, beta)
         active[b] = False
         parent[b] = a
-        det_a = _cholesky(scatter[a], p, L) if n > p else 0.0
         _update_row(a, active, size, mean, scatter, trace, term, alpha, beta, det_a, L, cost,
                     W, work, y)
         # best partners: the new cluster's; a row whose partner merged is rescanned
