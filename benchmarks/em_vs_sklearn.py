@@ -521,6 +521,15 @@ def select_cases(patterns):
     return chosen
 
 
+def iterations_and_repeats(args):
+    """(N1, N2) fit lengths and repetitions from ``--iters``, ``--repeats``, ``--quick``."""
+    iters = tuple(int(v) for v in args.iters.split(",")) if args.iters else (
+        (1, 3) if args.quick else (2, 10))
+    if len(iters) != 2 or not 1 <= iters[0] < iters[1]:
+        sys.exit("--iters must be N1,N2 with 1 <= N1 < N2")
+    return iters, args.repeats or (2 if args.quick else 3)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -543,11 +552,7 @@ def main(argv=None):
         print("\n".join(c.name for c in CASES))
         return 0
     cases = select_cases([p.strip() for p in args.cases.split(",") if p.strip()])
-    iters = tuple(int(v) for v in args.iters.split(",")) if args.iters else (
-        (1, 3) if args.quick else (2, 10))
-    if len(iters) != 2 or not 1 <= iters[0] < iters[1]:
-        sys.exit("--iters must be N1,N2 with 1 <= N1 < N2")
-    repeats = args.repeats or (2 if args.quick else 3)
+    iters, repeats = iterations_and_repeats(args)
 
     def log(message=""):
         print(message, flush=True)

@@ -103,6 +103,7 @@ from em_vs_sklearn import (  # noqa: E402  (the sibling script's helpers)
     environment,
     foreign_load_now,
     initial_parameters,
+    iterations_and_repeats,
     model_log_likelihood,
     simulate,
     wait_until_quiet,
@@ -511,11 +512,7 @@ def main(argv=None):
     fit_cases, family_cases = select(FIT_CASES, patterns), select(FAMILY_CASES, patterns)
     if not fit_cases and not family_cases:
         sys.exit(f"No case matches {patterns}; cases are: {all_case_names()}")
-    iters = tuple(int(v) for v in args.iters.split(",")) if args.iters else (
-        (1, 3) if args.quick else (2, 10))
-    if len(iters) != 2 or not 1 <= iters[0] < iters[1]:
-        sys.exit("--iters must be N1,N2 with 1 <= N1 < N2")
-    repeats = args.repeats or (2 if args.quick else 3)
+    iters, repeats = iterations_and_repeats(args)
 
     def log(message=""):
         print(message, flush=True)
