@@ -51,7 +51,8 @@ class LooRefits:
         The largest R-hat of each refit (weights, means, covariances).
     unreliable : str
         Empty when every term is reliable; otherwise why not (too many points
-        to refit, or a refit whose chains disagree).
+        to refit, a refit whose chains disagree, or draws so repeated that PSIS
+        cannot be computed at all: then ``loo`` and ``psis`` are None).
     """
 
     def __init__(self, loo, psis, refitted, mcse, refit_rhat, unreliable):
@@ -60,7 +61,10 @@ class LooRefits:
 
     @property
     def n_pareto_k_high(self):
-        """Points whose PSIS Pareto k exceeded the threshold (before the refits)."""
+        """Points whose PSIS Pareto k exceeded the threshold (before the refits);
+        None when PSIS could not be computed."""
+        if self.psis is None:
+            return None
         return int((np.asarray(self.psis.pareto_k) > PARETO_K_MAX).sum())
 
 
@@ -95,9 +99,14 @@ def loo_with_refits(bayes, *, k_threshold=PARETO_K_MAX, max_refits=10, points=No
     """
     from arviz_stats import loo, reloo
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # high Pareto k is what this function handles
-        psis = loo(bayes.idata_, pointwise=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # high Pareto k is what this function handles
+            psis = loo(bayes.idata_, pointwise=True)
+    except ValueError as error:  # PSIS cannot fit a tail made of one repeated value
+        if "tail values are the same" not in str(error):
+            raise
+        return LooRefits(None, None, [], {}, {}, _repeated_draws(bayes.idata_))
     k = np.asarray(psis.pareto_k)
     flagged = np.flatnonzero(k > k_threshold) if points is None else np.unique(points)
     if len(flagged) == 0:
@@ -123,6 +132,16 @@ def loo_with_refits(bayes, *, k_threshold=PARETO_K_MAX, max_refits=10, points=No
         + f" have R-hat {max(disagree.values()):.3f} > {rhat_max}")
     return LooRefits(corrected, psis, sorted(wrapper.mcse), wrapper.mcse, wrapper.rhat,
                      unreliable)
+
+
+def _repeated_draws(idata):
+    """Why PSIS failed: the chains repeat draws (a stuck chain), said with numbers."""
+    log_lik = idata["log_likelihood"]["obs"].values  # (chain, draw, obs)
+    distinct = [np.unique(chain, axis=0).shape[0] for chain in log_lik]
+    worst = int(np.argmin(distinct))
+    return (f"PSIS-LOO cannot be computed: the draws repeat (chain {worst} has "
+            f"{distinct[worst]} distinct draws of {log_lik.shape[1]}; a stuck chain), so "
+            "some point's importance weights have a tail of one value")
 
 
 def _log_mean_exp_mcse(log_values):

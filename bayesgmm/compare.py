@@ -82,8 +82,9 @@ class ModelComparison:
         ``elpd_loo_dse`` (the se of that difference, the one to judge it by),
         ``max_rhat`` and ``min_ess_bulk`` (over the weights, means and covariances),
         ``divergences``, ``set_aside`` (why the Bayesian fit is not ranked: chains
-        that disagree or sit in different modes, an unreliable LOO; empty when it is
-        ranked) and, with evidence, ``log_evidence`` ± ``log_evidence_sd`` (spread
+        that disagree or sit in different modes, an unreliable LOO, draws so
+        repeated that PSIS-LOO cannot be computed (its columns are then NaN); empty
+        when it is ranked) and, with evidence, ``log_evidence`` ± ``log_evidence_sd`` (spread
         over SMC chains); a ``rank_<criterion>`` column per criterion (1 = best,
         among the models the criterion may rank); ``em_error`` and ``bayes_error``
         say why a fit failed (empty when it did not).
@@ -428,6 +429,8 @@ def _bayes_criteria(bayes, max_loo_refits, seed):
     refits = loo_with_refits(bayes, max_refits=max_loo_refits if not chains["reason"] else 0,
                              random_state=seed)
     result = refits.loo
+    elpd_loo, elpd_loo_se, p_loo = (np.nan,) * 3 if result is None else (
+        float(result.elpd), float(result.se), float(result.p))
     elpd_waic, se_waic, p_waic, _ = waic(bayes.idata_["log_likelihood"]["obs"].values)
     stats = bayes.idata_["sample_stats"]
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
@@ -435,7 +438,7 @@ def _bayes_criteria(bayes, max_loo_refits, seed):
     if refits.unreliable and not reasons:
         reasons.append(f"LOO unreliable: {refits.unreliable}")
     return {
-        "elpd_loo": float(result.elpd), "elpd_loo_se": float(result.se), "p_loo": float(result.p),
+        "elpd_loo": elpd_loo, "elpd_loo_se": elpd_loo_se, "p_loo": p_loo,
         "n_pareto_k_high": refits.n_pareto_k_high, "n_loo_refits": len(refits.refitted),
         "elpd_waic": elpd_waic, "elpd_waic_se": se_waic, "p_waic": p_waic,
         "max_rhat": chains["max_rhat"], "min_ess_bulk": chains["min_ess_bulk"],

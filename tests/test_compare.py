@@ -270,6 +270,12 @@ def test_loo_is_arviz_loo_with_exact_refits_and_ranks_the_true_k_within_its_se(b
     elpd_i = {}
     for k in (2, 3, 4):
         fits = result.models[k, "full"]
+        if fits["loo"].loo is None:  # a chain stuck so long that PSIS cannot be computed
+            with pytest.raises(ValueError, match="tail values"):
+                loo(fits["bayes"].idata_, pointwise=True)
+            assert "PSIS-LOO cannot be computed" in table.loc[k, "set_aside"]
+            assert np.isnan(table.loc[k, "elpd_loo"]) and np.isnan(table.loc[k, "p_loo"])
+            continue
         with warnings.catch_warnings():  # high Pareto k is what the refits are for
             warnings.simplefilter("ignore", UserWarning)
             psis = loo(fits["bayes"].idata_, pointwise=True)  # arviz-stats on the same draws
@@ -313,6 +319,26 @@ def test_loo_is_arviz_loo_with_exact_refits_and_ranks_the_true_k_within_its_se(b
     assert 0 < table.loc[2, "elpd_loo_dse"] < -table.loc[2, "elpd_loo_diff"] / 4
     assert table.loc[table["set_aside"] != "", "loo_weight"].isna().all()
     assert result.best("bic") == (3, "full")
+
+
+def test_loo_of_repeated_draws_is_set_aside_with_the_reason_not_an_error():
+    # chain 0 stuck at one draw, the least likely for every point: the importance
+    # weights' tail is one value, which PSIS cannot fit (arviz-stats raises)
+    from arviz_base import from_dict
+
+    rng = np.random.default_rng(0)
+    log_lik = rng.normal(-2, 0.3, size=(4, 100, 5))
+    log_lik[0] = -5.0 + rng.normal(0, 0.01, size=5)
+    idata = from_dict({"posterior": {"mu": rng.normal(size=(4, 100))},
+                       "log_likelihood": {"obs": log_lik}})
+    result = loo_with_refits(types.SimpleNamespace(idata_=idata))
+    assert result.loo is None and result.psis is None and result.n_pareto_k_high is None
+    assert result.unreliable.startswith("PSIS-LOO cannot be computed")
+    assert "chain 0 has 1 distinct draws of 100" in result.unreliable
+    log_lik[0, 1:] += 1e-3  # no longer repeated: PSIS works again
+    idata = from_dict({"posterior": {"mu": rng.normal(size=(4, 100))},
+                       "log_likelihood": {"obs": log_lik}})
+    assert loo_with_refits(types.SimpleNamespace(idata_=idata)).loo is not None
 
 
 def _exact_log_evidence(x, mu0, s0, a, b):
