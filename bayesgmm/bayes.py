@@ -45,6 +45,7 @@ from ._inference import (  # noqa: F401  (re-exported: imported from bayesgmm.ba
     posterior_mode,
     resolve_nuts_sampler,
 )
+from ._bridge import EvidenceWarning  # noqa: F401  (re-exported)
 from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
 from ._start import (_em_from_config, _em_posterior, _em_to_config, _fit_em, _given_em,
@@ -67,6 +68,7 @@ __all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "MAPConvergenceWarning"
 
 #: Accepted values of ``fit(init=...)``.
 INITS = ("em", "default")
+EVIDENCE_METHODS = ("bridge", "smc")
 _FILE_KIND = "bayesgmm.GaussianMixtureBayes"
 
 
@@ -412,49 +414,82 @@ class GaussianMixtureBayes(BaseEstimator):
         return cache[key]
 
     # ------------------------------------------------------------- predictive
-    def log_evidence(self, *, draws=1000, chains=4, random_state=None, progressbar=False):
-        """Log marginal likelihood ``log p(X)`` of the fitted model, by Sequential Monte Carlo.
+    def log_evidence(self, method="bridge", *, draws=1000, chains=4, random_state=None,
+                     progressbar=False):
+        """Log marginal likelihood ``log p(X)`` of the fitted model, with its Monte Carlo error.
 
-        ``pm.sample_smc`` tempers ``chains`` independent populations of ``draws``
-        particles from the prior to the posterior; each run gives an estimate, and
-        their spread measures its Monte Carlo error. The prior is exchangeable in
-        the components, so the particles may visit every labelling and the estimate
-        needs no ``log K!`` correction; this is why it refuses models built with
-        ``order_by`` (whose ordered prior is not normalised).
+        ``method="bridge"`` (default): bridge sampling from the fit's NUTS draws
+        (:mod:`bayesgmm._bridge`): a normal proposal fitted to half of every chain and
+        averaged over all K! relabellings of the components (so the estimate is of
+        ``p(X)``, not ``p(X) / K!``: the log K! trap), bridged to the other halves.
+        No new sampling; ``draws`` and ``chains`` are not used. Needs a NUTS fit
+        with at least ``2 * 5 * (parameters + 1)`` draws and K <= 7.
+
+        ``method="smc"``: ``pm.sample_smc`` tempers ``chains`` independent populations
+        of ``draws`` particles from the prior to the posterior; each run gives an
+        estimate, and their spread measures the error. Works after any fit (MAP,
+        ADVI too), costs a new sampling run, and is about two orders of magnitude
+        less precise for the time (``benchmarks/evidence.py``).
+
+        Both need the exchangeable prior, so they refuse models built with
+        ``order_by`` (whose ordered prior is not normalised). An estimate whose
+        standard error exceeds 0.5 nats warns (:class:`EvidenceWarning`): too
+        uncertain to decide between models by it.
 
         Returns
         -------
         dict
-            ``log_evidence`` (mean of the runs), ``sd`` (their standard deviation),
-            ``se`` (sd / sqrt(chains)) and ``chains`` (each run's estimate). Also
-            stored as ``log_evidence_`` (and a loaded fit's rebuilt model as
-            ``model_``).
+            ``log_evidence``, ``se`` (its Monte Carlo standard error) and ``method``;
+            bridge: ``n_posterior``, ``n_proposal``, ``n_parameters``,
+            ``n_permutations``, ``n_iter``; SMC: ``sd`` (the runs' standard
+            deviation; ``se = sd / sqrt(chains)``) and ``chains`` (each run's
+            estimate). Also stored as ``log_evidence_`` (and a loaded fit's rebuilt
+            model as ``model_``).
         """
-        import pymc as pm
+        from ._bridge import bridge_log_evidence, warn_if_undecidable
 
         check_is_fitted(self, "spec_")
-        draws = check_integer("draws", draws, minimum=1)
-        chains = check_integer(
-            "chains", chains, minimum=2)  # each run is one estimate: two give a spread
+        check_choice("method", method, EVIDENCE_METHODS)
         check_seed("random_state", random_state)
+        if method == "smc":
+            draws = check_integer("draws", draws, minimum=1)
+            chains = check_integer(
+                "chains", chains, minimum=2)  # each run is one estimate: two give a spread
         if self.spec_.order_by is not None:
             raise ValueError("the log evidence needs the exchangeable prior: refit without "
                              "order_by (the ordered-means prior is not normalised).")
+        if method == "bridge":
+            fitted_by = self.idata_.attrs.get("method")
+            if fitted_by != "nuts":
+                raise ValueError(
+                    f"bridge sampling needs posterior draws from NUTS; this fit is "
+                    f"{fitted_by!r} (MAP has one point, ADVI's draws are not the "
+                    "posterior's). Fit with method='nuts', or use "
+                    "log_evidence(method='smc').")
         model = self.model_ = self._read_model()  # a loaded fit rebuilds it from its data
         seed = int(np.random.SeedSequence(random_state).generate_state(1)[0])
-        with warnings.catch_warnings(), _quiet_logger("pymc", progressbar), \
-                without_c_compiler():
-            warnings.filterwarnings("ignore", category=FutureWarning)
-            warnings.filterwarnings("ignore", category=UserWarning)
-            idata = pm.sample_smc(draws=draws, chains=chains, model=model,
-                                  random_seed=seed, progressbar=progressbar,
-                                  compute_convergence_checks=False)
-        values = _final_log_marginal_likelihood(idata["sample_stats"])
-        self.log_evidence_ = {"log_evidence": float(values.mean()),
-                              "sd": float(values.std(ddof=1)),
-                              "se": float(values.std(ddof=1) / np.sqrt(len(values))),
-                              "chains": values}
-        return self.log_evidence_
+        if method == "bridge":
+            with without_c_compiler():
+                result = bridge_log_evidence(model, self.posterior, self.spec_.n_components,
+                                             random_state=seed)
+        else:
+            import pymc as pm
+
+            with warnings.catch_warnings(), _quiet_logger("pymc", progressbar), \
+                    without_c_compiler():
+                warnings.filterwarnings("ignore", category=FutureWarning)
+                warnings.filterwarnings("ignore", category=UserWarning)
+                idata = pm.sample_smc(draws=draws, chains=chains, model=model,
+                                      random_seed=seed, progressbar=progressbar,
+                                      compute_convergence_checks=False)
+            values = _final_log_marginal_likelihood(idata["sample_stats"])
+            result = {"log_evidence": float(values.mean()), "method": "smc",
+                      "sd": float(values.std(ddof=1)),
+                      "se": float(values.std(ddof=1) / np.sqrt(len(values))),
+                      "chains": values}
+        self.log_evidence_ = result
+        warn_if_undecidable(result)
+        return result
 
     def sample_prior_predictive(self, draws=500, random_state=None):
         """Draws from the prior and the prior predictive distribution.

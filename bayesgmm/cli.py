@@ -503,7 +503,11 @@ def _parse_components(text):
                    "others.")
 @click.option("--columns", help="Comma-separated columns to use (default: all).")
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no sampling).")
-@click.option("--evidence", is_flag=True, help="Also the log evidence by SMC.")
+@click.option("--evidence", is_flag=True,
+              help="Also the log evidence, Bayes factors and model probabilities.")
+@click.option("--evidence-method", type=click.Choice(["bridge", "smc"]), default="bridge",
+              show_default=True,
+              help="Bridge sampling from the NUTS draws, or Sequential Monte Carlo.")
 @click.option("--draws", type=click.IntRange(min=1), default=500, show_default=True)
 @click.option("--tune", type=click.IntRange(min=0), default=500, show_default=True)
 @click.option("--chains", type=click.IntRange(min=1), default=2, show_default=True)
@@ -512,8 +516,8 @@ def _parse_components(text):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the criteria plot.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.pass_context
-def compare_command(ctx, data, components, covariance, columns, em_only, evidence, draws,
-                    tune, chains, seed, out, plot, force):
+def compare_command(ctx, data, components, covariance, columns, em_only, evidence,
+                    evidence_method, draws, tune, chains, seed, out, plot, force):
     """Compare numbers of components and covariance types on DATA."""
     from .compare import compare
 
@@ -532,7 +536,8 @@ def compare_command(ctx, data, components, covariance, columns, em_only, evidenc
     quiet = ctx.obj["quiet"]
     result = _run(lambda: compare(
         X, ks, types, methods=("em",) if em_only else
-        ("em", "bayes"), evidence=evidence, draws=draws, tune=tune, chains=chains,
+        ("em", "bayes"), evidence=evidence, evidence_method=evidence_method, draws=draws,
+        tune=tune, chains=chains,
         random_state=seed, progressbar=not quiet), "the comparison")
     _echo(repr(result))
     writers = []

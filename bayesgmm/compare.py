@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from ._gaussian import bayesian_covariance_names, get_covariance_structure
-from ._validation import check_integer, check_seed
+from ._validation import check_choice, check_integer, check_number, check_seed
 from .em import GaussianMixtureEM
 from .model import as_array_and_names
 
@@ -34,7 +34,9 @@ class Criterion:
     label: str
     lower_is_better: bool
     se_column: str | None = None
-    method: str = "em"  # whose fits it judges: "em", "bayes" (NUTS) or "smc"
+    # whose fits it judges: "em", "bayes" (NUTS) or "evidence" (bridge sampling uses the
+    # NUTS draws and is judged with them; SMC's own runs keep a fit set aside for its chains)
+    method: str = "em"
 
 
 #: The criteria of the table, in display order.
@@ -44,8 +46,7 @@ CRITERIA = {
     "icl": Criterion("icl", "ICL", True),
     "loo": Criterion("elpd_loo", "LOO", False, "elpd_loo_dse", "bayes"),
     "waic": Criterion("elpd_waic", "WAIC", False, method="bayes"),
-    # SMC's own runs, not the NUTS chains: a fit set aside for its chains keeps it
-    "evidence": Criterion("log_evidence", "log evidence", False, "log_evidence_sd", "smc"),
+    "evidence": Criterion("log_evidence", "log evidence", False, "log_evidence_se", "evidence"),
 }
 
 
@@ -84,8 +85,11 @@ class ModelComparison:
         ``divergences``, ``set_aside`` (why the Bayesian fit is not ranked: chains
         that disagree or sit in different modes, an unreliable LOO, draws so
         repeated that PSIS-LOO cannot be computed (its columns are then NaN); empty
-        when it is ranked) and, with evidence, ``log_evidence`` ± ``log_evidence_sd`` (spread
-        over SMC chains); a ``rank_<criterion>`` column per criterion (1 = best,
+        when it is ranked) and, with evidence, ``log_evidence`` ± ``log_evidence_se``
+        (its Monte Carlo standard error), ``evidence_method`` ("bridge" or "smc"),
+        ``log_bayes_factor`` (log evidence minus the best model's) and
+        ``posterior_probability`` (of each model, under ``model_prior``), both among
+        the models the evidence may rank; a ``rank_<criterion>`` column per criterion (1 = best,
         among the models the criterion may rank); ``em_error`` and ``bayes_error``
         say why a fit failed (empty when it did not).
     models : dict
@@ -120,6 +124,8 @@ class ModelComparison:
             ok &= table["em_converged"].fillna(False).astype(bool)
         if c.method == "bayes" and "set_aside" in table:
             ok &= table["set_aside"].fillna("") == ""
+        if c.method == "evidence" and "set_aside" in table and "evidence_method" in table:
+            ok &= (table["evidence_method"] != "bridge") | (table["set_aside"].fillna("") == "")
         return ok
 
     def best(self, criterion=None):
@@ -187,8 +193,11 @@ class ModelComparison:
             else:
                 parts.append(f"{who} prefer{'s' if len(labels) == 1 else ''} {model}")
         text = "; ".join(parts) + "." if parts else "No criterion could rank a model."
+        bridged = "evidence_method" in self.table and (
+            self.table["evidence_method"] == "bridge").any()
         for method in ("bayes", "em"):
-            names = [CRITERIA[n].label for n in self.criteria if CRITERIA[n].method == method]
+            names = [CRITERIA[n].label for n in self.criteria if CRITERIA[n].method == method
+                     or (method == "bayes" and CRITERIA[n].method == "evidence" and bridged)]
             aside = self.set_aside(method)
             if aside and names:
                 text += f" Set aside from {_join(names)}: " + "; ".join(aside) + "."
@@ -204,7 +213,7 @@ class ModelComparison:
 
         ``criteria``: names from :data:`CRITERIA` (default: :attr:`criteria`, those with
         a value). Each panel has one line per covariance type, bars of ±1 se of the
-        difference to the best model for LOO and ±1 sd over SMC runs for the log
+        difference to the best model for LOO and ±1 Monte Carlo se for the log
         evidence, crosses for the models the criterion does not rank (set aside, or EM
         fits that did not converge) and the chosen model circled; the first panel has
         the legend. Returns the matplotlib Figure.
@@ -244,9 +253,10 @@ class ModelComparison:
 
 
 def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
-            methods=METHODS, priors=None, evidence=False, n_init=5, draws=1000, tune=1000,
-            chains=4, nuts_sampler="auto", smc_draws=1000, smc_chains=4, max_loo_refits=10,
-            random_state=None, progressbar=True):
+            methods=METHODS, priors=None, evidence=False, evidence_method="bridge",
+            model_prior=None, n_init=5, draws=1000, tune=1000, chains=4, nuts_sampler="auto",
+            smc_draws=1000, smc_chains=4, max_loo_refits=10, random_state=None,
+            progressbar=True):
     """Fit a grid of mixtures by EM and NUTS and compare them by every criterion.
 
     Parameters
@@ -268,8 +278,17 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     priors : GMMPriors, dict or None
         Priors of every Bayesian fit (None: the data-scaled defaults).
     evidence : bool
-        Also estimate each Bayesian model's log marginal likelihood by
-        Sequential Monte Carlo (``smc_draws`` particles, ``smc_chains`` runs).
+        Also estimate each Bayesian model's log marginal likelihood
+        (:meth:`GaussianMixtureBayes.log_evidence`), its Bayes factor against the
+        best model and the models' posterior probabilities.
+    evidence_method : {"bridge", "smc"}
+        "bridge" (default): bridge sampling from the NUTS draws, precise to a few
+        hundredths of a nat with the default draws, and ranked only for fits whose
+        chains agree (it rests on them). "smc": Sequential Monte Carlo
+        (``smc_draws`` particles, ``smc_chains`` runs), a new sampling run per model.
+    model_prior : dict or None
+        Prior probability of each model, ``{(n_components, covariance_type): p}``
+        (normalised over the models ranked); None: uniform.
     n_init : int
         EM restarts per model.
     draws, tune, chains, nuts_sampler
@@ -309,8 +328,18 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                                      ("chains", chains, 1), ("max_loo_refits", max_loo_refits, 0)):
             check_integer(name, value, minimum=minimum)
     if evidence:
-        check_integer("smc_draws", smc_draws, minimum=1)
-        check_integer("smc_chains", smc_chains, minimum=2)
+        from .bayes import EVIDENCE_METHODS
+
+        check_choice("evidence_method", evidence_method, EVIDENCE_METHODS)
+        if evidence_method == "smc":
+            check_integer("smc_draws", smc_draws, minimum=1)
+            check_integer("smc_chains", smc_chains, minimum=2)
+        else:
+            from ._bridge import check_enough_draws
+
+            for k, cov in grid:
+                check_enough_draws(_n_parameters(cov, k, n_features), draws, chains)
+        model_prior = _model_prior(model_prior, grid)
     if "bayes" in methods:
         from .bayes import GaussianMixtureBayes, resolve_nuts_sampler
         from .priors import GMMPriors
@@ -321,7 +350,8 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     seeds = np.random.SeedSequence(random_state).generate_state(len(grid))
     nuts = {"draws": draws, "tune": tune, "chains": chains, "nuts_sampler": nuts_sampler,
             "progressbar": False}
-    smc = {"draws": smc_draws, "chains": smc_chains} if evidence else None
+    smc = None if not evidence else {"method": evidence_method} if evidence_method == "bridge" \
+        else {"method": "smc", "draws": smc_draws, "chains": smc_chains}
     rows, models, bayes_fits = [], {}, {}
     with _progress(progressbar, len(grid)) as advance:
         for (k, cov), seed in zip(grid, seeds):
@@ -348,12 +378,13 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                         if not row["set_aside"]:
                             bayes_fits[k, cov] = fits["loo"].loo
                     if smc is not None:
-                        advance(f"K={k}, {cov}: SMC evidence")
+                        advance(f"K={k}, {cov}: {evidence_method} evidence")
                         found = _try(row, "bayes_error", bayes.log_evidence,
                                      random_state=int(seed), **smc)
                         if found is not None:
-                            row["log_evidence"], row["log_evidence_sd"] = \
-                                found["log_evidence"], found["sd"]
+                            row["log_evidence"], row["log_evidence_se"] = \
+                                found["log_evidence"], found["se"]
+                            row["evidence_method"] = evidence_method
             models[k, cov] = fits
             rows.append(row)
             advance(None)
@@ -369,6 +400,8 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         for column in ("loo_weight", "elpd_loo_diff", "elpd_loo_dse"):
             table[column] = np.nan
     result = ModelComparison(table, models)
+    if evidence:
+        _evidence_comparison(result, model_prior)
     for name, c in CRITERIA.items():
         if c.column in table and table[c.column].notna().any():
             ranked = table[c.column].where(result.rankable(name))
@@ -467,6 +500,60 @@ def _loo_comparison(fits, table):
     return {column: result[source].reindex(keys).to_numpy(dtype=float)
             for column, source in (("loo_weight", "weight"), ("elpd_loo_diff", "elpd_diff"),
                                    ("elpd_loo_dse", "dse"))}
+
+
+def _model_prior(model_prior, grid):
+    """``{(k, cov): p}`` with every model of the grid, checked; None is uniform."""
+    if model_prior is None:
+        return {key: 1.0 for key in grid}
+    if not isinstance(model_prior, dict):
+        raise ValueError("model_prior must be a dict {(n_components, covariance_type): "
+                         f"probability}} or None, got {type(model_prior).__name__}.")
+    keyed = {(int(k), get_covariance_structure(c).name): p for (k, c), p in model_prior.items()}
+    missing = [key for key in grid if key not in keyed]
+    if missing:
+        raise ValueError(f"model_prior has no probability for {missing}; give every model "
+                         "of the grid one (they are normalised over the models ranked).")
+    for key, p in keyed.items():
+        check_number(f"model_prior[{key}]", p, low=0, low_open=True)
+    return {key: float(keyed[key]) for key in grid}
+
+
+def _evidence_comparison(result, model_prior):
+    """Bayes factors against the best model and posterior model probabilities, among
+    the models the evidence may rank; a warning when the best is not decided."""
+    from ._bridge import EvidenceWarning
+
+    table = result.table
+    table["evidence_method"] = table.get("evidence_method", pd.Series(
+        np.nan, table.index, dtype=object))
+    for column in ("log_evidence", "log_evidence_se"):
+        if column not in table:
+            table[column] = np.nan
+    ranked = result.rankable("evidence")
+    table["log_bayes_factor"] = np.nan
+    table["posterior_probability"] = np.nan
+    if not ranked.any():
+        return
+    log_z = table.loc[ranked, "log_evidence"]
+    log_prior = np.log([model_prior[key] for key in zip(
+        table.loc[ranked, "n_components"], table.loc[ranked, "covariance_type"])])
+    table.loc[ranked, "log_bayes_factor"] = log_z - log_z.max()
+    log_post = log_z + log_prior
+    table.loc[ranked, "posterior_probability"] = np.exp(log_post - logsumexp(log_post))
+    if ranked.sum() > 1:
+        order = log_z.sort_values(ascending=False).index
+        first, second = order[0], order[1]
+        gap = table.loc[first, "log_evidence"] - table.loc[second, "log_evidence"]
+        se = np.hypot(table.loc[first, "log_evidence_se"], table.loc[second, "log_evidence_se"])
+        if not gap > 2 * se:
+            names = [f"K={table.loc[i, 'n_components']} {table.loc[i, 'covariance_type']}"
+                     for i in (first, second)]
+            warnings.warn(
+                f"the log evidence cannot decide between {names[0]} and {names[1]}: they "
+                f"differ by {gap:.3f} nats, within 2 Monte Carlo standard errors "
+                f"({2 * se:.3f}); sample more draws to decide.",
+                EvidenceWarning, stacklevel=3)
 
 
 def _join(labels):

@@ -112,9 +112,9 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, leg
     <bayesgmm.ModelComparison.rankable>`: Bayesian fits set aside, EM fits that did not
     converge) are crosses off the lines. LOO has bars of ±1 standard error of its
     difference to the best model (``elpd_loo_dse``: the se that judges a comparison; the
-    se of each elpd is much larger and shared), the log evidence ±1 sd over SMC runs
-    (``log_evidence_sd``). The model the criterion chooses is circled and named in the
-    title; when far worse models would squash the scale, the axes show the better half
+    se of each elpd is much larger and shared), the log evidence ±1 its Monte Carlo
+    standard error (``log_evidence_se``). The model the criterion chooses is circled
+    and named in the title; when far worse models would squash the scale, the axes show the better half
     of the models.
 
     Each covariance family has one colour and marker in every plot, after mclust's

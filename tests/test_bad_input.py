@@ -244,8 +244,11 @@ def test_memberships_of_no_points(map_fit, method):
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda m: m.log_evidence(chains=1), "chains must be an integer >= 2"),
-    (lambda m: m.log_evidence(draws=0), "draws must be an integer >= 1"),
+    (lambda m: m.log_evidence("smc", chains=1), "chains must be an integer >= 2"),
+    (lambda m: m.log_evidence("smc", draws=0), "draws must be an integer >= 1"),
+    (lambda m: m.log_evidence("laplace"), r"method must be one of \['bridge', 'smc'\]"),
+    (lambda m: m.log_evidence(), "bridge sampling needs posterior draws from NUTS; this "
+                                 "fit is 'map'"),
     (lambda m: m.log_evidence(random_state=-1), "random_state must be None or a non-negative"),
     (lambda m: m.sample_posterior_predictive(random_state="x"), "random_state must be None"),
     (lambda m: m.sample_prior_predictive(draws=2.5), "draws must be an integer >= 1"),
@@ -573,6 +576,7 @@ def test_log_evidence_of_a_loaded_fit(tmp_path):
     path = fitted.fit(data, method="map", progressbar=False).save(tmp_path / "fit.nc")
     loaded = GaussianMixtureBayes.load(path)
     assert loaded.model_ is None
-    result = loaded.log_evidence(draws=300, chains=2, random_state=seed("loaded-evidence"))
+    result = loaded.log_evidence("smc", draws=300, chains=2,
+                                 random_state=seed("loaded-evidence"))
     np.testing.assert_allclose(loaded.model_["X"].get_value(), data)  # rebuilt from the file
     assert abs(result["log_evidence"] - -14.6808) < 1.0, result  # SMC error here is ~0.05

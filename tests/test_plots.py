@@ -260,7 +260,8 @@ def drawn(ax):
 RANKED_TABLE = CRITERIA_TABLE.assign(
     em_converged=[True, True, True, True, True, False],
     elpd_waic=CRITERIA_TABLE["elpd_loo"] - 1,
-    log_evidence_sd=[0.5, 0.2, 0.3, 0.4, 0.6, 0.1],
+    log_evidence_se=[0.5, 0.2, 0.3, 0.4, 0.6, 0.1],
+    evidence_method="smc",
     set_aside=["", "", "multimodal", "", "LOO unreliable: 3 points with Pareto k > 0.7", ""])
 
 
@@ -301,7 +302,7 @@ def test_criterion_plot_crosses_models_it_does_not_rank():
     # WAIC has no standard error of differences, hence no bars
     ax = plots.plot_criterion(RANKED_TABLE, "waic")
     assert not any(c.has_yerr for c in ax.containers)
-    # the evidence has bars of +-1 sd over SMC runs (a NUTS fit set aside keeps its SMC runs)
+    # the evidence has bars of +-1 se (a NUTS fit set aside keeps its SMC estimate)
     ax = plots.plot_criterion(RANKED_TABLE, "evidence")
     full = [c for c in ax.containers if c.get_label() == "full"][0]
     (bars,) = full.lines[2]
