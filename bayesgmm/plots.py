@@ -8,6 +8,7 @@ says so, a Bayesian one (:class:`~bayesgmm.GaussianMixtureBayes`), draws on ``ax
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "plot_clusters",
@@ -199,7 +200,11 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, leg
         k, cov = int(best["n_components"]), str(best["covariance_type"])
         ax.plot(k, best[criterion], "o", ms=13, mfc="none", mec="black", gid="best",
                 label=f"best: {cov}, K={k}")
-        ax.set_title(f"{label}: {cov}, K={k}")
+        probability = best.get("posterior_probability") if criterion == "log_evidence" \
+            else None
+        ax.set_title(f"{label}: {cov}, K={k}" + (
+            "" if probability is None or pd.isna(probability)
+            else f" (posterior probability {probability:.2f})"))
         _zoom_to_the_better_half(ax, ranked, lower_is_better)
     ax.set_xlabel("number of components")
     ax.set_ylabel(f"{label} ({'lower' if lower_is_better else 'higher'} is better)")

@@ -450,8 +450,8 @@ def test_bridge_evidence_matches_the_exact_value(evidence_fit):
     result = evidence_fit.log_evidence(random_state=seed("bridge-evidence"))
     assert result["method"] == "bridge" and evidence_fit.log_evidence_ is result
     assert (result["n_parameters"], result["n_permutations"]) == (5, 2)
-    assert result["n_posterior"] == result["n_proposal"] == 2000
-    # 4 x 1000 draws: an error of about 0.015 nats (SMC's 4 x 2000 particles give ~0.3);
+    assert (result["n_posterior"], result["n_proposal"]) == (2000, 8000)
+    # 4 x 1000 draws: an error of about 0.01 nats;
     # the normal-theory error is a statement for any seed
     assert 0 < result["se"] < 0.03
     assert abs(result["log_evidence"] - exact) < 3 * result["se"], (result, exact)
@@ -597,7 +597,7 @@ def test_compare_with_evidence():
     assert (table["evidence_method"] == "bridge").all()
     se = table.loc[2, "log_evidence_se"]
     assert 0 < se < 0.03
-    assert abs(table.loc[2, "log_evidence"] - exact) < 3 * se
+    assert abs(table.loc[2, "log_evidence"] - exact) < 4 * se
     assert table.loc[1, "log_evidence"] < table.loc[2, "log_evidence"] - 1
     assert result.best("evidence") == (2, "diag")
     assert "rank_evidence" in result.table and "evidence" in result.criteria
@@ -608,6 +608,10 @@ def test_compare_with_evidence():
     odds = np.exp(table.loc[1, "log_bayes_factor"])
     assert table.loc[1, "posterior_probability"] == pytest.approx(odds / (1 + odds))
     assert table["posterior_probability"].sum() == pytest.approx(1)
+    # the evidence panel names the choice and its posterior probability
+    ax = result.plot(["evidence"]).axes[0]
+    assert ax.get_title() == (f"log evidence: diag, K=2 (posterior probability "
+                              f"{table.loc[2, 'posterior_probability']:.2f})")
 
 
 def test_evidence_columns_from_a_table():
@@ -632,3 +636,13 @@ def test_evidence_columns_from_a_table():
                                weights / weights.sum())
     table["evidence_method"] = "smc"
     assert result.rankable("evidence").all()
+
+
+def test_an_evidence_too_uncertain_to_decide_warns():
+    from bayesgmm._bridge import EvidenceWarning, warn_if_undecidable
+
+    with pytest.warns(EvidenceWarning, match="standard error of 0.6 nats, above 0.5"):
+        warn_if_undecidable({"log_evidence": -10.0, "se": 0.6})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_undecidable({"log_evidence": -10.0, "se": 0.05})
