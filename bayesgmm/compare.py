@@ -89,8 +89,8 @@ class ModelComparison:
         (its Monte Carlo standard error), ``evidence_method`` ("bridge" or "smc"),
         ``log_bayes_factor`` (log evidence minus the best model's) and
         ``posterior_probability`` (of each model, under ``model_prior``), both among
-        the models the evidence may rank; a ``rank_<criterion>`` column per criterion (1 = best,
-        among the models the criterion may rank); ``em_error`` and ``bayes_error``
+        the models the evidence may rank; a ``rank_<criterion>`` column per criterion
+        (1 = best, among the models the criterion may rank); ``em_error`` and ``bayes_error``
         say why a fit failed (empty when it did not).
     models : dict
         ``{(n_components, covariance_type): {"em": GaussianMixtureEM,
@@ -350,8 +350,8 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     seeds = np.random.SeedSequence(random_state).generate_state(len(grid))
     nuts = {"draws": draws, "tune": tune, "chains": chains, "nuts_sampler": nuts_sampler,
             "progressbar": False}
-    smc = None if not evidence else {"method": evidence_method} if evidence_method == "bridge" \
-        else {"method": "smc", "draws": smc_draws, "chains": smc_chains}
+    evidence_settings = {"method": evidence_method} if evidence_method == "bridge" else {
+        "method": "smc", "draws": smc_draws, "chains": smc_chains}
     rows, models, bayes_fits = [], {}, {}
     with _progress(progressbar, len(grid)) as advance:
         for (k, cov), seed in zip(grid, seeds):
@@ -377,10 +377,10 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                         row.update(criteria)
                         if not row["set_aside"]:
                             bayes_fits[k, cov] = fits["loo"].loo
-                    if smc is not None:
+                    if evidence:
                         advance(f"K={k}, {cov}: {evidence_method} evidence")
                         found = _try(row, "bayes_error", bayes.log_evidence,
-                                     random_state=int(seed), **smc)
+                                     random_state=int(seed), **evidence_settings)
                         if found is not None:
                             row["log_evidence"], row["log_evidence_se"] = \
                                 found["log_evidence"], found["se"]

@@ -115,8 +115,8 @@ def plot_criterion(table, criterion="bic", *, lower_is_better=None, ax=None, leg
     difference to the best model (``elpd_loo_dse``: the se that judges a comparison; the
     se of each elpd is much larger and shared), the log evidence ±1 its Monte Carlo
     standard error (``log_evidence_se``). The model the criterion chooses is circled
-    and named in the title; when far worse models would squash the scale, the axes show the better half
-    of the models.
+    and named in the title (for the evidence with its posterior probability); when far
+    worse models would squash the scale, the axes show the better half of the models.
 
     Each covariance family has one colour and marker in every plot, after mclust's
     ``plot(mclustBIC(...))`` (its colours, and a marker per family: triangles for EII
