@@ -105,16 +105,20 @@ def bridge_log_evidence(model, posterior, n_components, *, random_state=None,
     proposal_draws = proposal.sample(n2, rng)
 
     log_p = layout.log_density()
-    l1 = np.array([log_p(t) for t in bridge_part.reshape(-1, n_params)]) \
-        - proposal.log_density(bridge_part.reshape(-1, n_params))
-    l2 = np.array([log_p(t) for t in proposal_draws]) - proposal.log_density(proposal_draws)
+
+    def log_ratio(theta):  # log p(X, theta) - log q(theta) of each row
+        return np.array([log_p(t) for t in theta]) - proposal.log_density(theta)
+
+    l1 = log_ratio(bridge_part.reshape(-1, n_params))
+    l2 = log_ratio(proposal_draws)
     if not np.isfinite(l1).all():
         raise ValueError("the model's log-density is not finite at some posterior draws; "
                          "the fit is not a valid sample of this model.")
     l2 = np.where(np.isfinite(l2), l2, -np.inf)  # proposals outside the support weigh 0
-    n1_eff = _ess(l1.reshape(n_chains, half))
+    by_chain = l1.reshape(n_chains, half)
+    n1_eff = _ess(by_chain)
     log_z, n_iter = _iterate(l1, l2, n1_eff, max_iter, tol)
-    se = _standard_error(l1.reshape(n_chains, half), l2, log_z, n1_eff)
+    se = _standard_error(by_chain, l2, log_z, n1_eff)
     return {"log_evidence": float(log_z), "se": float(se), "method": "bridge",
             "n_posterior": int(l1.size), "n_proposal": int(n2), "n_parameters": int(n_params),
             "n_permutations": len(permutations), "n_iter": int(n_iter)}
@@ -133,6 +137,7 @@ def check_enough_draws(n_params, draws, chains):
 
 
 def warn_if_undecidable(result, stacklevel=3):
+    """Warn (:class:`EvidenceWarning`) when an estimate's error exceeds EVIDENCE_SE_MAX."""
     if not result["se"] <= EVIDENCE_SE_MAX:
         warnings.warn(
             f"the log evidence {result['log_evidence']:.3f} has a Monte Carlo standard "
@@ -147,35 +152,32 @@ class _Layout:
     the components acts on it."""
 
     def __init__(self, model, n_components):
-        from pymc.distributions.transforms import LogTransform, SimplexTransform
+        from pymc.distributions.transforms import (CholeskyCorrTransform, LogTransform,
+                                                   SimplexTransform)
 
-        from ._transforms import spiral_index
+        from ._transforms import corr_cholesky_forward, simplex_forward
 
         self.model, self.K = model, int(n_components)
         self.entries = []  # (rv name, value name, shape of the value, kind, forward)
+        initial = model.initial_point()
         for rv in model.free_RVs:
             value = model.rvs_to_values[rv]
             transform = model.rvs_to_transforms.get(rv)
             dims = model.named_vars_to_dims.get(rv.name) or ()
-            per_component = bool(dims) and dims[0] == "component"
+            kind = "component" if dims and dims[0] == "component" else "shared"
             if transform is None:
                 forward = _identity
             elif isinstance(transform, SimplexTransform):
-                forward = _simplex_forward
+                forward, kind = simplex_forward, "weights"
             elif isinstance(transform, LogTransform):
                 forward = np.log
-            elif type(transform).__name__.endswith("CholeskyCorr"):
-                rows, cols = spiral_index(transform.n)
-                forward = _corr_forward(rows, cols)
+            elif isinstance(transform, CholeskyCorrTransform):
+                forward = corr_cholesky_forward
             else:
                 raise ValueError(
                     f"bridge sampling does not know the transform of {rv.name!r} "
                     f"({type(transform).__name__}); use method='smc'.")
-            if isinstance(transform, SimplexTransform):
-                kind = "weights"
-            else:
-                kind = "component" if per_component else "shared"
-            shape = tuple(int(s) for s in model.initial_point()[value.name].shape)
+            shape = tuple(int(s) for s in initial[value.name].shape)
             self.entries.append((rv.name, value.name, shape, kind, forward))
         sizes = [int(np.prod(shape)) for _, _, shape, _, _ in self.entries]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -230,29 +232,20 @@ class _Layout:
 
 def _free_draws(posterior, name, kind):
     """Draws (chain, draw, ...) of a free variable. The correlation factors are not
-    stored with a fit (its ``correlations`` are): they are their Cholesky factors,
-    one per component or, for a shared matrix, component 0's."""
+    stored with a fit (its covariances are): the model's ``sds_and_corr_chol`` gives
+    them, one per component or, for a shared matrix, component 0's."""
+    from .model import sds_and_corr_chol
+
     if name in posterior:
         return np.asarray(posterior[name].values, dtype=np.float64)
-    if name == "corr_chol" and "correlations" in posterior:
-        factors = np.linalg.cholesky(np.asarray(posterior["correlations"].values))
+    if name == "corr_chol" and "covariances" in posterior:
+        factors = sds_and_corr_chol(np.asarray(posterior["covariances"].values))[1]
         return factors if kind == "component" else factors[:, :, 0]
     raise ValueError(f"the fit's posterior lacks the draws of {name!r}; fit it again.")
 
 
 def _identity(values):
     return values
-
-
-def _simplex_forward(w):
-    log_w = np.log(w)
-    return log_w[..., :-1] - log_w.mean(axis=-1, keepdims=True)
-
-
-def _corr_forward(rows, cols):
-    def forward(L):  # L_ij = y_ij / sqrt(s_i), L_ii = 1 / sqrt(s_i)
-        return L[..., rows, cols] / L[..., rows, rows]
-    return forward
 
 
 class _ExchangeableNormal:

@@ -43,7 +43,8 @@ from pytensor.tensor.type import TensorType
 from ._fused import _float64, kernel_version
 
 __all__ = ["FusedCholeskyCorr", "CorrCholesky", "CorrCholeskyGrad", "FusedSimplex", "Simplex",
-           "SimplexGrad", "merge_transform_gradients", "spiral_index"]
+           "SimplexGrad", "corr_cholesky_forward", "merge_transform_gradients",
+           "simplex_forward", "spiral_index"]
 
 
 def spiral_index(n):
@@ -60,6 +61,20 @@ def spiral_index(n):
         for j in range(i + 1):
             rows[filled[i, j]], cols[filled[i, j]] = i + 1, j
     return rows, cols
+
+
+def corr_cholesky_forward(L):
+    """The unconstrained vector ``y`` of correlation factors ``L`` (..., n, n), in numpy:
+    ``y_ij = L_ij / L_ii`` (the inverse of the map above)."""
+    rows, cols = spiral_index(L.shape[-1])
+    return L[..., rows, cols] / L[..., rows, rows]
+
+
+def simplex_forward(w):
+    """The unconstrained ``y`` of weights ``w`` (..., K), in numpy: the centred
+    log-weights without their last entry."""
+    log_w = np.log(w)
+    return log_w[..., :-1] - log_w.mean(axis=-1, keepdims=True)
 
 
 def _connected(cotangents, outputs):
