@@ -224,6 +224,88 @@ class CovarianceStructure(ABC):
             f"({n_samples} samples x {n_features} features): maximum likelihood cannot "
             f"estimate them. Use {'; or '.join(remedies)}.")
 
+    # -- the conjugate prior (MAP-EM) ----------------------------------------------
+    @property
+    def prior_scale_kind(self) -> str:
+        """The form of the conjugate prior's scale: "matrix" (D, D) for the general
+        covariance families, "vector" (D,) for the diagonal ones, "scalar" for the
+        spherical ones."""
+        if "feature2" in self.layout:
+            return "matrix"
+        return "vector" if "feature" in self.layout else "scalar"
+
+    def check_prior(self) -> None:
+        """Raise a ValueError if this family has no conjugate prior."""
+        if type(self).map_constrain is CovarianceStructure.map_constrain:
+            raise ValueError(
+                f"covariance_type {self.mclust_name!r} ({self.description}) has no conjugate "
+                "prior (mclust has none for EVE, VEE, VVE and EVV): use one of "
+                f"{prior_covariance_names()}, or fit it without a prior.")
+
+    def map_shrinks_means(self, n_components: int) -> bool:
+        """Whether the MAP means are shrunk towards the prior mean (mclust's EEI
+        leaves them at the component averages)."""
+        return True
+
+    def map_covariances(self, nk, means, quad_moments, prior, offsets, reg_covar,
+                        previous=None):
+        """M-step covariances under the conjugate prior (mclust's MAP-EM).
+
+        ``means`` are the components' averages and ``offsets`` the prior mean, both in
+        each component's own coordinates (those of ``quad_moments``); ``prior`` a
+        :class:`~bayesgmm.priors.ResolvedConjugatePrior`. Every family sees the
+        posterior scatter ``T_k = W_k + kappa n_k / (n_k + kappa) d_k d_k^T`` (``W_k``
+        the scatter about the average, ``d_k`` the average minus the prior mean) in
+        its container's layout, and one component takes mclust's single-component
+        formula (``mvn``), as ``Mclust`` does for G = 1.
+        """
+        shrinkage = prior.shrinkage
+        factor = shrinkage * nk / (nk + shrinkage)
+        T = self._posterior_scatter(nk, means, quad_moments, means - offsets, factor)
+        if len(nk) == 1:
+            covariances = self._map_one(nk, T, prior)
+        else:
+            covariances = self.map_constrain(nk, T, prior, previous)
+        covariances = np.array(covariances, dtype=float)
+        if "feature2" in self.layout:
+            D = covariances.shape[-1]
+            covariances[..., np.arange(D), np.arange(D)] += reg_covar
+        else:
+            covariances += reg_covar
+        return covariances
+
+    def _posterior_scatter(self, nk, means, quad_moments, d, factor):
+        """``T_k`` (see :meth:`map_covariances`) in the container's layout."""
+        raise NotImplementedError
+
+    def _map_one(self, nk, T, prior):
+        """The MAP covariance of a single component (the container's formula)."""
+        raise NotImplementedError
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        """The family's MAP covariances of two or more components from ``T``."""
+        raise NotImplementedError
+
+    def log_prior(self, prior, means, covariances) -> float:
+        """Log density of the conjugate prior at (means, covariances), whose sum with the
+        log-likelihood MAP-EM increases; NaN where the family's M-step is the mode of no
+        density (mclust's EEI)."""
+        K, D = means.shape
+        full = self.to_full(covariances, K, D)
+        if K == 1:
+            value = self._log_prior_one(prior, full)
+        else:
+            value = self._log_prior_covariances(prior, full)
+        if self.map_shrinks_means(K) and prior.shrinkage > 0:
+            value += float(np.sum(_log_normal(means, prior.mean, full / prior.shrinkage)))
+        return float(value)
+
+    def _log_prior_one(self, prior, full):
+        raise NotImplementedError
+
+    def _log_prior_covariances(self, prior, full):
+        raise NotImplementedError
+
     @abstractmethod
     def from_full(self, full: np.ndarray, xp=np) -> np.ndarray:
         """Inverse of :meth:`to_full`: full matrices (..., K, D, D) to this layout.
@@ -457,6 +539,51 @@ def _full_coefficients(means, prec_chols, xp) -> GaussianCoefficients:
     return GaussianCoefficients(quad, lin, const)
 
 
+# -- the conjugate prior's pieces ----------------------------------------------------
+def _prior_terms(prior, nk):
+    """(p-independent) pieces of mclust's denominators: n, G, dof and I = [shrinkage > 0]."""
+    return float(nk.sum()), len(nk), float(prior.dof), float(prior.shrinkage > 0)
+
+
+def _matrix_scatter(nk, means, quad_moments, d, factor):
+    n_features = means.shape[1]
+    W = (_symmetric_from_triu(quad_moments, n_features)
+         - nk[:, None, None] * means[:, :, None] * means[:, None, :])
+    return W + factor[:, None, None] * d[:, :, None] * d[:, None, :]
+
+
+def _log_inverse_gamma(variances, dof, scale):
+    """log IG(variances; dof / 2, scale / 2), summed."""
+    a, b = 0.5 * dof, 0.5 * np.asarray(scale, dtype=float)
+    variances = np.asarray(variances, dtype=float)
+    return float(np.sum(a * np.log(b) - math.lgamma(a) - (a + 1) * np.log(variances)
+                        - b / variances))
+
+
+def _log_inverse_wishart(full, dof, scale):
+    """log IW(Sigma_k; dof, scale), summed over the stack ``full`` (K, D, D)."""
+    from scipy.special import multigammaln
+
+    D = full.shape[-1]
+    log_det = np.linalg.slogdet(full)[1]
+    trace = np.einsum("ij,kji->k", scale, np.linalg.inv(full))
+    return float(np.sum(0.5 * dof * np.linalg.slogdet(scale)[1] - 0.5 * dof * D * math.log(2)
+                        - multigammaln(0.5 * dof, D) - 0.5 * (dof + D + 1) * log_det
+                        - 0.5 * trace))
+
+
+def _log_normal(x, mean, covariances):
+    """log N(x_k; mean, covariances_k) per row of ``x`` (K, D)."""
+    D = x.shape[1]
+    r = x - mean
+    solved = np.linalg.solve(covariances, r[:, :, None])[:, :, 0]
+    return -0.5 * (D * _LOG_2PI + np.linalg.slogdet(covariances)[1] + np.sum(r * solved, axis=1))
+
+
+def _diagonals(full):
+    return np.diagonal(full, axis1=-2, axis2=-1)
+
+
 class Full(CovarianceStructure):
     name = "full"
     mclust_name = "VVV"
@@ -491,6 +618,22 @@ class Full(CovarianceStructure):
         covs = second - means[:, :, None] * means[:, None, :]
         covs[:, np.arange(n_features), np.arange(n_features)] += reg_covar
         return covs
+
+    def _posterior_scatter(self, nk, means, quad_moments, d, factor):
+        return _matrix_scatter(nk, means, quad_moments, d, factor)
+
+    def _map_one(self, nk, T, prior):
+        n, _, dof, I = _prior_terms(prior, nk)
+        return (prior.scale + T) / (dof + n + T.shape[-1] + 1 + I)
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        return (prior.scale + T) / (prior.dof + nk + T.shape[-1] + 2)[:, None, None]
+
+    def _log_prior_one(self, prior, full):
+        return _log_inverse_wishart(full[:1], prior.dof, prior.scale)
+
+    def _log_prior_covariances(self, prior, full):
+        return _log_inverse_wishart(full, prior.dof, prior.scale)
 
     def precisions_cholesky(self, covariances, reg_covar=None):
         return _batched_precision_cholesky(covariances, reg_covar)
@@ -550,6 +693,21 @@ class Tied(CovarianceStructure):
         cov[np.arange(n_features), np.arange(n_features)] += reg_covar
         return cov
 
+    def _posterior_scatter(self, nk, means, quad_moments, d, factor):
+        return _matrix_scatter(nk, means, quad_moments, d, factor)
+
+    def _map_one(self, nk, T, prior):
+        return COVARIANCE_STRUCTURES["full"]._map_one(nk, T, prior)[0]
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        n, G, dof, I = _prior_terms(prior, nk)
+        return (prior.scale + T.sum(axis=0)) / (dof + n + T.shape[-1] + 1 + G * I)
+
+    def _log_prior_one(self, prior, full):
+        return _log_inverse_wishart(full[:1], prior.dof, prior.scale)
+
+    _log_prior_covariances = _log_prior_one
+
     def precisions_cholesky(self, covariances, reg_covar=None):
         return _batched_precision_cholesky(covariances[None], reg_covar)[0]
 
@@ -604,6 +762,23 @@ class Diag(CovarianceStructure):
     def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
         return quad_moments / nk[:, None] - means * means + reg_covar
 
+    def _posterior_scatter(self, nk, means, quad_moments, d, factor):
+        return quad_moments - nk[:, None] * means * means + factor[:, None] * d * d
+
+    def _map_one(self, nk, T, prior):
+        n, _, dof, I = _prior_terms(prior, nk)
+        return (prior.scale + T) / (dof + n + 2 + I)
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        _, _, dof, I = _prior_terms(prior, nk)
+        return (prior.scale + T) / (nk + dof + 2 + I)[:, None]
+
+    def _log_prior_one(self, prior, full):
+        return _log_inverse_gamma(_diagonals(full[:1]), prior.dof, prior.scale)
+
+    def _log_prior_covariances(self, prior, full):
+        return _log_inverse_gamma(_diagonals(full), prior.dof, prior.scale)
+
     def precisions_cholesky(self, covariances, reg_covar=None):
         return _sqrt_precision(covariances, reg_covar)
 
@@ -654,6 +829,25 @@ class Spherical(CovarianceStructure):
     def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
         n_features = means.shape[1]
         return (quad_moments[:, 0] / nk - np.sum(means * means, axis=1)) / n_features + reg_covar
+
+    def _posterior_scatter(self, nk, means, quad_moments, d, factor):
+        return quad_moments[:, 0] - nk * np.sum(means * means, axis=1) + factor * np.sum(d * d, 1)
+
+    def _map_one(self, nk, T, prior):
+        n, _, dof, I = _prior_terms(prior, nk)
+        p = len(prior.mean)
+        return (prior.scale + T) / (dof + n * p + 2 + p * I)
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        _, _, dof, I = _prior_terms(prior, nk)
+        p = len(prior.mean)
+        return (prior.scale + T) / (dof + nk * p + 2 + p * I)
+
+    def _log_prior_one(self, prior, full):
+        return _log_inverse_gamma(full[:1, 0, 0], prior.dof, prior.scale)
+
+    def _log_prior_covariances(self, prior, full):
+        return _log_inverse_gamma(full[:, 0, 0], prior.dof, prior.scale)
 
     def precisions_cholesky(self, covariances, reg_covar=None):
         return _sqrt_precision(covariances, reg_covar)
@@ -749,6 +943,10 @@ class _Parsimonious:
         """The family's covariances from the container's per-component estimates."""
         raise NotImplementedError
 
+    # mclust has no prior for EVE, VEE, VVE, EVV: those keep the base's map_constrain,
+    # which check_prior reads as "no prior"
+    map_constrain = CovarianceStructure.map_constrain
+
 
 # spherical container ------------------------------------------------------------------
 class EII(_Parsimonious, Spherical):
@@ -760,6 +958,15 @@ class EII(_Parsimonious, Spherical):
 
     def constrain(self, nk, S, previous=None):
         return np.full_like(S, np.sum(nk * S) / np.sum(nk))
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        # as mclust's meeiip: the prior's scale does not enter (it does for G = 1)
+        n, G, dof, _ = _prior_terms(prior, nk)
+        return np.full_like(T, T.sum() / (dof + (n + G) * len(prior.mean) + 2))
+
+    def _log_prior_covariances(self, prior, full):
+        # the density (up to a constant) whose mode that M-step is
+        return -(0.5 * prior.dof + 1) * math.log(full[0, 0, 0])
 
 
 # diagonal container -------------------------------------------------------------------
@@ -774,6 +981,18 @@ class EEI(_Parsimonious, Diag):
     def constrain(self, nk, S, previous=None):
         return np.broadcast_to(nk @ S / np.sum(nk), S.shape).copy()
 
+    def map_shrinks_means(self, n_components):
+        return n_components == 1  # mclust's meeeip keeps the averages
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        n, _, dof, I = _prior_terms(prior, nk)
+        return np.broadcast_to((prior.scale + T.sum(axis=0)) / (dof + 1 + I + n), T.shape).copy()
+
+    def _log_prior_covariances(self, prior, full):
+        # mclust's EEI M-step (scatter about the prior mean, averages unshrunk) is the
+        # mode of no density
+        return math.nan
+
 
 class EVI(_Parsimonious, Diag):
     name = mclust_name = "EVI"
@@ -787,6 +1006,18 @@ class EVI(_Parsimonious, Diag):
         g = _geometric_mean(S)
         return (np.sum(nk * g) / np.sum(nk)) * S / g[:, None]
 
+    def map_constrain(self, nk, T, prior, previous=None):
+        n, _, dof, I = _prior_terms(prior, nk)
+        S = prior.scale + T
+        g = _geometric_mean(S)
+        return (g.sum() / (dof + 1 + n + I)) * S / g[:, None]
+
+    def _log_prior_covariances(self, prior, full):
+        G, D = full.shape[0], full.shape[-1]
+        volume = np.exp(np.linalg.slogdet(full[0])[1] / D)
+        return float(-D * (prior.dof + 2 - G) / 2 * math.log(volume)
+                     - 0.5 * np.sum(prior.scale / _diagonals(full)))
+
 
 class VEI(_Parsimonious, Diag):
     name = mclust_name = "VEI"
@@ -798,6 +1029,20 @@ class VEI(_Parsimonious, Diag):
 
     def constrain(self, nk, S, previous=None):
         return _equal_shape(self.name, nk, S)
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        # mclust's meveip alternates lambda_k = sum_j w_kj / A_j / den_k and A ~
+        # sum_k w_k / lambda_k: the equal-shape step with counts den_k / D
+        _, _, dof, I = _prior_terms(prior, nk)
+        D = T.shape[1]
+        counts = (dof + D * nk + 2 + I) / D
+        return _equal_shape(self.name, counts, (prior.scale + T) / counts[:, None])
+
+    def _log_prior_covariances(self, prior, full):
+        D = full.shape[-1]
+        volumes = np.exp(np.linalg.slogdet(full)[1] / D)
+        return float(np.sum(-(prior.dof + 3 - D) / 2 * np.log(volumes))
+                     - 0.5 * np.sum(prior.scale / _diagonals(full)))
 
 
 def _equal_shape(name, nk, values):
@@ -838,6 +1083,18 @@ class EEV(_Parsimonious, Full):
         values, vectors = _eigh_descending(S)
         return _rotate(vectors, np.broadcast_to(nk @ values / np.sum(nk), values.shape))
 
+    def map_constrain(self, nk, T, prior, previous=None):
+        n, _, dof, I = _prior_terms(prior, nk)
+        values, vectors = _eigh_descending(prior.scale + T)
+        common = values.sum(axis=0) / (dof + T.shape[-1] + 1 + I + n)
+        return _rotate(vectors, np.broadcast_to(common, values.shape))
+
+    def _log_prior_covariances(self, prior, full):
+        G, D = full.shape[0], full.shape[-1]
+        trace = np.einsum("ij,kji->", prior.scale, np.linalg.inv(full))
+        return float(-(prior.dof + D + 2 - G) / 2 * np.linalg.slogdet(full[0])[1]
+                     - 0.5 * trace)
+
 
 class VEV(_Parsimonious, Full):
     name = mclust_name = "VEV"
@@ -849,6 +1106,16 @@ class VEV(_Parsimonious, Full):
     def constrain(self, nk, S, previous=None):
         values, vectors = _eigh_descending(S)
         return _rotate(vectors, _equal_shape(self.name, nk, values))
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        # mclust's mevevp: the equal-shape step on the eigenvalues of scale + T_k with
+        # the counts n_k (the prior's dof does not enter)
+        values, vectors = _eigh_descending(prior.scale + T)
+        return _rotate(vectors, _equal_shape(self.name, nk, values / nk[:, None]))
+
+    def _log_prior_covariances(self, prior, full):
+        trace = np.einsum("ij,kji->", prior.scale, np.linalg.inv(full))
+        return float(0.5 * np.sum(np.linalg.slogdet(full)[1]) - 0.5 * trace)
 
 
 class EVV(_Parsimonious, Full):
@@ -960,10 +1227,20 @@ class E(_OneFeature, EII):
     name = mclust_name = "E"
     description = "one feature: all components share one variance"
 
+    def map_constrain(self, nk, T, prior, previous=None):
+        n, G, dof, _ = _prior_terms(prior, nk)
+        return np.full_like(T, (prior.scale + T.sum()) / (dof + n + G + 2))
+
+    def _log_prior_covariances(self, prior, full):
+        return _log_inverse_gamma(full[0, 0, 0], prior.dof, prior.scale)
+
 
 class V(_OneFeature, Spherical):
     name = mclust_name = "V"
     description = "one feature: each component has its own variance"
+
+    def map_constrain(self, nk, T, prior, previous=None):
+        return (prior.scale + T) / (prior.dof + nk + 3)
 
 
 def _accepts(structure, n_features):
@@ -1022,6 +1299,12 @@ def bayesian_covariance_names() -> list[str]:
     return [structure.name for structure in COVARIANCE_STRUCTURES.values()
             if type(structure).bayesian is not CovarianceStructure.bayesian
             and _accepts(structure, 2)]
+
+
+def prior_covariance_names() -> list[str]:
+    """The structures with a conjugate prior (MAP-EM), by their mclust names."""
+    return [structure.mclust_name for structure in COVARIANCE_STRUCTURES.values()
+            if type(structure).map_constrain is not CovarianceStructure.map_constrain]
 
 
 def valid_covariance_names() -> list[str]:

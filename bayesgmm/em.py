@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import warnings
@@ -130,6 +131,26 @@ class _BlockEngine:
         per_row = X.dtype.itemsize * self.n_rows_f + 8 * 4 * 8
         self.block_rows = int(max(256, _BLOCK_BYTES // per_row))
         self.far_threshold = _far_threshold(X.dtype)
+        #: each feature's variance (None if the data covariance is singular)
+        self.data_variance = None
+        #: the ResolvedConjugatePrior of MAP-EM, in these data's coordinates
+        self.prior = None
+
+    def subset(self, rows):
+        """The same engine (centre, structure, prior) on some of the rows."""
+        engine = _BlockEngine(self.X[rows], self.sample_weight[rows], self.center,
+                              self.structure)
+        engine.data_variance, engine.prior = self.data_variance, self.prior
+        return engine
+
+    def log_prior(self, params):
+        """The prior's log density at (weights, means, covariances, ...); 0 without one."""
+        if self.prior is None:
+            return 0.0
+        value = self.structure.log_prior(self.prior, params[1], params[2])
+        # a family whose M-step is the mode of no density (EEI): EM monitors the
+        # log-likelihood, as mclust does for every family
+        return 0.0 if math.isnan(value) else value
 
     def blocks(self, centres=()):
         """Yield (rows, F, Fs): ``F = [x - center; q(x - center); 1]`` of shape (D + m + 1, b)
@@ -433,6 +454,18 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         were recorded in. The default, False, keeps scikit-learn's absolute
         ``reg_covar`` and its numbers. The initialisation (k-means, random) sees the
         standardised data too, and X is copied once.
+    prior : ConjugatePrior, default=None
+        ``bayesgmm.priors.ConjugatePrior()``: EM for the posterior mode (MAP-EM) under
+        mclust's conjugate prior (Fraley & Raftery 2007: ``Mclust(..., prior =
+        priorControl())``), with mclust's data-scaled defaults. The prior keeps every
+        covariance away from singularity, so small data and many components can be
+        fitted where maximum likelihood collapses (and the check that the data have
+        more values than the model has parameters is skipped). ``log_likelihood_``
+        and the criteria stay those of the data at the estimates, as in mclust;
+        ``log_prior_`` is the prior's log density there, and EM monitors the log
+        posterior, their sum, which each iteration increases. mclust has no prior
+        for EVE, VEE, VVE and EVV, nor has this; the same prior in the Bayesian model
+        (``GaussianMixtureBayes(priors=ConjugatePrior())``) has this fit as its mode.
 
     Attributes
     ----------
@@ -457,6 +490,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         of each iteration (``log_likelihood_trace_[:-1] / n``).
     log_likelihood_ : float
         Total (weighted) log-likelihood of the fitted parameters.
+    prior_ : ConjugatePrior or None
+        The prior in use, with every default filled in from the data (None without one).
+    log_prior_ : float
+        Log density of the prior at the estimates (0 without a prior).
     log_likelihood_trace_ : ndarray of shape (n_iter_ + 1,)
         Total log-likelihood at the initial parameters and after every iteration
         of the best initialisation. EM never decreases it (up to rounding) when
@@ -503,6 +540,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         standardize=False,
+        prior=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -518,6 +556,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.standardize = standardize
+        self.prior = prior
 
     # ------------------------------------------------------------------ checks
     @property
@@ -533,7 +572,15 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         _check_random_state(self.random_state)
         if not isinstance(self.standardize, (bool, np.bool_)):
             raise ValueError(f"standardize must be True or False, got {self.standardize!r}.")
-        self._structure  # noqa: B018 - raises a clear error for unknown names
+        structure = self._structure  # raises a clear error for unknown names
+        if self.prior is not None:
+            from .priors import ConjugatePrior
+
+            if not isinstance(self.prior, ConjugatePrior):
+                raise ValueError(
+                    "prior must be None or a bayesgmm.priors.ConjugatePrior (mclust's "
+                    f"conjugate prior, e.g. prior=ConjugatePrior()), got {self.prior!r}.")
+            structure.check_prior()
         if self.init_params not in INIT_METHODS:
             raise ValueError(
                 f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}."
@@ -602,7 +649,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         check_enough_samples(n_points, self.n_components)
         self._check_initial_parameters(X.shape[1])
         structure = self._structure
-        structure.check_estimable(self.n_components, X.shape[1], n_points)
+        prior = None
+        if self.prior is None:
+            structure.check_estimable(self.n_components, X.shape[1], n_points)
+        else:
+            prior = self.prior.resolve(X, self.n_components, structure, sample_weight=weights)
 
         center = (weights @ X) / weights.sum()
         covariance, spread = _BlockEngine(X, weights, center, structure).data_covariance()
@@ -616,6 +667,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             X_fit = X
         engine = _BlockEngine(X_fit, weights, center, structure)
         engine.data_variance = _variance_if_nonsingular(covariance)
+        engine.prior = (prior if prior is None or scaling is None
+                        else prior.standardised(scaling.center, scaling.scale))
         self._warn_if_regularisation_dominates(np.diag(covariance))
         random_state = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -633,9 +686,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         if do_init and self.init_params == "auto" and not all(p is not None for p in user_init):
             rows = _subsample(engine.sample_weight, random_state)
             if rows is not None:
-                screen = _BlockEngine(engine.X[rows], engine.sample_weight[rows],
-                                      engine.center, structure)
-                screen.data_variance = engine.data_variance
+                screen = engine.subset(rows)
         starts = (self._start_methods(n_init, user_init, screened=screen is not None)
                   if do_init else [None])
 
@@ -663,8 +714,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             # scikit-learn keeps the first of equal restarts; "auto" also the first of
             # starts equal to rounding
             margin = _SAME_OPTIMUM if self.init_params == "auto" else 0.0
-            if best is None or run["log_likelihood"] > best["log_likelihood"] + margin * abs(
-                    best["log_likelihood"]):
+            if best is None or run["objective"] > best["objective"] + margin * abs(
+                    best["objective"]):
                 best = run
         if best is None:
             if len(starts) > 1:
@@ -683,6 +734,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             params = scaling.to_original(params)
         total_weight = weights.sum()
         self._set_parameters(params, X.dtype)
+        self.prior_ = None if prior is None else prior.prior
+        self.log_prior_ = 0.0 if prior is None else structure.log_prior(prior, *params[1:3])
         self.converged_ = best["converged"]
         self.n_iter_ = best["n_iter"]
         self._set_trace(np.asarray(best["trace"]) - log_jacobian * total_weight, total_weight)
@@ -722,6 +775,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         )
 
     def _run_em(self, engine, params, previous=-np.inf):
+        """EM from ``params`` until the mean log-likelihood (with a prior: the mean log
+        posterior, which MAP-EM increases) changes by less than ``tol``."""
         total_weight = engine.sample_weight.sum()
         trace = []
         converged = False
@@ -730,9 +785,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             sweep = engine.sweep(*params[:2], params[3], moments=True)
             _check_finite_log_likelihood(sweep.log_likelihood)
             trace.append(sweep.log_likelihood)
+            objective = sweep.log_likelihood + engine.log_prior(params)
             params = self._m_step(engine, sweep.nk, sweep.sum_x, sweep.sum_q, sweep.centres,
                                   previous=params[2])
-            mean_ll = sweep.log_likelihood / total_weight
+            mean_ll = objective / total_weight
             change = mean_ll - previous
             previous = mean_ll
             if self.verbose > 1:
@@ -757,6 +813,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             "converged": converged,
             "n_iter": n_iter,
             "log_likelihood": final.log_likelihood,
+            "objective": final.log_likelihood + engine.log_prior(params),
             "trace": trace,
             "labels": final.labels,
         }
@@ -769,8 +826,18 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         nk = nk + 10 * np.finfo(np.float64).eps
         means_centred = sum_x / nk[:, None]
-        covariances = engine.structure.covariances(nk, means_centred, sum_q, self.reg_covar,
-                                                   previous=previous)
+        prior = engine.prior
+        if prior is None:
+            covariances = engine.structure.covariances(nk, means_centred, sum_q, self.reg_covar,
+                                                       previous=previous)
+        else:
+            # the prior mean in every component's own coordinates
+            offsets = prior.mean - centres
+            covariances = engine.structure.map_covariances(
+                nk, means_centred, sum_q, prior, offsets, self.reg_covar, previous=previous)
+            if engine.structure.map_shrinks_means(len(nk)):
+                means_centred = ((nk[:, None] * means_centred + prior.shrinkage * offsets)
+                                 / (nk + prior.shrinkage)[:, None])
         precisions_cholesky = engine.structure.precisions_cholesky(covariances, self.reg_covar)
         return (
             nk / nk.sum(),
@@ -826,8 +893,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         if any(p is None for p in user_init):
             resp, rows = self._initial_responsibilities(engine, random_state, method)
             if rows is not None:
-                engine = _BlockEngine(engine.X[rows], engine.sample_weight[rows],
-                                      engine.center, structure)
+                engine = engine.subset(rows)
             weights, means, covariances, precisions_cholesky = self._m_step(
                 engine, *engine.moments_from_resp(resp)
             )
@@ -1043,6 +1109,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 "n_iter": self.n_iter_,
                 "converged": int(self.converged_),
                 "reg_covar": self.reg_covar,
+                "log_prior": self.log_prior_,
+                **({} if self.prior_ is None
+                   else {"prior_resolved": json.dumps(self.prior_.to_dict())}),
             },
         )
 
@@ -1052,13 +1121,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         A failed save leaves any earlier file at ``path`` intact. Read it back with
         :meth:`GaussianMixtureEM.load`.
         """
-        import json
-
         from ._io import write_atomically
 
         ds = self.to_xarray()
         params = {k: v for k, v in self.get_params().items()
                   if v is None or isinstance(v, (str, int, float, bool))}
+        if self.prior is not None:
+            params["prior"] = self.prior.to_dict()
         ds.attrs.update({"bayesgmm_kind": _FILE_KIND, "params": json.dumps(params),
                          "lower_bound": self.lower_bound_,
                          "named_features": int(hasattr(self, "feature_names_in_"))})
@@ -1067,8 +1136,6 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save`; refuses files of other models."""
-        import json
-
         from ._io import read_kind
 
         tree, kind = read_kind(path)
@@ -1077,12 +1144,22 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 f"{path} was not written by GaussianMixtureEM.save (its bayesgmm_kind "
                 f"attribute is {kind!r}); it cannot be loaded as one.")
         ds = tree.to_dataset()
-        model = cls(**json.loads(ds.attrs["params"]))
+        params = json.loads(ds.attrs["params"])
+        from .priors import ConjugatePrior, Prior
+
+        if params.get("prior") is not None:
+            params["prior"] = Prior.from_dict(params["prior"])
+            if not isinstance(params["prior"], ConjugatePrior):
+                raise ValueError(f"{path}: its prior is not a ConjugatePrior.")
+        model = cls(**params)
         structure = model._structure
         covariances = structure.from_full(ds["covariances"].values)
         model._set_parameters((ds["weights"].values, ds["means"].values, covariances,
                                structure.precisions_cholesky(covariances)))
         model.n_iter_, model.converged_ = int(ds.attrs["n_iter"]), bool(ds.attrs["converged"])
+        model.log_prior_ = float(ds.attrs.get("log_prior", 0.0))
+        model.prior_ = (None if "prior_resolved" not in ds.attrs
+                        else Prior.from_dict(json.loads(ds.attrs["prior_resolved"])))
         # the total weight (n, or the sum of sample weights) is the ratio of the two
         log_likelihood = float(ds.attrs["log_likelihood"])
         lower_bound = float(ds.attrs["lower_bound"])

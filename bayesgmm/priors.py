@@ -37,6 +37,7 @@ import numpy as np
 from ._validation import check_real_array
 
 __all__ = [
+    "ConjugatePrior",
     "Dirichlet",
     "GMMPriors",
     "HalfNormal",
@@ -188,7 +189,157 @@ class LKJ(Prior):
             )
 
 
-_PRIOR_CLASSES = {c.__name__: c for c in (Dirichlet, Normal, HalfNormal, InverseGamma, LKJ)}
+@dataclass(frozen=True, repr=False, eq=False)
+class ConjugatePrior(Prior):
+    """The conjugate prior of Fraley & Raftery (2007): mclust's ``priorControl()``.
+
+    One prior for both engines: ``GaussianMixtureEM(prior=ConjugatePrior())`` finds
+    the posterior mode by EM (MAP-EM, as ``Mclust(..., prior = priorControl())``), and
+    ``GaussianMixtureBayes(priors=ConjugatePrior())`` samples the posterior it is the
+    mode of. Per component, given its covariance ``Sigma_k``:
+
+    - means: ``mu_k | Sigma_k ~ Normal(mean, Sigma_k / shrinkage)`` (``shrinkage=0``:
+      a flat prior on the means);
+    - covariances: inverse-Wishart ``(dof, scale)`` for the families with a general
+      covariance matrix (``scale`` a (D, D) matrix), inverse-gamma ``(dof / 2,
+      scale / 2)`` for each variance of the diagonal and spherical ones (``scale`` a
+      number, or one per feature for the diagonal families); one such prior per
+      distinct covariance parameter, as mclust;
+    - weights: none (a uniform Dirichlet): their estimate is maximum likelihood.
+
+    Parameters left ``None`` take mclust's defaults (``defaultPrior``) from the data,
+    the number of components ``K`` and the family's covariance layout: ``mean`` = the
+    data mean, ``dof = D + 2`` and ``scale = var(X) / K^(2/D)`` (the covariance matrix
+    with divisor ``n - 1``; its diagonal when ``n <= D``), or for the spherical and
+    diagonal families the number ``sum(diag(var(X))) / D / K^(2/D)``.
+
+    mclust has no prior for EVE, VEE, VVE and EVV; neither has bayesgmm.
+
+    Examples
+    --------
+    >>> ConjugatePrior()
+    ConjugatePrior(shrinkage=0.01, mean=<data mean>, dof=<D + 2>, scale=<var(X) / K^(2/D)>)
+    """
+
+    shrinkage: object = 0.01
+    mean: object = None
+    dof: object = None
+    scale: object = None
+    _defaults = {"mean": "data mean", "dof": "D + 2", "scale": "var(X) / K^(2/D)"}
+
+    def __post_init__(self):
+        from ._validation import check_number
+
+        check_number("ConjugatePrior shrinkage", self.shrinkage, low=0,
+                     hint=" (0 is a flat prior on the means; mclust's default is 0.01)")
+        if self.mean is not None:
+            check_real_array("ConjugatePrior mean", self.mean, max_ndim=1)
+        if self.dof is not None:
+            check_number("ConjugatePrior dof", self.dof, low=0, low_open=True)
+        if self.scale is not None:
+            scale = check_real_array("ConjugatePrior scale", self.scale, max_ndim=2)
+            if scale.ndim < 2 and not np.all(scale > 0):
+                raise ValueError(
+                    f"ConjugatePrior scale must be positive, got {self.scale!r} (it is the "
+                    "prior's guess of a covariance's size, in the data's units squared).")
+            if scale.ndim == 2:
+                _check_positive_definite("ConjugatePrior scale", scale)
+
+    def resolve(self, X, n_components, structure, sample_weight=None
+                ) -> "ResolvedConjugatePrior":
+        """The prior's parameters for data ``X`` (n, D), ``n_components`` and a
+        covariance structure, with every default filled in and every shape checked.
+
+        With ``sample_weight`` the data mean and covariance are weighted (an integer
+        weight counting a row that many times, the divisor ``sum(w) - 1``).
+        """
+        X = np.asarray(X, dtype=float)
+        n, D = X.shape
+        K = int(n_components)
+        kind = structure.prior_scale_kind
+        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        data_mean = (w @ X) / w.sum()
+        mean = data_mean if self.mean is None else np.asarray(self.mean, dtype=float)
+        if mean.shape not in ((), (D,)):
+            raise ValueError(
+                f"ConjugatePrior mean has shape {mean.shape}; these data have {D} features, "
+                f"so it must be a number or a vector of {D}.")
+        mean = np.broadcast_to(mean, (D,)).copy()
+        dof = float(D + 2 if self.dof is None else self.dof)
+        if kind == "matrix" and not dof > D - 1:
+            raise ValueError(
+                f"ConjugatePrior dof={dof:g} is not above D - 1 = {D - 1}: an inverse-"
+                f"Wishart prior on a {D} x {D} covariance needs dof > {D - 1} to be proper "
+                f"(mclust's default is D + 2 = {D + 2}).")
+        if self.scale is None:
+            deviations = X - data_mean
+            variance = (deviations.T * w) @ deviations / (w.sum() - 1)
+            factor = (1.0 / K) ** (2.0 / D)
+            if kind == "matrix":
+                scale = factor * (variance if np.count_nonzero(w) > D
+                                  else np.diag(np.diag(variance)))
+            else:
+                scale = np.full(D if kind == "vector" else (), factor * np.trace(variance) / D)
+            if not np.all(np.diag(np.atleast_2d(scale)) > 0):
+                raise ValueError(
+                    "ConjugatePrior's default scale is var(X) / K^(2/D), and X has a "
+                    "feature of zero variance: give scale= explicitly, or drop the "
+                    "constant column.")
+        else:
+            scale = np.asarray(self.scale, dtype=float)
+            shapes = {"matrix": [(D, D)], "vector": [(), (D,)], "scalar": [()]}[kind]
+            if scale.shape not in shapes:
+                what = {"matrix": f"a {D} x {D} positive-definite matrix",
+                        "vector": f"a positive number or a vector of {D}",
+                        "scalar": "a positive number"}[kind]
+                raise ValueError(
+                    f"ConjugatePrior scale has shape {scale.shape}, but covariance_type "
+                    f"{structure.mclust_name!r} takes {what}.")
+            if kind == "vector":
+                scale = np.broadcast_to(scale, (D,)).copy()
+        return ResolvedConjugatePrior(float(self.shrinkage), mean, dof, scale,
+                                      ConjugatePrior(float(self.shrinkage), mean, dof, scale))
+
+
+def _check_positive_definite(name, matrix):
+    if matrix.shape[0] != matrix.shape[1] or not np.allclose(matrix, matrix.T, rtol=1e-10,
+                                                              atol=0):
+        raise ValueError(f"{name} must be a symmetric square matrix, got shape "
+                         f"{matrix.shape}.")
+    if np.linalg.eigvalsh(matrix)[0] <= 0:
+        raise ValueError(f"{name} must be positive definite (it is the prior's guess of a "
+                         "covariance matrix); its smallest eigenvalue is "
+                         f"{np.linalg.eigvalsh(matrix)[0]:.3g}.")
+
+
+@dataclass(frozen=True)
+class ResolvedConjugatePrior:
+    """A :class:`ConjugatePrior` with its parameters filled in for given data.
+
+    ``scale`` is (D, D) for the general covariance families, (D,) for the diagonal
+    ones and a number for the spherical ones (and 1-D data).
+    """
+
+    shrinkage: float
+    mean: np.ndarray  # (D,)
+    dof: float
+    scale: np.ndarray
+    prior: ConjugatePrior  # with every None filled in
+
+    def standardised(self, center, scale):
+        """The same prior for the data ``(X - center) / scale`` (per feature)."""
+        if self.scale.ndim == 2:
+            new_scale = self.scale / np.outer(scale, scale)
+        elif self.scale.ndim == 1:
+            new_scale = self.scale / scale**2
+        else:
+            new_scale = self.scale / scale[0] ** 2
+        return ResolvedConjugatePrior(self.shrinkage, (self.mean - center) / scale, self.dof,
+                                      new_scale, self.prior)
+
+
+_PRIOR_CLASSES = {c.__name__: c for c in (Dirichlet, Normal, HalfNormal, InverseGamma, LKJ,
+                                          ConjugatePrior)}
 
 
 @dataclass(frozen=True)
