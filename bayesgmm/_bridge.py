@@ -234,12 +234,14 @@ def _free_draws(posterior, name, kind):
     """Draws (chain, draw, ...) of a free variable. The correlation factors are not
     stored with a fit (its covariances are): the model's ``sds_and_corr_chol`` gives
     them, one per component or, for a shared matrix, component 0's."""
-    from .model import sds_and_corr_chol
+    from .model import pack_log_cholesky, sds_and_corr_chol
 
     if name in posterior:
         return np.asarray(posterior[name].values, dtype=np.float64)
-    if name == "corr_chol" and "covariances" in posterior:
-        factors = sds_and_corr_chol(np.asarray(posterior["covariances"].values))[1]
+    if name in ("corr_chol", "covariance_packed") and "covariances" in posterior:
+        covariances = np.asarray(posterior["covariances"].values)
+        factors = (sds_and_corr_chol(covariances)[1] if name == "corr_chol"
+                   else pack_log_cholesky(covariances))
         return factors if kind == "component" else factors[:, :, 0]
     raise ValueError(f"the fit's posterior lacks the draws of {name!r}; fit it again.")
 

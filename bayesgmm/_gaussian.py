@@ -627,7 +627,11 @@ class Full(CovarianceStructure):
         return (prior.scale + T) / (dof + n + T.shape[-1] + 1 + I)
 
     def map_constrain(self, nk, T, prior, previous=None):
-        return (prior.scale + T) / (prior.dof + nk + T.shape[-1] + 2)[:, None, None]
+        # mclust's mevvvp adds the mean prior's 1 even without one (shrinkage 0); its
+        # mstep() and the single-component formula do not, nor does this: so the fit is
+        # always the posterior's mode (identical to mclust's at shrinkage > 0)
+        _, _, dof, I = _prior_terms(prior, nk)
+        return (prior.scale + T) / (dof + nk + T.shape[-1] + 1 + I)[:, None, None]
 
     def _log_prior_one(self, prior, full):
         return _log_inverse_wishart(full[:1], prior.dof, prior.scale)

@@ -236,6 +236,16 @@ def _warn_if_map_failed(attrs):
         MAPConvergenceWarning, skip_file_prefixes=(_PACKAGE_DIR,))
 
 
+def map_log_density(model):
+    """The log density whose maximum is the MAP: the model's, without the Jacobians of
+    its transforms nor its change-of-variables potentials (``*_jacobian``)."""
+    from .model import JACOBIAN_SUFFIX
+
+    terms = [*model.basic_RVs, *[p for p in model.potentials
+                                 if not p.name.endswith(JACOBIAN_SUFFIX)]]
+    return model.logp(vars=terms, jacobian=False)
+
+
 def _map_point(model, start):
     """Posterior mode: L-BFGS on the unconstrained parameters, from ``start``.
 
@@ -272,7 +282,7 @@ def _optimise(model, start):
     names = [v for v in POSTERIOR_VARS if v in model.named_vars]
     outputs = model.replace_rvs_by_values([model[v] for v in names])
     logp, *outputs = pytensor.graph.replace.graph_replace(
-        [model.logp(jacobian=False), *outputs], replacements, strict=False)
+        [map_log_density(model), *outputs], replacements, strict=False)
     function = pytensor.function([flat], [logp, pytensor.grad(logp, flat), *outputs])
 
     def negative(x):

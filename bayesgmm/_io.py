@@ -380,7 +380,7 @@ def _check_em_file(f: _File):
 
 def _check_bayes_file(f: _File):
     """What :meth:`GaussianMixtureBayes.load` reads."""
-    from .priors import GMMPriors
+    from .priors import priors_from_dict
 
     config = f.json_object("config")
     method = f.attr(f.tree.attrs, "method")
@@ -409,7 +409,7 @@ def _check_bayes_file(f: _File):
     if entry("random_state") is not None:
         f.integer(entry("random_state"), "random_state", minimum=0)
     try:
-        GMMPriors.from_dict(entry("priors"))
+        priors_from_dict(entry("priors"))
     except ValueError as error:
         f.fail(f"its priors: {error}")
     for key in ("relabel", "fit"):

@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._gaussian import CollapsedComponentError, get_covariance_structure
 from .em import GaussianMixtureEM, RegularizationWarning, _Scaling
-from .model import sds_and_corr_chol
+from .model import pack_log_cholesky, sds_and_corr_chol
 
 __all__ = []
 
@@ -51,6 +51,16 @@ def _fit_em(X, spec, seed):
     with its covariances regularised by the prior's scale (:func:`_prior_regularised_em`)
     and ``record`` says so: the Bayesian fit never depends on EM succeeding.
     """
+    if spec.conjugate:
+        # under the conjugate prior the start is the posterior mode itself: MAP-EM with
+        # that prior, which cannot collapse
+        em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name,
+                               n_init=5, tol=1e-8, max_iter=5000, reg_covar=0.0,
+                               random_state=seed, prior=spec.priors.prior)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return em.fit(X), {"method": "map-em"}
+
     def fit(data, reg_covar):
         em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name,
                                n_init=5, tol=1e-6, max_iter=1000, reg_covar=reg_covar,
@@ -157,6 +167,12 @@ def _start_points(em, spec, n_chains, rng):
             if D > 1:
                 point["means_rest"] = np.delete(means, f, axis=1)
         scale = np.exp(rng.normal(0, 0.05, K))
+        if param.kind == "matrix" and spec.conjugate:
+            jittered = full * scale[:, None, None]
+            point["covariance_packed"] = pack_log_cholesky(
+                jittered[0] if param.shared else jittered)
+            starts.append(point)
+            continue
         if param.kind == "matrix":
             sds, corr_chol = sds_and_corr_chol(_well_conditioned_correlations(full))
             sds = sds * scale[:, None]
@@ -176,7 +192,7 @@ def _start_points(em, spec, n_chains, rng):
 def _scale_start(spec, variances):
     """The start of the free scale variable (see ``model._scales``): the variances, or
     under a HalfNormal prior the standard deviations (``sds`` or ``sigmas``)."""
-    if spec.priors.scale != "halfnormal":
+    if spec.conjugate or spec.priors.scale != "halfnormal":
         return {"variances": variances}
     return {"sds" if spec.covariance_kind == "matrix" else "sigmas": np.sqrt(variances)}
 

@@ -61,7 +61,7 @@ from .diagnostics import (  # noqa: F401  (re-exported)
 )
 from .em import GaussianMixtureEM
 from .model import ModelSpec, as_array_and_names, build_model_from_spec, make_spec
-from .priors import GMMPriors
+from .priors import as_priors, priors_from_dict, resolve_priors
 from .relabel import permute_components, stephens_relabel
 
 __all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "MAPConvergenceWarning", "METHODS"]
@@ -86,8 +86,11 @@ class GaussianMixtureBayes(BaseEstimator):
     n_components : int
     covariance_type : str
         A name in ``bayesgmm.COVARIANCE_STRUCTURES`` (scikit-learn's) or its mclust name.
-    priors : GMMPriors, dict or None
+    priors : GMMPriors, ConjugatePrior, dict or None
         See :mod:`bayesgmm.priors`; None uses data-scaled defaults.
+        ``ConjugatePrior()`` is mclust's conjugate prior: its MAP is
+        ``GaussianMixtureEM(prior=ConjugatePrior())`` (the chains start there), and
+        NUTS samples the posterior that fit is the mode of (full, tied, diag, spherical).
     order_by : str or int, optional
         Order the component means along this feature (an identifiability
         constraint). When given, draws are not relabelled.
@@ -288,7 +291,7 @@ class GaussianMixtureBayes(BaseEstimator):
         return {
             "n_components": spec.n_components,
             "covariance_type": spec.structure.name,
-            "priors": GMMPriors.from_any(self.priors).to_dict(),
+            "priors": as_priors(self.priors).to_dict(),
             "resolved_priors": spec.priors.priors.to_dict(),
             "order_by": spec.order_by,
             "random_state": self.random_state if isinstance(self.random_state, int) else None,
@@ -588,16 +591,15 @@ class GaussianMixtureBayes(BaseEstimator):
     def _from_tree(cls, tree):
         config = json.loads(tree.attrs["config"])
         model = cls(config["n_components"], covariance_type=config["covariance_type"],
-                    priors=GMMPriors.from_dict(config["priors"]),
+                    priors=priors_from_dict(config["priors"]),
                     order_by=config["order_by"], random_state=config["random_state"])
         X = tree["observed_data"]["obs"].values
         model._X = X
         model._cache = {}
         model.spec_ = ModelSpec(
             config["n_components"], get_covariance_structure(config["covariance_type"]),
-            GMMPriors.from_dict(config["priors"]).resolve(
-                X, config["n_components"],
-                get_covariance_structure(config["covariance_type"]).bayesian(X.shape[1]).kind),
+            resolve_priors(priors_from_dict(config["priors"]), X, config["n_components"],
+                           get_covariance_structure(config["covariance_type"])),
             tuple(config["feature_names"]), np.asarray(config["center"]), config["order_by"],
         )
         model.em_ = _em_from_config(config, X)

@@ -275,7 +275,7 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         with ``methods=("em",)``. By default the families both engines fit.
     methods : tuple of {"em", "bayes"}
         ``("em",)`` gives the classical criteria alone, without PyMC.
-    priors : GMMPriors, dict or None
+    priors : GMMPriors, ConjugatePrior, dict or None
         Priors of every Bayesian fit (None: the data-scaled defaults).
     evidence : bool
         Also estimate each Bayesian model's log marginal likelihood
@@ -342,10 +342,10 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         model_prior = _model_prior(model_prior, grid)
     if "bayes" in methods:
         from .bayes import GaussianMixtureBayes, resolve_nuts_sampler
-        from .priors import GMMPriors
+        from .priors import as_priors
 
         nuts_sampler = resolve_nuts_sampler(nuts_sampler)
-        GMMPriors.from_any(priors)  # bad priors fail here, before any fit
+        as_priors(priors)  # bad priors fail here, before any fit
 
     seeds = np.random.SeedSequence(random_state).generate_state(len(grid))
     nuts = {"draws": draws, "tune": tune, "chains": chains, "nuts_sampler": nuts_sampler,

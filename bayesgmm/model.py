@@ -24,7 +24,7 @@ from ._gaussian import (DEFAULT_COVARIANCE_TYPE, BayesianParametrisation,
                         CovarianceStructure, get_covariance_structure, sample_mixture)
 from ._pytensor import configure_pytensor
 from ._validation import as_numeric_table, check_enough_samples, check_feature, check_integer
-from .priors import GMMPriors, ResolvedPriors
+from .priors import ConjugatePrior, ResolvedConjugatePrior, ResolvedPriors, resolve_priors
 
 __all__ = ["build_model", "ModelSpec"]
 
@@ -35,7 +35,7 @@ class ModelSpec:
 
     n_components: int
     structure: CovarianceStructure
-    priors: ResolvedPriors
+    priors: ResolvedPriors | ResolvedConjugatePrior
     feature_names: tuple[str, ...]
     center: np.ndarray  # shift of the data inside the reference likelihood (accuracy)
     order_by: int | None = None
@@ -48,6 +48,11 @@ class ModelSpec:
     @property
     def parametrisation(self) -> BayesianParametrisation:
         return self.structure.bayesian(self.n_features)
+
+    @property
+    def conjugate(self) -> bool:
+        """Whether the prior is the conjugate one (:class:`bayesgmm.priors.ConjugatePrior`)."""
+        return isinstance(self.priors, ResolvedConjugatePrior)
 
     @property
     def covariance_kind(self) -> str:
@@ -78,8 +83,13 @@ def make_spec(X, n_components, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=N
     names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(X.shape[1]))
     order_by = check_feature("order_by", order_by, names)
     structure.check_n_features(X.shape[1])
-    kind = structure.bayesian(X.shape[1]).kind  # refuses an EM-only structure
-    resolved = GMMPriors.from_any(priors).resolve(X, n_components, kind)
+    structure.bayesian(X.shape[1])  # refuses an EM-only structure
+    if isinstance(priors, ConjugatePrior) and order_by is not None:
+        raise ValueError(
+            "order_by is not available with the ConjugatePrior (its means' prior depends "
+            "on the covariances); leave order_by=None: the posterior is relabelled after "
+            "sampling.")
+    resolved = resolve_priors(priors, X, n_components, structure)
     return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by,
                      likelihood)
 
@@ -96,8 +106,13 @@ def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, pri
     n_components : int
     covariance_type : str
         A name in ``bayesgmm.COVARIANCE_STRUCTURES`` (scikit-learn's) or its mclust name.
-    priors : GMMPriors, dict or None
+    priors : GMMPriors, ConjugatePrior, dict or None
         See :mod:`bayesgmm.priors`; ``None`` uses the data-scaled defaults.
+        ``ConjugatePrior()`` is mclust's conjugate prior, whose posterior mode is
+        ``GaussianMixtureEM(prior=ConjugatePrior())``'s MAP-EM fit; its free
+        variables are then ``weights``, ``means`` and, for full and tied covariances,
+        ``covariance_packed`` (the log-Cholesky factor: log-diagonal, then the
+        strictly lower triangle) or, for diag and spherical, ``variances``.
     order_by : str or int, optional
         Identifiability constraint: the component means of this feature are
         ordered (``means[0, f] < means[1, f] < ...``). Off by default; the
@@ -155,6 +170,10 @@ def build_model_from_spec(X, spec: ModelSpec):
         "feature2": list(spec.feature_names),
         "obs_id": np.arange(X.shape[0]),
     }
+    if spec.conjugate and spec.covariance_kind == "matrix":
+        rows, cols = np.tril_indices(D, -1)
+        coords["cholesky_entry"] = ([f"log L[{i},{i}]" for i in range(D)]
+                                    + [f"L[{i},{j}]" for i, j in zip(rows, cols)])
     # Every parameter is sampled through a transform into its support and the
     # priors are checked in make_spec: PyMC's bounds checks could never fail, and
     # leaving them out takes 7 nodes and 5% off each log-density+gradient.
@@ -162,11 +181,16 @@ def build_model_from_spec(X, spec: ModelSpec):
         data = pm.Data("X", X, dims=("obs_id", "feature"), shape=(None, D))
         # Data-dependent constants are pm.Data too: a new data set of the same
         # shape then reuses the compiled graph (and the disk cache) unchanged.
-        hyper = _hyperparameters(pm, priors)
-        weights = pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component",
-                               default_transform=FusedSimplex())
-        means = _means(pm, pt, spec, hyper)
-        cov_chol, prec_chol = _covariance(pm, pt, spec, hyper)
+        if spec.conjugate:
+            weights = pm.Dirichlet("weights", a=np.ones(K), shape=(K,), dims="component",
+                                   default_transform=FusedSimplex())
+            cov_chol, prec_chol, means = _conjugate(pm, pt, spec)
+        else:
+            hyper = _hyperparameters(pm, priors)
+            weights = pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component",
+                                   default_transform=FusedSimplex())
+            means = _means(pm, pt, spec, hyper)
+            cov_chol, prec_chol = _covariance(pm, pt, spec, hyper)
         if spec.likelihood == "fused":
             # the kernels form the residuals x - mu directly: no centring needed
             diagonal = spec.covariance_kind != "matrix"
@@ -291,6 +315,102 @@ def _covariance(pm, pt, spec, hyper):
         upper = pt.swapaxes(solve_triangular(cov_chol, eye, lower=True), 1, 2)
         prec_chol = spec.structure.from_full(upper, xp=pt)
     return pt.broadcast_to(cov_chol, (K, D, D)), prec_chol
+
+
+#: Potentials with this suffix are changes of variables (the density of the sampled
+#: coordinates), not part of the parameters' posterior density: the MAP leaves them out,
+#: as it leaves out the Jacobians of PyMC's transforms.
+JACOBIAN_SUFFIX = "_jacobian"
+
+
+def _conjugate(pm, pt, spec):
+    """Covariances and means under the conjugate prior (:class:`ConjugatePrior`).
+
+    Full and tied: an inverse-Wishart ``(dof, scale)`` on each distinct covariance,
+    sampled as its log-Cholesky factor (free, ``covariance_packed``), with the density
+    of the covariance itself plus the Jacobian of the map (a separate potential, so
+    that the MAP is the covariance density's mode, as mclust's). Diag and spherical:
+    inverse-gamma ``(dof / 2, scale / 2)`` variances. Means: ``Normal(mean, Sigma_k /
+    shrinkage)`` given their covariance (flat for shrinkage 0). Returns what
+    :func:`_covariance` returns, and the means.
+    """
+    from pytensor.tensor.linalg import solve_triangular
+    from scipy.special import multigammaln
+
+    K, D, param, prior = spec.n_components, spec.n_features, spec.parametrisation, spec.priors
+    shape, dims = param.scale_shape(K, D), param.scale_dims
+    n_cov = 1 if param.shared else K
+    mean = pm.Data("prior_mean", prior.mean, shape=(D,))
+    if param.kind == "matrix":
+        n_packed = D * (D + 1) // 2
+        packed = pm.Flat("covariance_packed", shape=(*shape[:-1], n_packed),
+                         dims=(*dims[:-1], "cholesky_entry"))
+        flat = packed.reshape((n_cov, n_packed))
+        rows, cols = np.tril_indices(D, -1)
+        chol = pt.zeros((n_cov, D, D))
+        chol = pt.set_subtensor(chol[:, np.arange(D), np.arange(D)], pt.exp(flat[:, :D]))
+        chol = pt.set_subtensor(chol[:, rows, cols], flat[:, D:])
+        dof = float(prior.dof)
+        scale_chol = np.linalg.cholesky(prior.scale)
+        log_det = 2.0 * pt.sum(flat[:, :D], axis=1)
+        whitened = solve_triangular(chol, pt.broadcast_to(scale_chol, (n_cov, D, D)),
+                                    lower=True)
+        inverse_wishart = (
+            0.5 * dof * np.linalg.slogdet(prior.scale)[1] - 0.5 * dof * D * np.log(2.0)
+            - multigammaln(0.5 * dof, D) - 0.5 * (dof + D + 1) * log_det
+            - 0.5 * pt.sum(whitened**2, axis=(1, 2)))
+        pm.Potential("covariance_prior", pt.sum(inverse_wishart))
+        # d Sigma / d(packed): 2^D prod_i L_ii^(D - i + 1) (Sigma = L L^T), times the
+        # L_ii of the exponentiated diagonal
+        powers = D + 1.0 - np.arange(D)
+        pm.Potential("covariance" + JACOBIAN_SUFFIX,
+                     pt.sum(D * np.log(2.0) + flat[:, :D] @ powers))
+        cov_chol = chol
+        sds = pt.sqrt(pt.sum(chol**2, axis=2))
+        corr = (chol @ pt.swapaxes(chol, 1, 2)) / (sds[:, :, None] * sds[:, None, :])
+        pm.Deterministic("sigmas", pt.broadcast_to(sds, (K, D)), dims=("component", "feature"))
+        pm.Deterministic("correlations", pt.broadcast_to(corr, (K, D, D)),
+                         dims=("component", "feature", "feature2"))
+        cov_chol_k = pt.broadcast_to(cov_chol, (K, D, D))
+        if prior.shrinkage > 0:
+            means = pm.MvNormal("means", mu=mean, chol=cov_chol_k / np.sqrt(prior.shrinkage),
+                                shape=(K, D), dims=("component", "feature"))
+        else:
+            means = pm.Flat("means", shape=(K, D), dims=("component", "feature"))
+        eye = pt.broadcast_to(pt.eye(D), (n_cov, D, D))
+        upper = pt.swapaxes(solve_triangular(cov_chol, eye, lower=True), 1, 2)
+        prec_chol = spec.structure.from_full(upper, xp=pt)
+    else:
+        # a 1-D full or tied model is parametrised as a variance: its 1 x 1 scale
+        scale = np.diag(prior.scale) if prior.scale.ndim == 2 else prior.scale
+        beta = 0.5 * np.broadcast_to(scale, () if param.kind == "single" else shape[-1:])
+        variances = pm.InverseGamma("variances", alpha=0.5 * prior.dof, beta=beta,
+                                    shape=shape, dims=dims)
+        sigmas = pm.Deterministic("sigmas", pt.sqrt(variances), dims=dims)
+        per_feature = sigmas[:, None] if param.kind == "single" else sigmas
+        per_feature = pt.broadcast_to(per_feature, (n_cov, D))
+        cov_chol = per_feature[:, :, None] * pt.eye(D)
+        prec_chol = (1.0 / sigmas).reshape(spec.structure.covariance_shape(K, D))
+        if prior.shrinkage > 0:
+            means = pm.Normal("means", mu=mean, sigma=pt.broadcast_to(per_feature, (K, D))
+                              / np.sqrt(prior.shrinkage), shape=(K, D),
+                              dims=("component", "feature"))
+        else:
+            means = pm.Flat("means", shape=(K, D), dims=("component", "feature"))
+    cov = cov_chol @ pt.swapaxes(cov_chol, 1, 2)
+    pm.Deterministic("covariances", pt.broadcast_to(cov, (K, D, D)),
+                     dims=("component", "feature", "feature2"))
+    return pt.broadcast_to(cov_chol, (K, D, D)), prec_chol, means
+
+
+def pack_log_cholesky(covariances):
+    """Covariance matrices (..., D, D) as the conjugate model's ``covariance_packed``:
+    the log of the Cholesky factor's diagonal, then its strictly lower triangle."""
+    chol = np.linalg.cholesky(covariances)
+    D = chol.shape[-1]
+    rows, cols = np.tril_indices(D, -1)
+    return np.concatenate([np.log(np.diagonal(chol, axis1=-2, axis2=-1)),
+                           chol[..., rows, cols]], axis=-1)
 
 
 def _scales(pm, pt, priors, hyper, name, shape, dims):

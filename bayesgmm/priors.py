@@ -326,6 +326,11 @@ class ResolvedConjugatePrior:
     scale: np.ndarray
     prior: ConjugatePrior  # with every None filled in
 
+    @property
+    def priors(self) -> ConjugatePrior:
+        """The prior with every default filled in (as ``ResolvedPriors.priors``)."""
+        return self.prior
+
     def standardised(self, center, scale):
         """The same prior for the data ``(X - center) / scale`` (per feature)."""
         if self.scale.ndim == 2:
@@ -340,6 +345,33 @@ class ResolvedConjugatePrior:
 
 _PRIOR_CLASSES = {c.__name__: c for c in (Dirichlet, Normal, HalfNormal, InverseGamma, LKJ,
                                           ConjugatePrior)}
+
+
+def as_priors(priors):
+    """The Bayesian model's priors from what a user may pass: None, a GMMPriors, a dict
+    of its parts, a ConjugatePrior."""
+    if isinstance(priors, ConjugatePrior):
+        return priors
+    return GMMPriors.from_any(priors)
+
+
+def priors_from_dict(spec):
+    """The priors described by their ``to_dict()`` (a GMMPriors' or a ConjugatePrior's)."""
+    if isinstance(spec, dict) and "dist" in spec:
+        prior = Prior.from_dict(spec)
+        if not isinstance(prior, ConjugatePrior):
+            raise ValueError(f"priors must be a GMMPriors or a ConjugatePrior, got {prior!r}.")
+        return prior
+    return GMMPriors.from_dict(spec)
+
+
+def resolve_priors(priors, X, n_components, structure):
+    """Resolved priors (:class:`ResolvedPriors` or :class:`ResolvedConjugatePrior`)."""
+    priors = as_priors(priors)
+    if isinstance(priors, ConjugatePrior):
+        structure.check_prior()
+        return priors.resolve(X, n_components, structure)
+    return priors.resolve(X, n_components, structure.bayesian(X.shape[1]).kind)
 
 
 @dataclass(frozen=True)

@@ -249,3 +249,79 @@ def test_no_prior_is_unchanged():
     assert a.log_likelihood_ == b.log_likelihood_ and b.log_prior_ == 0.0
     assert b.prior_ is None
     assert math.isnan(_map_em(X, 2, "EEI").log_prior_)
+
+
+# --------------------------------------------------------------- the Bayesian model
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("prior", [ConjugatePrior(), ConjugatePrior(shrinkage=0.0),
+                                   ConjugatePrior(shrinkage=2.0, dof=5.0)],
+                         ids=["default", "flat-means", "strong"])
+def test_map_em_is_the_bayesian_models_map(covariance_type, prior):
+    """The PyMC model under the same prior has MAP-EM's fit as its mode: L-BFGS started
+    from the maximum-likelihood fit (elsewhere) ends there, to 1e-6, with the same log
+    posterior (the densities agree with their constants)."""
+    from bayesgmm._inference import _map_point
+    from bayesgmm._start import _start_points
+    from bayesgmm.model import build_model_from_spec, make_spec
+
+    X = SETS["faithful"][::3]
+    em = GaussianMixtureEM(2, covariance_type=covariance_type, prior=prior, tol=1e-14,
+                           max_iter=20000, reg_covar=0.0, random_state=1).fit(X)
+    ml = GaussianMixtureEM(2, covariance_type=covariance_type, reg_covar=0.0,
+                           random_state=1).fit(X)
+    spec = make_spec(X, 2, covariance_type, prior)
+    start = _start_points(ml, spec, 1, np.random.default_rng(0))[0]
+    mode = _map_point(build_model_from_spec(X, spec), start)
+    order = np.argsort(mode["means"].values[0, 0, :, 0])
+    mine = np.argsort(em.means_[:, 0])
+    scale = X.std(axis=0)
+    np.testing.assert_allclose(mode["weights"].values[0, 0][order], em.weights_[mine],
+                               atol=1e-6)
+    np.testing.assert_allclose(mode["means"].values[0, 0][order] / scale,
+                               em.means_[mine] / scale, atol=1e-6)
+    full = em._structure.to_full(em.covariances_, 2, 2)
+    np.testing.assert_allclose(mode["covariances"].values[0, 0][order] / np.outer(scale, scale),
+                               full[mine] / np.outer(scale, scale), atol=1e-6)
+    assert mode.attrs["log_posterior"] == pytest.approx(em.log_likelihood_ + em.log_prior_,
+                                                        abs=1e-6)
+
+
+def test_the_sampled_coordinates_carry_the_jacobian():
+    """NUTS samples the log-Cholesky coordinates of a covariance: the model's
+    change-of-variables potential equals log|det| of the map's numerical Jacobian."""
+    from bayesgmm.model import JACOBIAN_SUFFIX, build_model
+
+    X = SETS["iris"][:, :3]
+    model = build_model(X, 1, covariance_type="tied", priors=ConjugatePrior())
+    jacobian = next(p for p in model.potentials if p.name.endswith(JACOBIAN_SUFFIX))
+    import pytensor
+
+    packed_value = model.rvs_to_values[model["covariance_packed"]]
+    value = pytensor.function([packed_value], model.replace_rvs_by_values([jacobian])[0])
+    packed = np.random.default_rng(3).normal(size=6)
+
+    def lower(x):
+        L = np.zeros((3, 3))
+        L[np.diag_indices(3)] = np.exp(x[:3])
+        L[np.tril_indices(3, -1)] = x[3:]
+        S = L @ L.T
+        return S[np.tril_indices(3)]
+
+    step = 1e-6
+    J = np.column_stack([(lower(packed + step * e) - lower(packed - step * e)) / (2 * step)
+                         for e in np.eye(6)])
+    assert float(value(packed)) == pytest.approx(np.linalg.slogdet(J)[1], abs=1e-6)
+
+
+def test_bayesian_fit_with_the_conjugate_prior_starts_at_map_em():
+    from bayesgmm import GaussianMixtureBayes
+
+    X = SETS["faithful"][::4]
+    fit = GaussianMixtureBayes(2, covariance_type="VVV", priors=ConjugatePrior(),
+                               random_state=0).fit(X, method="map")
+    assert fit.start_["method"] == "map-em"
+    assert fit.em_.prior == fit.spec_.priors.prior
+    with pytest.raises(ValueError, match="order_by is not available"):
+        GaussianMixtureBayes(2, priors=ConjugatePrior(), order_by=0).fit(X, method="map")
+    with pytest.raises(ValueError, match="EVE.*has no conjugate prior|fitted by EM only"):
+        GaussianMixtureBayes(2, covariance_type="EVE", priors=ConjugatePrior()).fit(X)
