@@ -213,7 +213,21 @@ class ConjugatePrior(Prior):
     with divisor ``n - 1``; its diagonal when ``n <= D``), or for the spherical and
     diagonal families the number ``sum(diag(var(X))) / D / K^(2/D)``.
 
-    mclust has no prior for EVE, VEE, VVE and EVV; neither has bayesgmm.
+    mclust has no prior for EVE, VEE, VVE and EVV; neither has bayesgmm. For the
+    other families MAP-EM's M-step is mclust's EM M-step (``me*p``, checked against R
+    to 1e-14), so the two reach the same mode; mclust's quirks are kept for that:
+
+    - with two or more components EII leaves the prior's scale out (a flat
+      ``sigma^-(dof + 2)`` prior on its one variance), and EEI leaves the means at the
+      component averages (its M-step is the mode of no density: ``log_prior_`` is NaN);
+    - VEV ignores ``dof``; EVI, VEI, EEV and VEV are modes of improper priors, whose
+      log density (up to a constant) ``log_prior_`` gives;
+    - one component takes mclust's closed form for one Gaussian (``mvn``), whatever
+      the family.
+
+    One deliberate difference: with ``shrinkage=0`` mclust's VVV EM still counts the
+    absent mean prior in its denominator; bayesgmm does not, so its fit is always the
+    posterior's mode (at ``shrinkage > 0`` the two are the same).
 
     Examples
     --------
