@@ -413,3 +413,47 @@ def plot_posterior(model, kind="trace", *, var_names=("weights", "means")):
     if not _is_bayes(model):
         raise ValueError("plot_posterior needs a GaussianMixtureBayes fit.")
     return functions[kind](model.idata_, var_names=list(var_names), backend="matplotlib")
+
+
+def plot_bootstrap_lrt(result, *, bins="auto", axes=None):
+    """The bootstrap distributions of the likelihood-ratio statistic, one panel per test.
+
+    For each test of G against G + 1 components of a
+    :class:`~bayesgmm.bootstrap.LRTResult`: a density histogram of the bootstrap values
+    under G, the observed statistic as a vertical line (gid ``"observed"``) and the
+    p-value in the title, as mclust's ``plot.mclustBootstrapLRT``. ``axes``: one Axes
+    per test (default: a new grid of at most three columns). Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = result.table.to_dict("records")
+    if axes is None:
+        n_columns = min(len(rows), 3)
+        n_rows = -(-len(rows) // n_columns)
+        _, axes = plt.subplots(n_rows, n_columns, figsize=(4 * n_columns, 3 * n_rows),
+                               squeeze=False)
+    axes = np.ravel(axes)
+    if len(axes) < len(rows):
+        raise ValueError(f"plot_bootstrap_lrt needs {len(rows)} axes, one per test, got "
+                         f"{len(axes)}.")
+    for ax, row in zip(axes, rows):
+        values = result.replicates["lrts"].sel(G=row["G"]).values
+        values = values[np.isfinite(values)]
+        ax.hist(values, bins=bins, density=True, color="0.75", edgecolor="white",
+                label=f"bootstrap ({len(values)})")
+        ax.axvline(row["LRTS"], color="forestgreen", lw=2, ls=":", gid="observed",
+                   label="observed")
+        low, high = min(values.min(initial=0), row["LRTS"]), max(values.max(initial=0), row["LRTS"])
+        pad = 0.05 * (high - low or 1.0)
+        ax.set_xlim(low - pad, high + pad)
+        ax.set_title(f"{row['G']} vs {row['G+1']} components: LRTS {row['LRTS']:.2f}, "
+                     f"p = {row['p_value']:.3g}", fontsize="medium")
+        ax.set_xlabel("LRTS")
+    for ax in axes[len(rows):]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("density")
+    axes[0].legend(fontsize="small")
+    fig = axes[0].figure
+    fig.suptitle(f"Bootstrap LRT, {result.covariance_type}")
+    fig.tight_layout()
+    return fig
