@@ -562,6 +562,9 @@ def bootstrap_lrt(X, covariance_type, max_components, n_boot=999, *, split_start
     observed statistic, whose null distribution they estimate; on the diabetes data
     (VVV) they raise the bootstrap values' median by a few units, since one start often
     misses the G + 1 optimum. Statistics within rounding of 0 (1e-9 relative) are 0.
+    With a prior (``prior=...`` among ``em_options``) every fit is MAP-EM's and the
+    statistic compares their log-likelihoods, floored at 0 by the duplicated point: the
+    MAP analogue of the test, not McLachlan's.
 
     Parameters
     ----------

@@ -291,6 +291,29 @@ def test_results_do_not_depend_on_n_jobs(faithful, faithful_em):
     pd.testing.assert_frame_equal(lrt[0].table, lrt[1].table)
 
 
+def test_estimator_options_reach_the_replicates(faithful):
+    """A replicate is the user's estimator, all options included (here a prior, MAP-EM),
+    refitted from its estimates: the jackknife's replicate 5 is that fit without row 5."""
+    from bayesgmm.priors import ConjugatePrior
+
+    X = faithful.iloc[:80]
+    em = GaussianMixtureEM(2, covariance_type="EEE", tol=1e-8, random_state=0,
+                           prior=ConjugatePrior(shrinkage=0.5)).fit(X)
+    result = bootstrap(em, X, "jackknife", n_jobs=1, progressbar=False)
+    weights = np.ones(len(X))
+    weights[5] = 0
+    direct = GaussianMixtureEM(2, covariance_type="EEE", tol=1e-10, max_iter=10_000,
+                               prior=ConjugatePrior(shrinkage=0.5), weights_init=em.weights_,
+                               means_init=em.means_, precisions_init=em.precisions_)
+    direct.fit(X, sample_weight=weights)
+    np.testing.assert_allclose(result.replicates["means"].sel(replicate=5), direct.means_)
+    without_prior = GaussianMixtureEM(2, covariance_type="EEE", tol=1e-10, max_iter=10_000,
+                                      weights_init=em.weights_, means_init=em.means_,
+                                      precisions_init=em.precisions_)
+    assert not np.allclose(without_prior.fit(X, sample_weight=weights).means_,
+                           direct.means_, rtol=1e-6)
+
+
 def test_a_seed_repeats_the_run(faithful, faithful_em):
     first = bootstrap(faithful_em, faithful, "weighted", n_boot=5, n_jobs=1,
                       progressbar=False)
