@@ -439,7 +439,7 @@ def plot_bootstrap_lrt(result, *, bins="auto", axes=None):
     for ax, row in zip(axes, rows):
         values = result.replicates["lrts"].sel(G=row["G"]).values
         values = values[np.isfinite(values)]
-        ax.hist(values, bins=bins, density=True, color="0.75", edgecolor="white",
+        ax.hist(values, bins=bins, density=True, color="0.6", edgecolor="white", lw=0.3,
                 label=f"bootstrap ({len(values)})")
         ax.axvline(row["LRTS"], color="forestgreen", lw=2, ls=":", gid="observed",
                    label="observed")

@@ -31,8 +31,9 @@ What is timed (wall clock, each a whole call):
 
 ``ratio`` = bayesgmm seconds / mclust seconds (below 1: bayesgmm is faster). Also
 printed: the mean EM iterations per replicate, the standard errors of the weights, and
-``foreign load``, the CPUs other processes used during the call (``ForeignLoad`` of
-``em_vs_sklearn.py``; above 0.1 the timing is disturbed). Results go to
+the CPUs other processes used in the second before the call and, for the 1-job calls,
+during it (``foreign_load_now`` and ``ForeignLoad`` of ``em_vs_sklearn.py``; above 0.1
+the timing is disturbed; during a parallel call bayesgmm's own workers would count). Results go to
 ``benchmarks/results-bootstrap.json``.
 """
 
@@ -47,7 +48,12 @@ import time
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from em_vs_sklearn import ForeignLoad, environment, wait_until_quiet  # noqa: E402
+from em_vs_sklearn import (  # noqa: E402  (the sibling script's helpers)
+    ForeignLoad,
+    environment,
+    foreign_load_now,
+    wait_until_quiet,
+)
 
 from bayesgmm import GaussianMixtureEM, datasets  # noqa: E402
 from bayesgmm.bootstrap import bootstrap  # noqa: E402
@@ -66,6 +72,7 @@ def time_mclust(n_boot, seed):
 
 
 def time_bayesgmm(em, X, n_boot, seed, **options):
+    load_before = foreign_load_now(1.0)
     with ForeignLoad() as load:
         start = time.perf_counter()
         result = bootstrap(em, X, n_boot=n_boot, random_state=seed, progressbar=False,
@@ -76,7 +83,10 @@ def time_bayesgmm(em, X, n_boot, seed, **options):
             "mean_n_iter": round(float(result.replicates["n_iter"].mean()), 1),
             "n_failed": result.n_failed, "n_relabelled": result.n_relabelled,
             "se_weights": [round(float(v), 5) for v in result.standard_errors()["weights"]],
-            "foreign_load": round(load.cpus, 2)}
+            "foreign_load_before": round(load_before, 2),
+            # our own joblib workers are other processes: only a 1-job call has a
+            # meaningful foreign load during the call
+            "foreign_load": round(load.cpus, 2) if options.get("n_jobs") == 1 else None}
 
 
 def main(argv=None):
@@ -113,7 +123,8 @@ def main(argv=None):
         rows.append(row)
         log(f"{name:>22}: {row['seconds']:7.3f} s ({row['ms_per_replicate']:.2f} ms per "
             f"replicate, {row['mean_n_iter']} EM iterations), ratio {row['ratio']:5.2f}, "
-            f"se(weights) {row['se_weights']}, foreign load {row['foreign_load']}")
+            f"se(weights) {row['se_weights']}, foreign load before {row['foreign_load_before']}"
+            f", during {row['foreign_load']}")
     results = {"benchmark": "bootstrap faithful EEE G=3 nonparametric",
                "n_boot": args.n_boot, "seed": args.seed, "mclust_tol": mclust_tol,
                "environment": environment(), "mclust": mclust, "bayesgmm": rows}
