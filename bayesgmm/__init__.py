@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import datasets
 from ._gaussian import COVARIANCE_STRUCTURES, get_covariance_structure
 from .bayes import GaussianMixtureBayes
+from .bootstrap import bootstrap, bootstrap_lrt
 from .compare import ModelComparison, compare
 from .em import GaussianMixtureEM
 from .model import build_model
@@ -22,6 +23,8 @@ __all__ = [
     "build_model",
     "compare",
     "__version__",
+    "bootstrap",
+    "bootstrap_lrt",
     "datasets",
     "get_covariance_structure",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "plot_bootstrap_lrt",
     "plot_clusters",
     "plot_criterion",
     "plot_density",
