@@ -25,7 +25,8 @@
 
 suppressPackageStartupMessages(library(mclust))
 out_dir <- file.path("tests", "data", "mclust")
-fmt <- function(x) ifelse(is.na(x), NA_character_, sprintf("%.17g", x))
+source(file.path(out_dir, "common.R"))  # fmt, check_versions
+check_versions(out_dir)
 starts <- read.csv(file.path(out_dir, "mclust_start_classes.csv"))
 control <- emControl(tol = c(1e-13, 1e-13))
 rows <- list(); params <- list()

@@ -38,24 +38,7 @@ file_arg <- sub("^--file=", "", args[grep("^--file=", args)])
 out_dir <- if (length(file_arg) == 1) dirname(normalizePath(file_arg)) else
   file.path("tests", "data", "mclust")
 
-fmt <- function(x) ifelse(is.na(x), NA_character_, sprintf("%.17g", x))
-
-# Writes a data frame: numeric columns as "%.17g", character columns quoted.
-write_table <- function(df, path) {
-  quote_cols <- which(vapply(df, function(col) !is.numeric(col), logical(1)))
-  for (nm in names(df)) if (is.numeric(df[[nm]])) df[[nm]] <- fmt(df[[nm]])
-  write.csv(df, path, row.names = FALSE, na = "NA",
-            quote = if (length(quote_cols)) quote_cols else FALSE)
-}
-
-check_versions <- function(out_dir) {
-  want <- readLines(file.path(out_dir, "VERSIONS.txt"))
-  have <- c(R.version.string,
-            paste("mclust", as.character(packageVersion("mclust"))),
-            paste("MASS", as.character(packageVersion("MASS"))))
-  if (!identical(want, have))
-    stop("versions differ from VERSIONS.txt: ", paste(have, collapse = ", "))
-}
+source(file.path(out_dir, "common.R"))  # fmt, write_table, check_versions
 check_versions(out_dir)
 
 datasets <- list()
