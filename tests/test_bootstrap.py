@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from bayesgmm import GaussianMixtureEM, datasets
-from bayesgmm._gaussian import COVARIANCE_STRUCTURES
+from bayesgmm._gaussian import COVARIANCE_STRUCTURES, _accepts
 from bayesgmm.bootstrap import (
     BootstrapWarning,
     _bootstrap_replicate,
@@ -416,14 +416,6 @@ def lrt_data():
         return X, draw(st.sampled_from(names[n_features])), draw(st.integers(2, 3))
 
     return draw()
-
-
-def _accepts(structure, n_features):
-    try:
-        structure.check_n_features(n_features)
-    except ValueError:
-        return False
-    return True
 
 
 @settings(PROPERTY_SETTINGS, max_examples=12)
