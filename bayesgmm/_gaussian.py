@@ -27,6 +27,7 @@ own coordinates.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -132,6 +133,10 @@ class CovarianceStructure(ABC):
     #: the axes of ``covariances_`` (and of ``precisions_cholesky_``), named as the
     #: labelled results name them: "component", "feature", "feature2".
     layout: tuple[str, ...]
+    #: whether :meth:`covariances` takes leading batch axes on all its arguments (a batch
+    #: of independent fits, e.g. the bootstrap's replicates, in one call); the families
+    #: with an iterative or constraining M-step run one call per fit instead.
+    batched_m_step: bool = False
 
     # -- layout -----------------------------------------------------------------
     def covariance_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
@@ -440,8 +445,20 @@ class CovarianceStructure(ABC):
 
 
 # -- helpers for full matrices ---------------------------------------------------
+@functools.lru_cache(maxsize=64)
 def _triu_pairs(n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(n_features)
+    """``np.triu_indices(n_features)``, computed once per size (read-only arrays): an EM
+    iteration on small data asks for them several times."""
+    rows, cols = np.triu_indices(n_features)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
+@functools.lru_cache(maxsize=64)
+def _diagonal_index(n_features: int) -> np.ndarray:
+    index = np.arange(n_features)
+    index.flags.writeable = False
+    return index
 
 
 def _n_features(x) -> int:
@@ -482,10 +499,13 @@ def _symmetric_from_triu(values: np.ndarray, n_features: int) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def _triu_weights(n_features: int) -> np.ndarray:
     """Off-diagonal entries appear twice in x^T P x."""
     rows, cols = _triu_pairs(n_features)
-    return np.where(rows == cols, 1.0, 2.0)
+    weights = np.where(rows == cols, 1.0, 2.0)
+    weights.flags.writeable = False
+    return weights
 
 
 def _cholesky_of_precision_from_covariance(cov: np.ndarray) -> np.ndarray:
@@ -589,6 +609,7 @@ class Full(CovarianceStructure):
     mclust_name = "VVV"
     description = "each component has its own general covariance matrix"
     layout = ("component", "feature", "feature2")
+    batched_m_step = True
 
     def bayesian(self, n_features):
         return BayesianParametrisation("matrix" if n_features > 1 else "per_feature")
@@ -613,10 +634,11 @@ class Full(CovarianceStructure):
         _outer_features_by_feature(Xt, out)
 
     def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
-        n_features = means.shape[1]
-        second = _symmetric_from_triu(quad_moments, n_features) / nk[:, None, None]
-        covs = second - means[:, :, None] * means[:, None, :]
-        covs[:, np.arange(n_features), np.arange(n_features)] += reg_covar
+        n_features = means.shape[-1]
+        second = _symmetric_from_triu(quad_moments, n_features) / nk[..., None, None]
+        covs = second - means[..., :, None] * means[..., None, :]
+        diagonal = _diagonal_index(n_features)
+        covs[..., diagonal, diagonal] += reg_covar
         return covs
 
     def _posterior_scatter(self, nk, means, quad_moments, d, factor):
@@ -660,6 +682,7 @@ class Tied(CovarianceStructure):
     mclust_name = "EEE"
     description = "all components share one general covariance matrix"
     layout = ("feature", "feature2")
+    batched_m_step = True
 
     def bayesian(self, n_features):
         return BayesianParametrisation("matrix" if n_features > 1 else "per_feature",
@@ -691,10 +714,12 @@ class Tied(CovarianceStructure):
         _outer_features_by_feature(Xt, out)
 
     def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
-        n_features = means.shape[1]
-        second = _symmetric_from_triu(quad_moments.sum(axis=0), n_features)
-        cov = (second - (nk[:, None] * means).T @ means) / nk.sum()
-        cov[np.arange(n_features), np.arange(n_features)] += reg_covar
+        n_features = means.shape[-1]
+        second = _symmetric_from_triu(quad_moments.sum(axis=-2), n_features)
+        between = np.swapaxes(nk[..., None] * means, -1, -2) @ means
+        cov = (second - between) / nk.sum(axis=-1)[..., None, None]
+        diagonal = _diagonal_index(n_features)
+        cov[..., diagonal, diagonal] += reg_covar
         return cov
 
     def _posterior_scatter(self, nk, means, quad_moments, d, factor):
@@ -742,6 +767,7 @@ class Diag(CovarianceStructure):
     mclust_name = "VVI"
     description = "each component has its own diagonal covariance (axis-aligned)"
     layout = ("component", "feature")
+    batched_m_step = True
 
     def bayesian(self, n_features):
         return BayesianParametrisation("per_feature")
@@ -764,7 +790,7 @@ class Diag(CovarianceStructure):
         return X * X
 
     def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
-        return quad_moments / nk[:, None] - means * means + reg_covar
+        return quad_moments / nk[..., None] - means * means + reg_covar
 
     def _posterior_scatter(self, nk, means, quad_moments, d, factor):
         return quad_moments - nk[:, None] * means * means + factor[:, None] * d * d
@@ -808,6 +834,7 @@ class Spherical(CovarianceStructure):
     description = "each component has its own single variance (round clusters)"
     per_feature_scaling = False
     layout = ("component",)
+    batched_m_step = True
 
     def bayesian(self, n_features):
         return BayesianParametrisation("single")
@@ -831,8 +858,9 @@ class Spherical(CovarianceStructure):
         return xp.sum(X * X, axis=1, keepdims=True)
 
     def covariances(self, nk, means, quad_moments, reg_covar, previous=None):
-        n_features = means.shape[1]
-        return (quad_moments[:, 0] / nk - np.sum(means * means, axis=1)) / n_features + reg_covar
+        n_features = means.shape[-1]
+        return ((quad_moments[..., 0] / nk - np.sum(means * means, axis=-1)) / n_features
+                + reg_covar)
 
     def _posterior_scatter(self, nk, means, quad_moments, d, factor):
         return quad_moments[:, 0] - nk * np.sum(means * means, axis=1) + factor * np.sum(d * d, 1)
@@ -933,6 +961,7 @@ class _Parsimonious:
     """Mixin for a family that constrains its container's M-step."""
 
     per_feature_scaling = False
+    batched_m_step = False
 
     # EM only for now (the Bayesian model's volume/shape/orientation priors are to come),
     # and the generic sampler rather than the container's scikit-learn stream

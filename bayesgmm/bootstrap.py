@@ -8,16 +8,25 @@
   likelihood-ratio statistic for G against G + 1 components, its parametric-bootstrap
   distribution under G and the bootstrap p-value, for G = 1 .. ``max_components`` - 1.
 
-Every replicate is an ordinary EM fit by a clone of the estimator (``sklearn.base.clone``,
-or ``GaussianMixtureEM(**em_options)``), so every estimator option reaches the replicates;
-only the start (the original fit's parameters) and the stopping rule (``tol``,
-``max_iter``) are set here.
+Every replicate is the EM fit a clone of the estimator (``sklearn.base.clone``, or
+``GaussianMixtureEM(**em_options)``) makes, so every estimator option reaches the
+replicates; only the start (the original fit's parameters) and the stopping rule
+(``tol``, ``max_iter``) are set here.
+
+**Batched.** :func:`bootstrap` fits its replicates together, a batch of them per EM
+iteration (:mod:`bayesgmm._batch_em`: their densities one matrix product with the
+shared rows, the M-step one call of the covariance family), which on small data is
+10-20 times faster than one fit after another and gives the same fits to rounding
+(``tests/test_batch_em.py``). Fits it cannot reproduce exactly (a ``prior``,
+``standardize=True``, data too large to expand in memory) and the LRT's fits are
+estimator fits, one per replicate; ``batch=False`` asks for those everywhere.
 
 **Parallel and reproducible.** Replicate ``b`` draws from its own
 ``np.random.SeedSequence(random_state).spawn(n_boot)[b]``, so the results are identical
-for any ``n_jobs`` and any order of completion. Replicates run in batches (several per
-task, so that small data do not pay a process start per replicate) through joblib,
-``n_jobs=-1`` (all local cores) by default, with a rich progress bar. Any joblib backend
+for any ``n_jobs``, batch size and order of completion. Batches of replicates (or, one
+by one, several replicates per task, so that small data do not pay a process start per
+replicate) run through joblib, ``n_jobs=-1`` (all local cores) by default, with a rich
+progress bar; replicates that fit in one batch run in this process. Any joblib backend
 works, e.g. a Dask cluster::
 
     from dask.distributed import Client
@@ -61,6 +70,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from ._batch_em import batch_size, fit_batch, supports
 from ._gaussian import get_covariance_structure, sample_mixture
 from ._validation import (
     as_numeric_table,
@@ -306,10 +316,10 @@ class LRTResult:
 
 # ------------------------------------------------------------------- bootstrap
 def bootstrap(em, X, kind="nonparametric", n_boot=999, *, level=0.95, random_state=None,
-              n_jobs=-1, progressbar=True, tol=None, max_iter=DEFAULT_MAX_ITER):
+              n_jobs=-1, progressbar=True, tol=None, max_iter=DEFAULT_MAX_ITER, batch=True):
     """Bootstrap (or jackknife) a fitted EM mixture: standard errors and intervals.
 
-    Each replicate refits a clone of ``em`` (all its options) by EM started from
+    Each replicate is the fit of a clone of ``em`` (all its options) by EM started from
     ``em``'s parameters (mclust starts from its responsibilities, which is the same
     start), to the replicate's data:
 
@@ -352,6 +362,9 @@ def bootstrap(em, X, kind="nonparametric", n_boot=999, *, level=0.95, random_sta
         errors where components overlap).
     max_iter : int, default=10000
         EM's iteration limit in the replicates. Every other option is ``em``'s.
+    batch : bool, default=True
+        Fit the replicates in batches (see the module's docstring) where that gives the
+        estimator's fits; False: one estimator fit per replicate.
 
     Returns
     -------
@@ -381,6 +394,8 @@ def bootstrap(em, X, kind="nonparametric", n_boot=999, *, level=0.95, random_sta
         tol = JACKKNIFE_TOL if kind == "jackknife" else DEFAULT_TOL
     tol = check_number("tol", tol, low=0)
     max_iter = check_integer("max_iter", max_iter, minimum=1)
+    if not isinstance(batch, (bool, np.bool_)):
+        raise ValueError(f"batch must be True or False, got {batch!r}.")
     data = _check_fitted_on(em, X)
 
     K, D = em.means_.shape
@@ -397,10 +412,15 @@ def bootstrap(em, X, kind="nonparametric", n_boot=999, *, level=0.95, random_sta
     else:
         sequence = np.random.SeedSequence(random_state)
         seeds, entropy = sequence.spawn(n_boot), sequence.entropy
-    outcomes = _map_replicates(_bootstrap_replicate, [job],
-                               [(0, b, s) for b, s in enumerate(seeds)],
-                               n_jobs=n_jobs, progressbar=progressbar,
-                               description=f"{kind} bootstrap")
+    items = [(0, b, s) for b, s in enumerate(seeds)]
+    description = f"{kind} bootstrap"
+    if batch and supports(template, job.start, data):
+        size = batch_size(template, K, len(data), D, per_dataset=kind == "parametric")
+        outcomes = _map_batches(_bootstrap_batch, job, items, size, n_jobs=n_jobs,
+                                progressbar=progressbar, description=description)
+    else:
+        outcomes = _map_replicates(_bootstrap_replicate, [job], items, n_jobs=n_jobs,
+                                   progressbar=progressbar, description=description)
     estimates = em.to_xarray()[["weights", "means", "covariances"]]
     result = BootstrapResult(kind, estimates, _replicates_dataset(outcomes, estimates),
                              level=float(level), random_state=entropy)
@@ -460,8 +480,8 @@ class _BootstrapJob:
     covariances: np.ndarray  # (K, D, D)
 
 
-def _bootstrap_replicate(job: _BootstrapJob, index, seed):
-    """One replicate: its data, the EM fit from the original parameters, relabelled."""
+def _replicate_data(job: _BootstrapJob, index, seed):
+    """Replicate ``index``'s data: ``(X, sample_weight)`` (None: unweighted)."""
     n = len(job.X)
     X, sample_weight = job.X, None
     rng = np.random.default_rng(seed)
@@ -476,21 +496,44 @@ def _bootstrap_replicate(job: _BootstrapJob, index, seed):
     else:  # jackknife
         sample_weight = np.ones(n)
         sample_weight[index] = 0.0
+    return X, sample_weight
+
+
+def _bootstrap_replicate(job: _BootstrapJob, index, seed):
+    """One replicate: its data, the EM fit from the original parameters, relabelled."""
+    X, sample_weight = _replicate_data(job, index, seed)
     try:
         model, caught = _fit_from(job.template, job.start, X, sample_weight)
     except _FIT_ERRORS as error:
         return {"error": _describe(error)}
-    K, D = model.means_.shape
-    covariances = get_covariance_structure(model.covariance_type).to_full(
-        model.covariances_, K, D)
-    order = _match_components(job.means, job.covariances, model.means_)
-    return {
-        "weights": model.weights_[order], "means": model.means_[order],
-        "covariances": covariances[order], "log_likelihood": model.log_likelihood_,
-        "n_iter": model.n_iter_, "converged": model.converged_,
-        "relabelled": bool(np.any(order != np.arange(K))), "error": "",
-        "warnings": caught,
-    }
+    return _relabelled(job, {
+        "weights": model.weights_, "means": model.means_, "covariances": model.covariances_,
+        "log_likelihood": model.log_likelihood_, "n_iter": model.n_iter_,
+        "converged": model.converged_, "error": "", "warnings": caught})
+
+
+def _bootstrap_batch(job: _BootstrapJob, items, advance=None):
+    """A batch of replicates fitted together by :func:`bayesgmm._batch_em.fit_batch`:
+    [(position, outcome)], the same outcomes as :func:`_bootstrap_replicate`'s."""
+    data = [_replicate_data(job, index, seed) for _, (_, index, seed) in items]
+    if job.kind == "parametric":
+        X, sample_weight = np.stack([X for X, _ in data]), None
+    else:
+        X, sample_weight = job.X, np.stack([w for _, w in data])
+    fits = fit_batch(job.template, job.start, X, sample_weight, advance=advance)
+    return [(position, _relabelled(job, fit) if not fit["error"] else fit)
+            for (position, _), fit in zip(items, fits)]
+
+
+def _relabelled(job: _BootstrapJob, fit):
+    """A successful fit's record with full covariances, its components matched to the
+    original fit's."""
+    K, D = fit["means"].shape
+    covariances = job.template._structure.to_full(fit["covariances"], K, D)
+    order = _match_components(job.means, job.covariances, fit["means"])
+    return fit | {"weights": fit["weights"][order], "means": fit["means"][order],
+                  "covariances": covariances[order],
+                  "relabelled": bool(np.any(order != np.arange(K)))}
 
 
 def _match_components(means, covariances, replicate_means):
@@ -863,6 +906,31 @@ def _run_batch(replicate, jobs, items):
     """Run one task's replicates: [(position, outcome)]."""
     return [(position, replicate(jobs[job], index, seed))
             for position, (job, index, seed) in items]
+
+
+def _map_batches(task, job, items, size, *, n_jobs, progressbar, description):
+    """``task(job, [(position, item), ...])`` over batches of at most ``size`` items: in
+    this process when one batch holds them all or one job is asked for (the progress
+    bar then advances as fits finish), else one joblib task per batch."""
+    from joblib import Parallel, delayed, effective_n_jobs
+
+    positioned = list(enumerate(items))
+    n_batches = -(-len(items) // size)
+    outcomes = [None] * len(items)
+    with _Progress(progressbar, len(items), description) as advance:
+        if n_batches == 1 or effective_n_jobs(n_jobs) == 1:
+            for start in range(0, len(items), size):
+                for position, outcome in task(job, positioned[start:start + size], advance):
+                    outcomes[position] = outcome
+            return outcomes
+        batches = np.array_split(np.arange(len(items)), max(n_batches,
+                                                            effective_n_jobs(n_jobs)))
+        tasks = (delayed(task)(job, [positioned[p] for p in batch]) for batch in batches)
+        for done in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+            for position, outcome in done:
+                outcomes[position] = outcome
+            advance(len(done))
+    return outcomes
 
 
 def _map_replicates(replicate, jobs, items, *, n_jobs, progressbar, description):

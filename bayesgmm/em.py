@@ -752,9 +752,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def _warn_if_regularisation_dominates(self, variances):
         """Warn when ``reg_covar`` is not small against the variances EM works with."""
-        positive = variances[variances > 0]
-        if not positive.size or not self.reg_covar > REG_COVAR_WARNING_RATIO * positive.min():
+        if not regularisation_dominates(self.reg_covar, variances):
             return
+        positive = variances[variances > 0]
         j = int(np.flatnonzero(variances == positive.min())[0])
         if self.standardize:
             what = (f"reg_covar={self.reg_covar:g} is not small against the variances of the "
@@ -1243,6 +1243,13 @@ def _variance_if_nonsingular(covariance):
     if keep.any() and np.linalg.eigvalsh(standardised)[0] < COLLAPSE_TOLERANCE:
         return None
     return variance
+
+
+def regularisation_dominates(reg_covar, variances):
+    """Whether ``reg_covar`` is not small against the smallest positive variance
+    (the condition of :class:`RegularizationWarning`)."""
+    positive = variances[variances > 0]
+    return bool(positive.size) and reg_covar > REG_COVAR_WARNING_RATIO * positive.min()
 
 
 def _check_finite_log_likelihood(value):

@@ -17,22 +17,23 @@ What is timed (wall clock, each a whole call):
   progressbar=False)`` of ``GaussianMixtureEM(3, covariance_type="EEE", tol=1e-10)``
   fitted to the same data (the fit excluded), in five settings:
 
-  1. ``default, cold``: the defaults (tol 1e-8, ``n_jobs=-1``), the first parallel call
-     of the process: it pays for starting the joblib (loky) workers, each of which
-     imports bayesgmm;
-  2. ``default, warm``: the same again, the workers reused (as any later call of a
-     session);
-  3. ``default, 1 job``: the defaults in this process (``n_jobs=1``);
-  4. ``mclust's rule, warm`` and 5. ``mclust's rule, 1 job``: ``tol`` set to mclust's
-     stopping rule (a relative change of 1e-5 of the log-likelihood = 1e-5 (1 +
-     |loglik|) / n per sample), like for like: the same number of EM iterations' worth
-     of convergence as mclust's, whose standard errors of the two overlapping weights
-     this leaves 12% too small (see ``bayesgmm.bootstrap.DEFAULT_TOL``).
+  1. ``default``: the defaults (tol 1e-8, ``n_jobs=-1``, ``batch=True``): the 999
+     replicates are one batch of the batched EM, run in this process;
+  2. ``mclust's rule``: ``tol`` set to mclust's stopping rule (a relative change of 1e-5
+     of the log-likelihood = 1e-5 (1 + |loglik|) / n per sample), like for like: the
+     same number of EM iterations' worth of convergence as mclust's, whose standard
+     errors of the two overlapping weights this leaves 12% too small (see
+     ``bayesgmm.bootstrap.DEFAULT_TOL``);
+  3. ``one by one, cold``: ``batch=False``, one GaussianMixtureEM fit per replicate on
+     all cores, the first parallel call of the process: it pays for starting the joblib
+     (loky) workers, each of which imports bayesgmm;
+  4. ``one by one, warm``: the same again, the workers reused;
+  5. ``one by one, 1 job``: one fit after another in this process.
 
 ``ratio`` = bayesgmm seconds / mclust seconds (below 1: bayesgmm is faster). Also
 printed: the mean EM iterations per replicate, the standard errors of the weights, and
-the CPUs other processes used in the second before the call and, for the 1-job calls,
-during it (``foreign_load_now`` and ``ForeignLoad`` of ``em_vs_sklearn.py``; above 0.1
+the CPUs other processes used in the second before the call and, for the calls in this
+process, during it (``foreign_load_now`` and ``ForeignLoad`` of ``em_vs_sklearn.py``; above 0.1
 the timing is disturbed; during a parallel call bayesgmm's own workers would count). Results go to
 ``benchmarks/results-bootstrap.json``.
 """
@@ -84,9 +85,11 @@ def time_bayesgmm(em, X, n_boot, seed, **options):
             "n_failed": result.n_failed, "n_relabelled": result.n_relabelled,
             "se_weights": [round(float(v), 5) for v in result.standard_errors()["weights"]],
             "foreign_load_before": round(load_before, 2),
-            # our own joblib workers are other processes: only a 1-job call has a
-            # meaningful foreign load during the call
-            "foreign_load": round(load.cpus, 2) if options.get("n_jobs") == 1 else None}
+            # our own joblib workers are other processes: only a call in this process
+            # has a meaningful foreign load during the call
+            "foreign_load": (round(load.cpus, 2)
+                             if options.get("n_jobs") == 1 or options.get("batch", True)
+                             else None)}
 
 
 def main(argv=None):
@@ -103,11 +106,11 @@ def main(argv=None):
                            random_state=0).fit(X)
     mclust_tol = 1e-5 * (1 + abs(em.log_likelihood_)) / len(X)
     cases = [
-        ("default, cold", {}),
-        ("default, warm", {}),
-        ("default, 1 job", {"n_jobs": 1}),
-        ("mclust's rule, warm", {"tol": mclust_tol}),
-        ("mclust's rule, 1 job", {"tol": mclust_tol, "n_jobs": 1}),
+        ("default", {}),
+        ("mclust's rule", {"tol": mclust_tol}),
+        ("one by one, cold", {"batch": False}),
+        ("one by one, warm", {"batch": False}),
+        ("one by one, 1 job", {"batch": False, "n_jobs": 1}),
     ]
     log = print
     wait_until_quiet(args.wait_quiet, log)

@@ -470,6 +470,7 @@ def no_fitting(monkeypatch):
     ({"kind": "bs"}, r"kind must be one of \['nonparametric', 'weighted'"),
     ({"level": 1.0}, r"level must be a number in \(0, 1\)"),
     ({"tol": -1.0}, "tol must be a number >= 0"),
+    ({"batch": "yes"}, "batch must be True or False, got 'yes'"),
     ({"random_state": -3}, "random_state must be None or a non-negative integer"),
 ])
 def test_bootstrap_refuses_bad_settings(arguments, message, faithful, faithful_em,
