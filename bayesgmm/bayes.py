@@ -57,6 +57,7 @@ from .diagnostics import (  # noqa: F401  (re-exported)
     _n_divergent,
     check_hdi_prob,
     diagnose,
+    matching_bootstrap,
     summary_table,
 )
 from .em import GaussianMixtureEM
@@ -379,7 +380,7 @@ class GaussianMixtureBayes(BaseEstimator):
         check_is_fitted(self, "idata_")
         return diagnose(self.idata_, warn=warn)
 
-    def summary(self, hdi_prob=0.94):
+    def summary(self, hdi_prob=0.94, bootstrap=None):
         """Posterior mean, sd and HDI of weights, means, sds and correlations.
 
         Columns ``map`` and ``em`` give the posterior mode and the EM estimate of
@@ -388,11 +389,42 @@ class GaussianMixtureBayes(BaseEstimator):
         first call and kept in the estimator's private cache (no attribute changes;
         a MAP that fails warns with :class:`MAPConvergenceWarning`). See
         :func:`bayesgmm.diagnostics.summary_table`.
+
+        Parameters
+        ----------
+        hdi_prob : float, default=0.94
+            Probability mass of the HDI (columns ``hdi94_lb``, ``hdi94_ub``).
+        bootstrap : BootstrapResult, optional
+            A bootstrap of this fit's EM fit, ``bootstrap(fit.em_, X)``
+            (:func:`bayesgmm.bootstrap.bootstrap`, any ``kind``). Adds, for every row,
+            the frequentist uncertainty of the ``em`` column beside the credible
+            interval: ``boot_se`` (the bootstrap standard error) and ``boot94_lb``,
+            ``boot94_ub`` (the interval at ``hdi_prob``: percentile, or for the
+            jackknife normal), the sigmas and correlations computed per replicate
+            from its covariances; failed replicates are left out (``attrs``:
+            ``bootstrap_kind``, ``bootstrap_n_boot``, ``bootstrap_n_failed``). A
+            bootstrap of an equal EM fit whose components are in another order (the
+            ``em`` given to ``fit`` before ``order_by`` sorted it) is matched to
+            ``em_``'s components by their parameters.
+
+        Raises
+        ------
+        ValueError
+            ``bootstrap`` is not a BootstrapResult, or not of ``em_`` (other numbers
+            of components or features, feature names, covariance type, or estimates
+            other than ``em_``'s weights, means and covariances to 1e-8 relative).
         """
         hdi_prob = check_hdi_prob(hdi_prob)
         check_is_fitted(self, "idata_")
-        estimates = {"map": self._mode(), "em": _em_posterior(self.em_, self.spec_)}
-        return summary_table(self.posterior, estimates, hdi_prob)
+        em = _em_posterior(self.em_, self.spec_)
+        if bootstrap is not None:  # checked (and put in em_'s order) before any work
+            names = getattr(self.em_, "feature_names_in_", None)
+            if names is None:  # em_ fitted on an array names its features x0, x1, ...
+                names = [f"x{j}" for j in range(self.spec_.n_features)]
+            bootstrap = matching_bootstrap(bootstrap, em, em_features=list(names),
+                                           covariance_type=self.spec_.structure.name)
+        estimates = {"map": self._mode(), "em": em}
+        return summary_table(self.posterior, estimates, hdi_prob, bootstrap=bootstrap)
 
     def _mode(self):
         """The posterior mode the summary shows: ``map_``, or found from the EM start
