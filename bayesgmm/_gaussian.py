@@ -335,6 +335,12 @@ class CovarianceStructure(ABC):
         PyMC model), so both engines evaluate one and the same log-density.
         """
 
+    def quad_moments_from_second_moments(self, second):
+        """``sum r q(x)`` from ``sum r x x^T`` (..., D, D): the features are linear in
+        ``x x^T`` (what EM with missing entries has: expected outer products)."""
+        second = np.asarray(second, dtype=np.float64)
+        return np.einsum("mij,...ij->...m", _quad_map(self, second.shape[-1]), second)
+
     def quad_features_by_feature(self, Xt, out):
         """Write ``quad_features`` of a feature-major numpy block ``Xt`` (D, n) to ``out`` (m, n).
 
@@ -459,6 +465,22 @@ def _diagonal_index(n_features: int) -> np.ndarray:
     index = np.arange(n_features)
     index.flags.writeable = False
     return index
+
+
+@functools.lru_cache(maxsize=256)
+def _quad_map(structure, n_features):
+    """A (m, D, D) with ``q(x) = sum_ij A[:, i, j] x_i x_j`` for ``structure``'s features
+    (read off its features of the unit vectors and their pairwise sums)."""
+    eye = np.eye(n_features)
+    single = structure.quad_features(eye)  # q(e_i), (D, m)
+    A = np.zeros((single.shape[1], n_features, n_features))
+    for i in range(n_features):
+        A[:, i, i] = single[i]
+        for j in range(i + 1, n_features):
+            pair = structure.quad_features((eye[i] + eye[j])[None])[0]
+            A[:, i, j] = A[:, j, i] = 0.5 * (pair - single[i] - single[j])
+    A.flags.writeable = False
+    return A
 
 
 def _n_features(x) -> int:

@@ -25,12 +25,24 @@ def _column_label(columns, j) -> str:
     return repr(columns[j]) if columns is not None else f"{j}"
 
 
-def _describe_nonfinite(values: np.ndarray, columns) -> str | None:
-    """'3 NaN (column 'a': 2, 'b': 1) and 1 inf (column 'b': 1)', or None."""
+def _describe_nonfinite(values: np.ndarray, columns, allow_nan=False) -> str | None:
+    """'3 NaN (column 'a': 2, 'b': 1) and 1 inf (column 'b': 1)', or None (with
+    ``allow_nan``: only the infinities, and the rows with every entry NaN)."""
     if values.size == 0 or (np.isfinite(values.min()) and np.isfinite(values.max())):
         return None  # two passes without temporaries: the common case, fast
     parts = []
-    for label, mask in (("NaN", np.isnan(values)), ("inf", np.isinf(values))):
+    checks = [("inf", np.isinf(values))]
+    if not allow_nan:
+        checks.insert(0, ("NaN", np.isnan(values)))
+    else:
+        empty = np.isnan(values).all(axis=1)
+        if empty.any():
+            rows = np.flatnonzero(empty)
+            shown = ", ".join(str(i) for i in rows[:5]) + (" ..." if len(rows) > 5 else "")
+            noun = "row" if len(rows) == 1 else "rows"
+            parts.append(f"{len(rows)} {noun} with every feature missing ({noun} {shown}), "
+                         "which carry no information")
+    for label, mask in checks:
         per_column = mask.sum(axis=0)
         if per_column.sum() == 0:
             continue
@@ -42,8 +54,11 @@ def _describe_nonfinite(values: np.ndarray, columns) -> str | None:
     return " and ".join(parts) if parts else None
 
 
-def as_numeric_table(X, *, what: str = "X"):
+def as_numeric_table(X, *, what: str = "X", allow_nan: bool = False):
     """Check that ``X`` is a finite, numeric, 2-D table; return it ready for scikit-learn.
+
+    With ``allow_nan``, NaN marks a missing entry and is accepted, except in a row
+    whose entries are all missing.
 
     Accepts numpy arrays (and anything ``np.asarray`` understands), pandas
     DataFrames and 2-D xarray DataArrays. A DataArray with a ``feature`` dimension is
@@ -81,9 +96,9 @@ def as_numeric_table(X, *, what: str = "X"):
                 "needs numbers: drop these columns, or encode them numerically first."
             )
         values = X.to_numpy(dtype=float, na_value=np.nan)
-        message = _describe_nonfinite(values, list(X.columns))
+        message = _describe_nonfinite(values, list(X.columns), allow_nan)
         if message:
-            raise ValueError(_nonfinite_message(what, message))
+            raise ValueError(_nonfinite_message(what, message, allow_nan))
         return X
     if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
         array = np.asarray(X)
@@ -114,9 +129,9 @@ def as_numeric_table(X, *, what: str = "X"):
                     "numerically first."
                 ) from None
         if array.dtype.kind == "f":
-            message = _describe_nonfinite(array, None)
+            message = _describe_nonfinite(array, None, allow_nan)
             if message:
-                raise ValueError(_nonfinite_message(what, message))
+                raise ValueError(_nonfinite_message(what, message, allow_nan))
         return array
     raise TypeError(
         f"{what} must be a numpy array, pandas DataFrame or xarray DataArray, "
@@ -124,7 +139,10 @@ def as_numeric_table(X, *, what: str = "X"):
     )
 
 
-def _nonfinite_message(what, description):
+def _nonfinite_message(what, description, allow_nan=False):
+    if allow_nan:
+        return (f"Input {what} contains {description}. NaN marks a missing entry; drop "
+                "those rows (e.g. df.dropna(how='all')) and replace infinite values.")
     return (
         f"Input {what} contains {description}. Remove or impute these values "
         "before fitting (e.g. df.dropna())."

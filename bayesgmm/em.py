@@ -65,6 +65,10 @@ _FILE_KIND = "bayesgmm.GaussianMixtureEM"
 REG_COVAR_WARNING_RATIO = 1e-3
 
 
+#: Accepted values of ``missing``.
+MISSING_OPTIONS = ("marginalize", "raise")
+
+
 class RegularizationWarning(UserWarning):
     """``reg_covar`` is not small against the data's variances: the fit is biased."""
 
@@ -466,6 +470,20 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         posterior, their sum, which each iteration increases. mclust has no prior
         for EVE, VEE, VVE and EVV, nor has this; the same prior in the Bayesian model
         (``GaussianMixtureBayes(priors=ConjugatePrior())``) has this fit as its mode.
+    missing : {"marginalize", "raise"}, default="marginalize"
+        What NaN in ``X`` means. ``"marginalize"``: a missing entry, missing at random
+        (MAR). EM then maximises the observed-data likelihood: each row's density is
+        the marginal over its observed features, and the M-step uses the conditional
+        expectations of the missing entries and their outer products (Ghahramani &
+        Jordan 1994). This is the default because it is the likelihood the observed
+        entries define, uses every observed value, and is unbiased under MAR, where
+        dropping incomplete rows (complete-case analysis) is biased and imputing
+        first understates the uncertainty; on data without NaN it is exactly the fit
+        without this option. Rows with every feature missing are refused. The start
+        is computed on the data with each missing entry set to its column's mean.
+        ``score_samples``, ``predict_proba``, ``predict`` and the criteria take NaN
+        rows too (the observed-data log-likelihood), and :meth:`impute` fills the
+        missing entries. ``"raise"``: NaN is refused, as scikit-learn does.
 
     Attributes
     ----------
@@ -494,6 +512,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         The prior in use, with every default filled in from the data (None without one).
     log_prior_ : float
         Log density of the prior at the estimates (0 without a prior).
+    n_missing_ : int
+        Missing (NaN) entries of the data fitted on.
     log_likelihood_trace_ : ndarray of shape (n_iter_ + 1,)
         Total log-likelihood at the initial parameters and after every iteration
         of the best initialisation. EM never decreases it (up to rounding) when
@@ -541,6 +561,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         verbose=0,
         standardize=False,
         prior=None,
+        missing="marginalize",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -557,6 +578,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.standardize = standardize
         self.prior = prior
+        self.missing = missing
 
     # ------------------------------------------------------------------ checks
     @property
@@ -581,6 +603,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                     "prior must be None or a bayesgmm.priors.ConjugatePrior (mclust's "
                     f"conjugate prior, e.g. prior=ConjugatePrior()), got {self.prior!r}.")
             structure.check_prior()
+        if self.missing not in MISSING_OPTIONS:
+            raise ValueError(f"missing must be one of {list(MISSING_OPTIONS)}, got "
+                             f"{self.missing!r}.")
         if self.init_params not in INIT_METHODS:
             raise ValueError(
                 f"init_params must be one of {list(INIT_METHODS)}, got {self.init_params!r}."
@@ -609,11 +634,22 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 raise ValueError("precisions_init must be positive definite.")
 
     def _validate_X(self, X, *, reset):
-        X = as_numeric_table(X)
+        allow_nan = getattr(self, "missing", "raise") == "marginalize"
+        X = as_numeric_table(X, allow_nan=allow_nan)
         return validate_data(
             self, X, reset=reset, dtype=[np.float64, np.float32],
             ensure_min_samples=2 if reset else 1,
+            ensure_all_finite="allow-nan" if allow_nan else True,
         )
+
+    def _engine(self, X, sample_weight, center):
+        """The EM engine for ``X``: the block engine, or with missing entries the
+        pattern-by-pattern one (:mod:`bayesgmm._missing`)."""
+        if np.isnan(X).any():
+            from ._missing import MissingEngine
+
+            return MissingEngine(X, sample_weight, center, self._structure)
+        return _BlockEngine(X, sample_weight, center, self._structure)
 
     # -------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -650,30 +686,45 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self._check_initial_parameters(X.shape[1])
         structure = self._structure
         prior = None
+        n_missing = int(np.isnan(X).sum())
+        if n_missing:
+            from ._missing import mean_imputed
+
+            # the start, the centre, the scale checks and the prior's defaults: on
+            # mean-imputed data
+            X_filled = mean_imputed(X, weights)
+        else:
+            X_filled = X
         if self.prior is None:
             structure.check_estimable(self.n_components, X.shape[1], n_points)
         else:
-            prior = self.prior.resolve(X, self.n_components, structure, sample_weight=weights)
-
-        center = (weights @ X) / weights.sum()
-        covariance, spread = _BlockEngine(X, weights, center, structure).data_covariance()
+            prior = self.prior.resolve(X_filled, self.n_components, structure,
+                                       sample_weight=weights)
+        center = (weights @ X_filled) / weights.sum()
+        covariance, spread = _BlockEngine(X_filled, weights, center,
+                                          structure).data_covariance()
         _check_representable(spread, X.dtype)
         scaling = _Scaling.of(structure, center, covariance) if self.standardize else None
         if scaling is not None:
-            X_fit = scaling.standardise(X)
-            center = (weights @ X_fit) / weights.sum()
+            X_fit, X_filled = scaling.standardise(X), scaling.standardise(X_filled)
+            center = (weights @ X_filled) / weights.sum()
             covariance = scaling.standardise_covariance(covariance)
         else:
             X_fit = X
-        engine = _BlockEngine(X_fit, weights, center, structure)
-        engine.data_variance = _variance_if_nonsingular(covariance)
-        engine.prior = (prior if prior is None or scaling is None
-                        else prior.standardised(scaling.center, scaling.scale))
+        engine = self._engine(X_fit, weights, center)
+        start_engine = engine if not n_missing else _BlockEngine(X_filled, weights, center,
+                                                                  structure)
+        for e in {id(engine): engine, id(start_engine): start_engine}.values():
+            e.data_variance = _variance_if_nonsingular(covariance)
+            e.prior = (prior if prior is None or scaling is None
+                       else prior.standardised(scaling.center, scaling.scale))
         self._warn_if_regularisation_dominates(np.diag(covariance))
         random_state = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
-        log_jacobian = 0.0 if scaling is None else scaling.log_jacobian
+        # log|det| of the map to standardised data, per unit of weight; a missing entry
+        # has no density, so it does not count
+        log_jacobian = 0.0 if scaling is None else scaling.log_jacobian_of(X, weights)
         # scikit-learn carries the last lower bound of a warm start over, so that a
         # refit that no longer improves is recognised as converged
         previous = (self.lower_bounds_[-1] + log_jacobian
@@ -682,11 +733,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         # "auto" on more rows than the hierarchical subsample: every start runs EM on
         # the subsample, and only the best continues on all the data
-        screen = None
+        screen = screen_start = None
         if do_init and self.init_params == "auto" and not all(p is not None for p in user_init):
             rows = _subsample(engine.sample_weight, random_state)
             if rows is not None:
-                screen = engine.subset(rows)
+                screen, screen_start = engine.subset(rows), start_engine.subset(rows)
         starts = (self._start_methods(n_init, user_init, screened=screen is not None)
                   if do_init else [None])
 
@@ -696,8 +747,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 print(f"Initialization {init}" + (f" ({method})" if method else ""))
             try:
                 if do_init:
-                    params = self._initial_parameters(screen or engine, random_state,
-                                                      user_init, method)
+                    params = self._initial_parameters(screen_start or start_engine,
+                                                      random_state, user_init, method)
                 else:
                     params = (self.weights_, self.means_, self.covariances_,
                               self.precisions_cholesky_)
@@ -736,6 +787,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self._set_parameters(params, X.dtype)
         self.prior_ = None if prior is None else prior.prior
         self.log_prior_ = 0.0 if prior is None else structure.log_prior(prior, *params[1:3])
+        self.n_missing_ = n_missing
         self.converged_ = best["converged"]
         self.n_iter_ = best["n_iter"]
         self._set_trace(np.asarray(best["trace"]) - log_jacobian * total_weight, total_weight)
@@ -973,7 +1025,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         weights, means, precisions_cholesky = (
             np.asarray(p, dtype=np.float64)
             for p in (self.weights_, self.means_, self.precisions_cholesky_))
-        engine = _BlockEngine(X, np.ones(X.shape[0]), weights @ means, self._structure)
+        engine = self._engine(X, np.ones(X.shape[0]), weights @ means)
         return X, engine.predict_blocks(weights, means, precisions_cholesky)
 
     def _log_prob_and_resp(self, X):
@@ -1004,6 +1056,40 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             return float(log_prob.mean())
         weights = check_sample_weight(sample_weight, len(log_prob), np.float64)
         return float(np.average(log_prob, weights=weights))
+
+    def impute(self, X, return_covariance=False):
+        """``X`` with every missing (NaN) entry replaced by its conditional expectation
+        under the fitted mixture, ``E[x_M | x_O] = sum_k p(k | x_O) E[x_M | x_O, k]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        return_covariance : bool, default=False
+            Also return ``Cov[x_M | x_O]`` of every row, shape (n_samples, D, D): the
+            mixture's conditional covariance of the missing entries (within and
+            between components), zero in the observed rows and columns.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features)
+        covariance : ndarray of shape (n_samples, n_features, n_features)
+            Only with ``return_covariance``.
+        """
+        from ._missing import MissingEngine
+
+        check_is_fitted(self)
+        if not isinstance(return_covariance, (bool, np.bool_)):
+            raise ValueError("return_covariance must be True or False, got "
+                             f"{return_covariance!r}.")
+        X = as_numeric_table(X, allow_nan=True)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan")
+        params = [np.asarray(p, dtype=np.float64)
+                  for p in (self.weights_, self.means_, self.precisions_cholesky_)]
+        engine = MissingEngine(X, np.ones(len(X)), params[0] @ params[1], self._structure)
+        filled, covariance = engine.impute(*params, with_covariance=return_covariance)
+        filled = filled.astype(X.dtype)
+        return (filled, covariance) if return_covariance else filled
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample, (n_samples, K)."""
@@ -1110,6 +1196,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 "converged": int(self.converged_),
                 "reg_covar": self.reg_covar,
                 "log_prior": self.log_prior_,
+                "n_missing": getattr(self, "n_missing_", 0),
                 **({} if self.prior_ is None
                    else {"prior_resolved": json.dumps(self.prior_.to_dict())}),
             },
@@ -1158,6 +1245,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                                structure.precisions_cholesky(covariances)))
         model.n_iter_, model.converged_ = int(ds.attrs["n_iter"]), bool(ds.attrs["converged"])
         model.log_prior_ = float(ds.attrs.get("log_prior", 0.0))
+        model.n_missing_ = int(ds.attrs.get("n_missing", 0))
         model.prior_ = (None if "prior_resolved" not in ds.attrs
                         else Prior.from_dict(json.loads(ds.attrs["prior_resolved"])))
         # the total weight (n, or the sum of sample weights) is the ratio of the two
@@ -1172,7 +1260,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self.missing == "marginalize"
         return tags
 
 
@@ -1274,6 +1362,16 @@ class _Scaling:
         self.structure, self.center, self.scale = structure, center, scale
         #: log|det| of the map to the standardised data, per sample
         self.log_jacobian = float(np.sum(np.log(scale)))
+
+    def log_jacobian_of(self, X, weights):
+        """The mean log|det| per unit of weight over the rows of ``X``, whose NaN
+        (missing) entries carry no density: ``log_jacobian`` for complete data."""
+        missing = np.isnan(X)
+        if not missing.any():
+            return self.log_jacobian
+        log_scale = np.broadcast_to(np.log(self.scale), X.shape[1:])
+        per_row = (~missing) @ log_scale
+        return float(weights @ per_row / weights.sum())
 
     @classmethod
     def of(cls, structure, center, covariance):
