@@ -149,11 +149,13 @@ class MissingEngine:
                                      center, structure)
         self.data_variance = None
         self.prior = None
+        self.fixed = None
 
     def subset(self, rows):
         engine = MissingEngine(self.X[rows], self.sample_weight[rows], self.center,
                                self.structure)
-        engine.data_variance, engine.prior = self.data_variance, self.prior
+        engine.data_variance, engine.prior, engine.fixed = (self.data_variance, self.prior,
+                                                            self.fixed)
         return engine
 
     def _incomplete_passes(self, weights, means, precisions_cholesky):

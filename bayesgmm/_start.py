@@ -255,4 +255,5 @@ def _em_from_config(config, X):
     em._set_trace([config["em"]["log_likelihood"]], len(X))
     em.n_features_in_ = X.shape[1]
     em.converged_, em.n_iter_ = True, 0
+    em.prior_, em.log_prior_, em.n_missing_ = None, 0.0, 0
     return em

@@ -139,12 +139,15 @@ class _BlockEngine:
         self.data_variance = None
         #: the ResolvedConjugatePrior of MAP-EM, in these data's coordinates
         self.prior = None
+        #: the FixedParameters (bayesgmm._fixed), in these data's coordinates
+        self.fixed = None
 
     def subset(self, rows):
         """The same engine (centre, structure, prior) on some of the rows."""
         engine = _BlockEngine(self.X[rows], self.sample_weight[rows], self.center,
                               self.structure)
-        engine.data_variance, engine.prior = self.data_variance, self.prior
+        engine.data_variance, engine.prior, engine.fixed = (self.data_variance, self.prior,
+                                                            self.fixed)
         return engine
 
     def log_prior(self, params):
@@ -484,6 +487,16 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         ``score_samples``, ``predict_proba``, ``predict`` and the criteria take NaN
         rows too (the observed-data log-likelihood), and :meth:`impute` fills the
         missing entries. ``"raise"``: NaN is refused, as scikit-learn does.
+    fixed : dict, default=None
+        Known parameters, held exactly through EM: any of ``"weights"`` (K,),
+        ``"means"`` (K, D) and ``"covariances"`` (this family's layout, as
+        ``covariances_``), with NaN where a value is estimated. Weights: any
+        components' (the free ones share the remaining mass); means: whole
+        components; covariances: whole components for 'full', 'diag' and
+        'spherical', all together for the other families. Each M-step maximises over
+        the free parameters given the fixed ones (a free covariance is the scatter
+        about its component's mean, fixed or not), and :meth:`n_parameters`, hence
+        BIC, AIC and ICL, counts only the free ones. Not with ``prior``.
 
     Attributes
     ----------
@@ -562,6 +575,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         standardize=False,
         prior=None,
         missing="marginalize",
+        fixed=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -579,6 +593,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.standardize = standardize
         self.prior = prior
         self.missing = missing
+        self.fixed = fixed
 
     # ------------------------------------------------------------------ checks
     @property
@@ -685,6 +700,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         check_enough_samples(n_points, self.n_components)
         self._check_initial_parameters(X.shape[1])
         structure = self._structure
+        fixed = self._fixed_parameters(X.shape[1])
         prior = None
         n_missing = int(np.isnan(X).sum())
         if n_missing:
@@ -718,6 +734,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             e.data_variance = _variance_if_nonsingular(covariance)
             e.prior = (prior if prior is None or scaling is None
                        else prior.standardised(scaling.center, scaling.scale))
+            e.fixed = None if fixed is None else fixed.to_standardised(scaling)
         self._warn_if_regularisation_dominates(np.diag(covariance))
         random_state = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -878,10 +895,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         nk = nk + 10 * np.finfo(np.float64).eps
         means_centred = sum_x / nk[:, None]
-        prior = engine.prior
+        prior, fixed = engine.prior, engine.fixed
+        if fixed is not None:
+            means_centred, sum_q = fixed.moments(nk, means_centred, sum_q, centres)
         if prior is None:
             covariances = engine.structure.covariances(nk, means_centred, sum_q, self.reg_covar,
                                                        previous=previous)
+            if fixed is not None:
+                covariances = fixed.covariances_from(covariances)
         else:
             # the prior mean in every component's own coordinates
             offsets = prior.mean - centres
@@ -892,7 +913,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                                  / (nk + prior.shrinkage)[:, None])
         precisions_cholesky = engine.structure.precisions_cholesky(covariances, self.reg_covar)
         return (
-            nk / nk.sum(),
+            nk / nk.sum() if fixed is None else fixed.weights_from(nk),
             means_centred + centres,
             covariances,
             precisions_cholesky,
@@ -957,6 +978,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         if user_precisions is not None:
             covariances = structure.covariances_from_precisions(user_precisions)
             precisions_cholesky = structure.precisions_cholesky_from_precisions(user_precisions)
+        if engine.fixed is not None and any(p is not None for p in user_init):
+            # the fixed values win over a user's start
+            weights, means, covariances = engine.fixed.apply((weights, means, covariances))
+            precisions_cholesky = structure.precisions_cholesky(covariances, self.reg_covar)
         return weights, means, covariances, precisions_cholesky
 
     def _initial_responsibilities(self, engine, random_state, method):
@@ -1121,9 +1146,25 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     # -------------------------------------------------------------- criteria
     def n_parameters(self):
-        """Number of free parameters (weights, means and covariances)."""
+        """Number of free parameters (weights, means and covariances), those in
+        ``fixed`` not counted."""
         check_is_fitted(self)
+        fixed = self._fixed_parameters(self.means_.shape[1])
+        if fixed is not None:
+            return fixed.n_free(self.n_components, self.means_.shape[1])
         return self._structure.n_parameters(self.n_components, self.means_.shape[1])
+
+    def _fixed_parameters(self, n_features):
+        """``fixed`` validated (bayesgmm._fixed.FixedParameters), or None."""
+        if self.fixed is None:
+            return None
+        from ._fixed import FixedParameters
+
+        if self.prior is not None:
+            raise ValueError("fixed and prior cannot be combined (MAP-EM with known "
+                             "parameters is not implemented): drop one of them.")
+        return FixedParameters.check(self.fixed, self._structure, self.n_components,
+                                     n_features)
 
     def _log_likelihood_and_n(self, X, sample_weight):
         log_prob, resp = self._log_prob_and_resp(X)
@@ -1215,6 +1256,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                   if v is None or isinstance(v, (str, int, float, bool))}
         if self.prior is not None:
             params["prior"] = self.prior.to_dict()
+        fixed = self._fixed_parameters(self.means_.shape[1])
+        if fixed is not None:
+            params["fixed"] = fixed.to_dict()
         ds.attrs.update({"bayesgmm_kind": _FILE_KIND, "params": json.dumps(params),
                          "lower_bound": self.lower_bound_,
                          "named_features": int(hasattr(self, "feature_names_in_"))})
@@ -1238,6 +1282,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             params["prior"] = Prior.from_dict(params["prior"])
             if not isinstance(params["prior"], ConjugatePrior):
                 raise ValueError(f"{path}: its prior is not a ConjugatePrior.")
+        if params.get("fixed") is not None:
+            from ._fixed import from_dict
+
+            params["fixed"] = from_dict(params["fixed"])
         model = cls(**params)
         structure = model._structure
         covariances = structure.from_full(ds["covariances"].values)
