@@ -25,10 +25,6 @@ __all__ = []
 
 NAMES = ("weights", "means", "covariances")
 
-#: families whose components' covariances can be fixed one at a time
-PER_COMPONENT = ("full", "diag", "spherical")
-
-
 class FixedParameters:
     """Validated fixed values (NaN: free) and their masks, in some coordinates."""
 
@@ -78,13 +74,14 @@ class FixedParameters:
             shape = structure.covariance_shape(K, D)
             covariances = _as_array("covariances", fixed["covariances"], shape)
             mask = _component_mask(structure, covariances)
-            per_component = structure.name in PER_COMPONENT
+            per_component = structure.independent_components
             if not per_component and not mask.all():
                 raise ValueError(
                     f"fixed covariances of covariance_type {structure.mclust_name!r} are "
                     "fixed all together (its components share volume, shape or "
-                    "orientation); per component only for 'full', 'diag' and "
-                    "'spherical'. Give every entry, or none.")
+                    "orientation); per component only for the families that estimate "
+                    "each component's covariance on its own (VVV, VVI, VII). Give every "
+                    "entry, or none.")
             if per_component:
                 values = np.reshape(covariances, (K, -1))
                 partial = np.isnan(values).any(axis=1) & ~np.isnan(values).all(axis=1)
@@ -117,7 +114,7 @@ class FixedParameters:
         n_means = K * D if self.mean_mask is None else int((~self.mean_mask).sum()) * D
         n_cov = structure.n_covariance_parameters(K, D)
         if self.covariance_mask is not None:
-            if structure.name in PER_COMPONENT:
+            if structure.independent_components:
                 n_cov = n_cov // K * int((~np.broadcast_to(self.covariance_mask, (K,))).sum())
             else:
                 n_cov = 0

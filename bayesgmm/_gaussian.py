@@ -137,6 +137,10 @@ class CovarianceStructure(ABC):
     #: of independent fits, e.g. the bootstrap's replicates, in one call); the families
     #: with an iterative or constraining M-step run one call per fit instead.
     batched_m_step: bool = False
+    #: whether each component's covariance is estimated on its own (so one of them can
+    #: be held fixed while the others are estimated); False where the family ties
+    #: components together (a shared matrix, volume, shape or orientation)
+    independent_components: bool = False
 
     # -- layout -----------------------------------------------------------------
     def covariance_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
@@ -632,6 +636,7 @@ class Full(CovarianceStructure):
     description = "each component has its own general covariance matrix"
     layout = ("component", "feature", "feature2")
     batched_m_step = True
+    independent_components = True
 
     def bayesian(self, n_features):
         return BayesianParametrisation("matrix" if n_features > 1 else "per_feature")
@@ -790,6 +795,7 @@ class Diag(CovarianceStructure):
     description = "each component has its own diagonal covariance (axis-aligned)"
     layout = ("component", "feature")
     batched_m_step = True
+    independent_components = True
 
     def bayesian(self, n_features):
         return BayesianParametrisation("per_feature")
@@ -857,6 +863,7 @@ class Spherical(CovarianceStructure):
     per_feature_scaling = False
     layout = ("component",)
     batched_m_step = True
+    independent_components = True
 
     def bayesian(self, n_features):
         return BayesianParametrisation("single")
@@ -984,6 +991,7 @@ class _Parsimonious:
 
     per_feature_scaling = False
     batched_m_step = False
+    independent_components = False
 
     # EM only for now (the Bayesian model's volume/shape/orientation priors are to come),
     # and the generic sampler rather than the container's scikit-learn stream
