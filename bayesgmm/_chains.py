@@ -72,7 +72,11 @@ def chain_agreement(bayes):
 
     posterior = bayes.posterior
     max_rhat, min_ess = max_rhat_and_min_ess(posterior)
-    total = bayes.idata_["log_likelihood"]["obs"].sum("obs_id").values  # (chain, draw)
+    log_lik = bayes.idata_["log_likelihood"]["obs"]
+    weights = getattr(bayes, "sample_weight_", None)
+    if weights is not None:  # the (weighted) log-likelihood the posterior is built on
+        log_lik = log_lik * xr.DataArray(weights, dims="obs_id")
+    total = log_lik.sum("obs_id").transpose("chain", "draw").values
     names, columns = ["the log-likelihood"], [total]
     for name in CHECKED:
         if name in posterior:

@@ -17,7 +17,10 @@ sums of the residuals, the M-step statistics of EM:
 :class:`MixtureLogDensity` computes ``log p(x_n)`` together with ``r`` and ``z`` in
 one pass over the data (the triangular solves and the exponentials);
 :class:`MixtureLogDensityGrad` turns ``g``, ``r`` and ``z`` into the gradient with
-no transcendental function at all. Both run as numba kernels inside PyTensor's
+no transcendental function at all. When nothing else reads ``r`` and ``z`` (a
+log-likelihood, ``g`` all ones, or a weighted one, ``sum_n w_n log p(x_n)``: ``g =
+w``), compiled graphs use :class:`MixtureLogDensityValueGrad`, value and gradient in
+one call that never writes ``r`` out. Both run as numba kernels inside PyTensor's
 numba backend (PyMC's NUTS, nutpie, ``find_MAP``, SMC) and in numpy under the
 Python linker (bayesgmm's interpreted MAP graph), so nothing here needs a C
 compiler. The kernels' loops over the points are generated as source for the
@@ -190,36 +193,52 @@ class MixtureLogDensityGrad(Op):
 
 
 class MixtureLogDensityValueGrad(Op):
-    """``log p(x_n)`` and the gradient of ``sum_n log p(x_n)`` in one call.
+    """``log p(x_n)`` and the gradient of ``sum_n g_n log p(x_n)`` in one call.
 
-    Inputs as :class:`MixtureLogDensity`; outputs ``(logp (N,), d/d log_w (K,),
-    d/d mu (K, D), d/d L (K, D, D))``. A log-likelihood's gradient weights every
-    point by one, so the kernel takes the gradient statistics straight from the
-    unnormalised exponentials and ``1 / sum_k``: no responsibilities are written
-    out, no vector of ones is built, and the gradient Op is not called. Not built
-    by hand: :func:`fuse_value_and_unit_gradient` puts it in compiled graphs.
+    Inputs as :class:`MixtureLogDensity`, and with ``weighted`` the point weights
+    ``g (N,)``; outputs ``(logp (N,), d/d log_w (K,), d/d mu (K, D), d/d L (K, D,
+    D))``. Unweighted, every point's weight is one (a log-likelihood): the kernel
+    takes the gradient statistics straight from the unnormalised exponentials and
+    ``1 / sum_k``, and no vector of ones is built. Weighted (a weighted
+    log-likelihood, ``sum_n w_n log p(x_n)``), the ``N`` factors ``1 / sum_k`` are
+    multiplied by ``g`` first: one more multiplication per point. Either way no
+    responsibilities are written out and the gradient Op is not called. Not built
+    by hand: :func:`fuse_value_and_gradient` puts it in compiled graphs.
     """
 
-    __props__ = ("diagonal", "n_features")
+    __props__ = ("diagonal", "n_features", "weighted")
 
-    def __init__(self, diagonal, n_features):
+    def __init__(self, diagonal, n_features, weighted=False):
         self.diagonal = bool(diagonal)
         self.n_features = int(n_features)
+        self.weighted = bool(weighted)
 
-    def make_node(self, X, log_w, mu, L):
+    def make_node(self, X, log_w, mu, L, *g):
+        if len(g) != self.weighted:
+            raise TypeError(f"MixtureLogDensityValueGrad(weighted={self.weighted}) takes "
+                            f"{4 + self.weighted} inputs, got {4 + len(g)}.")
         forward = MixtureLogDensity(self.diagonal, self.n_features).make_node(X, log_w, mu, L)
         k, d = log_w.type.shape[0], self.n_features
         outputs = [forward.outputs[0].type(), TensorType("float64", shape=(k,))(),
                    TensorType("float64", shape=(k, d))(), TensorType("float64", shape=(k, d, d))()]
-        return Apply(self, forward.inputs, outputs)
+        inputs = list(forward.inputs)
+        if self.weighted:
+            (weights,) = g
+            weights = _float64(weights)
+            if weights.ndim != 1:
+                raise ValueError(f"the point weights must be a vector, got {weights.ndim} "
+                                 "dimensions.")
+            inputs.append(weights)
+        return Apply(self, inputs, outputs)
 
     def infer_shape(self, node, shapes):
         (n, d), (k,) = shapes[0], shapes[1]
         return [(n,), (k,), (k, d), (k, d, d)]
 
     def perform(self, node, inputs, output_storage):
-        logp, resp, z = _forward_numpy(*inputs, self.diagonal)
-        grads = _backward_numpy(np.ones_like(logp), resp, z, inputs[3], self.diagonal)
+        logp, resp, z = _forward_numpy(*inputs[:4], self.diagonal)
+        g = inputs[4] if self.weighted else np.ones_like(logp)
+        grads = _backward_numpy(g, resp, z, inputs[3], self.diagonal)
         for storage, value in zip(output_storage, (logp, *grads)):
             storage[0] = value
 
@@ -237,25 +256,34 @@ def _is_one(variable):
 
 @register_specialize
 @node_rewriter([MixtureLogDensityGrad])
-def fuse_value_and_unit_gradient(fgraph, node):
-    """``MixtureLogDensity`` and ``MixtureLogDensityGrad(ones, r, z, L)`` -> one
+def fuse_value_and_gradient(fgraph, node):
+    """``MixtureLogDensity`` and ``MixtureLogDensityGrad(g, r, z, L)`` -> one
     :class:`MixtureLogDensityValueGrad`, when nothing else reads ``r`` and ``z``.
 
-    That is a log-likelihood's gradient (``sum_n log p(x_n)``, every output
-    weight one), which is what NUTS, nutpie and ``pm.find_MAP`` compile (rewrites
-    at the specialize stage; bayesgmm's interpreted MAP graph keeps the two Ops).
+    That is a log-likelihood's gradient, which is what NUTS, nutpie and
+    ``pm.find_MAP`` compile (rewrites at the specialize stage; bayesgmm's
+    interpreted MAP graph keeps the two Ops): ``g`` a constant one (``sum_n log
+    p(x_n)``) gives the unweighted Op, anything else (``sum_n w_n log p(x_n)``: ``g =
+    w``) the weighted one, with ``g`` as its fifth input.
     """
     g, resp, z, L = node.inputs
     forward = resp.owner
     if (forward is None or not isinstance(forward.op, MixtureLogDensity)
             or forward.outputs[1] is not resp or forward.outputs[2] is not z
-            or forward.inputs[3] is not L
-            or not _is_one(g)):
+            or forward.inputs[3] is not L):
         return None
     if any(client is not node for out in (resp, z) for client, _ in fgraph.clients[out]):
         return None
-    op = MixtureLogDensityValueGrad(forward.op.diagonal, forward.op.n_features)
-    logp, *grads = op(*forward.inputs)
+    unit = _is_one(g)
+    op = MixtureLogDensityValueGrad(forward.op.diagonal, forward.op.n_features, not unit)
+    if unit:
+        logp, *grads = op(*forward.inputs)
+    else:  # the kernel reads g[n] for every point: a broadcast g is made a vector
+        logp = forward.outputs[0]
+        g = _float64(g)
+        if g.ndim != 1 or g.type.shape[0] == 1 and logp.type.shape[0] != 1:
+            g = pt.broadcast_to(g, logp.shape)
+        logp, *grads = op(*forward.inputs, g)
     return {forward.outputs[0]: logp, **dict(zip(node.outputs, grads))}
 
 
@@ -543,7 +571,8 @@ def _compile_source(source, name):
 
 
 def _numba_kernels(diagonal, n_features):
-    """The kernels for D = ``n_features`` (forward, backward, value and unit gradient);
+    """The kernels for D = ``n_features`` (forward, backward, value and unit gradient,
+    value and weighted gradient);
     every inner loop runs over contiguous points."""
     D = n_features
     exp_columns, log_positive = _math_kernels()
@@ -601,8 +630,14 @@ def _numba_kernels(diagonal, n_features):
         statistics(g, _unmanaged(resp), _unmanaged(z), g.shape[0], n_k, s, S, w)
         return finish(n_k, s, S, L)
 
-    @njit(error_model="numpy")
-    def value_and_gradient(X, log_w, mu, L):
+    def value_and_gradient_kernel(weighted):
+        """The value-and-gradient kernel, unweighted or weighted by ``g`` (a constant of
+        the closure: the unweighted kernel never reads ``g``)."""
+        return njit(error_model="numpy", inline="always")(
+            lambda X, log_w, mu, L, g: value_and_gradient_body(X, log_w, mu, L, g, weighted))
+
+    @njit(error_model="numpy", inline="always")
+    def value_and_gradient_body(X, log_w, mu, L, g, weighted):
         N, K = X.shape[0], log_w.shape[0]
         # One scratch buffer, carved into arrays that numba does not reference-count
         # (kept alive to the end): each view numba counts costs atomic operations.
@@ -619,7 +654,11 @@ def _numba_kernels(diagonal, n_features):
         logp = _aligned_empty(N)
         unnormalised(X, log_w, mu, L, Xt, z, exps, tops, total, logp)
         # the responsibilities are exps / total: weighting the unnormalised exps
-        # by 1 / total gives the unit-weight statistics without normalising
+        # by 1 / total gives the unit-weight statistics without normalising, by
+        # g / total the weighted ones
+        if weighted:
+            for n in range(N):
+                total[n] *= g[n]
         n_k, s, S = np.empty(K), np.empty((K, D)), np.zeros((K, D, D))
         statistics(total, exps, z, N, n_k, s, S, w)
         _keep_alive(scratch)
@@ -660,7 +699,17 @@ def _numba_kernels(diagonal, n_features):
                     S[k, i, c] = v / L[k, i, i]
         return n_k, s, S
 
-    return forward, backward, value_and_gradient
+    unit_kernel, weighted_kernel = value_and_gradient_kernel(False), value_and_gradient_kernel(True)
+
+    @njit(error_model="numpy")
+    def value_and_gradient(X, log_w, mu, L):
+        return unit_kernel(X, log_w, mu, L, log_w)  # g is not read
+
+    @njit(error_model="numpy")
+    def weighted_value_and_gradient(X, log_w, mu, L, g):
+        return weighted_kernel(X, log_w, mu, L, g)
+
+    return forward, backward, value_and_gradient, weighted_value_and_gradient
 
 
 def kernel_version(module=__name__):
@@ -685,4 +734,4 @@ def _numba_funcify_mixture_log_density_grad(op, node=None, **kwargs):
 
 @numba_basic.register_funcify_default_op_cache_key(MixtureLogDensityValueGrad)
 def _numba_funcify_mixture_log_density_value_grad(op, node=None, **kwargs):
-    return _numba_kernels(op.diagonal, op.n_features)[2], kernel_version()
+    return _numba_kernels(op.diagonal, op.n_features)[3 if op.weighted else 2], kernel_version()

@@ -438,6 +438,14 @@ def _check_bayes_file(f: _File):
     observed = f.group("observed_data")
     X = f.array(observed, "obs", ("obs_id", "feature"), "observed_data", sizes={"feature": D})
     f.labels(observed, "feature", names, "observed_data")
+    weights = f.array(observed, "sample_weight", ("obs_id",), "observed_data",
+                      sizes={"obs_id": len(X)}, required=False)
+    if weights is not None and (np.any(weights < 0) or not np.any(weights > 0)):
+        f.fail("observed_data/sample_weight has negative values or none positive")
+    if bool(config.get("weighted", False)) != (weights is not None):  # absent before 2026-12
+        f.fail("its configuration says the fit was " + (
+            "weighted" if config.get("weighted") else "unweighted") + " but observed_data "
+            + ("lacks" if weights is None else "has") + " sample_weight")
     posterior = f.group("posterior")
     lead = ("chain", "draw")
     sizes = {"component": K, "feature": D}

@@ -42,9 +42,11 @@ __all__ = []
 
 
 # ------------------------------------------------------------------ the EM fit
-def _fit_em(X, spec, seed):
+def _fit_em(X, spec, seed, sample_weight=None):
     """The EM fit the chains start from and are relabelled against, and how it was found.
 
+    Fitted with the model's ``sample_weight`` (checked weights, or None): the start is
+    then the weighted likelihood's maximum, the mode the weighted posterior is near.
     Returns ``(em, record)``. The maximum-likelihood fit (5 restarts) is tried first. On
     small data it can fail where the posterior is perfectly proper: a component that
     owns one or two points collapses onto them in every restart. Then EM is run again
@@ -59,7 +61,7 @@ def _fit_em(X, spec, seed):
                                random_state=seed, prior=spec.priors.prior)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return em.fit(X), {"method": "map-em"}
+            return em.fit(X, sample_weight=sample_weight), {"method": "map-em"}
 
     def fit(data, reg_covar):
         em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name,
@@ -69,17 +71,17 @@ def _fit_em(X, spec, seed):
             warnings.simplefilter("ignore", ConvergenceWarning)
             # the prior-regularised fit adds a large reg_covar on purpose
             warnings.simplefilter("ignore", RegularizationWarning)
-            return em.fit(data)
+            return em.fit(data, sample_weight=sample_weight)
 
     try:
         return _in_spec_order(fit(X, 1e-6), spec), {"method": "em"}
     except CollapsedComponentError as error:
-        em, record = _prior_regularised_em(X, spec, fit)
+        em, record = _prior_regularised_em(X, spec, fit, sample_weight)
         record["reason"] = f"maximum-likelihood EM failed: {error}"
         return _in_spec_order(em, spec), record
 
 
-def _prior_regularised_em(X, spec, fit):
+def _prior_regularised_em(X, spec, fit, sample_weight=None):
     """EM whose covariances are kept from collapsing by a fraction of the prior's scale.
 
     The data are divided by the prior's scale of each feature (one common scale for
@@ -94,11 +96,15 @@ def _prior_regularised_em(X, spec, fit):
         scale = np.full_like(scale, np.sqrt(np.mean(scale ** 2)))
     scaling = _Scaling(spec.structure, np.zeros_like(scale), scale)
     scaled = scaling.standardise(X)
-    reg_covar = max(0.1, 0.01 * float(np.max(scaled.var(axis=0))))
+    weights = np.ones(len(X)) if sample_weight is None else sample_weight
+    spread = np.average((scaled - np.average(scaled, axis=0, weights=weights)) ** 2, axis=0,
+                        weights=weights)
+    reg_covar = max(0.1, 0.01 * float(np.max(spread)))
     em = fit(scaled, reg_covar)
     em._set_parameters(scaling.to_original(
         (em.weights_, em.means_, em.covariances_, em.precisions_cholesky_)))
-    em._set_trace(em.log_likelihood_trace_ - scaling.log_jacobian * len(X), len(X))
+    total = float(weights.sum())
+    em._set_trace(em.log_likelihood_trace_ - scaling.log_jacobian * total, total)
     return em, {"method": "prior-regularised-em", "reg_covar": reg_covar,
                 "prior_scale": scale.tolist()}
 
@@ -245,14 +251,16 @@ def _em_to_config(em):
     }
 
 
-def _em_from_config(config, X):
-    """The EM fit of a saved configuration (:func:`_em_to_config`), fitted to ``X``."""
+def _em_from_config(config, X, sample_weight=None):
+    """The EM fit of a saved configuration (:func:`_em_to_config`), fitted to ``X`` (with
+    ``sample_weight``, None for an unweighted fit)."""
     structure = get_covariance_structure(config["covariance_type"])
     em = GaussianMixtureEM(config["n_components"], covariance_type=structure.name)
     covariances = np.asarray(config["em"]["covariances"])
     em._set_parameters((np.asarray(config["em"]["weights"]), np.asarray(config["em"]["means"]),
                         covariances, structure.precisions_cholesky(covariances)))
-    em._set_trace([config["em"]["log_likelihood"]], len(X))
+    em._set_trace([config["em"]["log_likelihood"]],
+                  len(X) if sample_weight is None else float(np.sum(sample_weight)))
     em.n_features_in_ = X.shape[1]
     em.converged_, em.n_iter_ = True, 0
     em.prior_, em.log_prior_, em.n_missing_ = None, 0.0, 0

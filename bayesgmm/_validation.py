@@ -11,6 +11,8 @@ import pandas as pd
 __all__ = [
     "as_numeric_table",
     "check_sample_weight",
+    "optional_sample_weight",
+    "integer_weights",
     "check_enough_samples",
     "check_choice",
     "check_integer",
@@ -186,35 +188,71 @@ def _from_xarray(X, what):
     return X.values
 
 
-def check_sample_weight(sample_weight, n_samples: int, dtype) -> np.ndarray:
-    """Sample weights as a float array of shape (n_samples,); ones when None."""
+def check_sample_weight(sample_weight, n_samples: int, dtype=np.float64, *,
+                        what: str = "sample_weight") -> np.ndarray:
+    """Sample weights as a float array of shape (n_samples,); ones when None.
+
+    The one check of sample weights, shared by EM, the Bayesian model, ``compare`` and
+    the command line (which names its column in ``what``), so that a bad weight gets
+    the same message everywhere, before any fitting: a number or one numeric weight
+    per sample, finite, non-negative, not all zero.
+    """
     if sample_weight is None:
         return np.ones(n_samples, dtype=dtype)
+    if isinstance(sample_weight, (bool, np.bool_)):
+        raise ValueError(f"{what} must be numbers, got {sample_weight!r}.")
     if isinstance(sample_weight, numbers.Number):
+        if isinstance(sample_weight, complex):
+            raise ValueError(f"{what} must be real numbers, got {sample_weight!r}.")
         weights = np.full(n_samples, sample_weight, dtype=dtype)
     else:
-        weights = np.asarray(sample_weight)
+        weights = np.asarray(getattr(sample_weight, "values", sample_weight))
         if weights.dtype.kind not in "biuf":
-            raise ValueError(f"sample_weight must be numeric, got dtype {weights.dtype}.")
+            raise ValueError(f"{what} must be numeric, got dtype {weights.dtype}.")
         weights = weights.astype(dtype)
     if weights.ndim != 1 or weights.shape[0] != n_samples:
         raise ValueError(
-            f"sample_weight must have shape ({n_samples},), one weight per sample, "
+            f"{what} must have shape ({n_samples},), one weight per sample, "
             f"got shape {weights.shape}."
         )
-    if not np.all(np.isfinite(weights)):
-        raise ValueError("sample_weight contains NaN or inf; weights must be finite.")
-    if np.any(weights < 0):
+    if not (np.isfinite(weights.min(initial=0.0)) and np.isfinite(weights.max(initial=0.0))):
+        parts = [f"{int(mask.sum())} {label} ({_rows(mask)})" for label, mask in
+                 (("NaN", np.isnan(weights)), ("inf", np.isinf(weights))) if mask.any()]
         raise ValueError(
-            f"sample_weight has {int(np.sum(weights < 0))} negative values; weights must "
-            "be non-negative (a zero weight drops the sample)."
+            f"{what} contains NaN or inf: {' and '.join(parts)}; weights must be finite. "
+            "Give those rows a weight (0 leaves a row out)."
+        )
+    negative = weights < 0
+    if negative.any():
+        raise ValueError(
+            f"{what} has {int(negative.sum())} negative values ({_rows(negative)}); "
+            "weights must be non-negative (a zero weight drops the sample)."
         )
     if not np.any(weights > 0):
         raise ValueError(
-            "sample_weight is all zero, so no sample would count. Give at least one "
+            f"{what} is all zero, so no sample would count. Give at least one "
             "sample a positive weight."
         )
     return weights
+
+
+def _rows(mask, limit=5) -> str:
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(i) for i in rows[:limit]) + (" ..." if len(rows) > limit else "")
+    return f"row{'s' if len(rows) > 1 else ''} {shown}"
+
+
+def optional_sample_weight(sample_weight, n_samples: int, *, what: str = "sample_weight"):
+    """None for None, else :func:`check_sample_weight`'s float64 array."""
+    if sample_weight is None:
+        return None
+    return check_sample_weight(sample_weight, n_samples, np.float64, what=what)
+
+
+def integer_weights(weights) -> bool:
+    """Whether every weight is a whole number (frequency weights: each counts a row that
+    many times). None, unweighted, counts as integer."""
+    return weights is None or bool(np.all(np.asarray(weights) == np.round(weights)))
 
 
 def check_enough_samples(n_samples: int, n_components: int) -> None:

@@ -50,7 +50,8 @@ from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
 from ._start import (_em_from_config, _em_posterior, _em_to_config, _fit_em, _given_em,
                      _start_points)
-from ._validation import check_choice, check_integer, check_number, check_seed
+from ._validation import (check_choice, check_integer, check_number, check_seed,
+                          integer_weights, optional_sample_weight)
 from .diagnostics import (  # noqa: F401  (re-exported)
     EBFMI_MIN,
     DiagnosticsWarning,
@@ -104,7 +105,12 @@ class GaussianMixtureBayes(BaseEstimator):
         Groups ``posterior`` (weights, means, sigmas, covariances and, for full
         and tied, correlations; dims chain, draw, component, feature),
         ``sample_stats`` (NUTS), ``log_likelihood`` (``obs``: chain, draw,
-        obs_id), ``observed_data``; the configuration in its attributes.
+        obs_id: ``log p(x_n | draw)``, never multiplied by a weight),
+        ``observed_data`` (``obs`` and, for a weighted fit, ``sample_weight``); the
+        configuration in its attributes (``weighted``, ``sum_of_weights``).
+    sample_weight_ : ndarray of shape (n_samples,) or None
+        The weights of a weighted fit (stored with it: ``save`` writes them), None
+        for an unweighted one.
     em_ : GaussianMixtureEM
         The EM fit used as starting point and labelling pivot.
     start_ : dict
@@ -155,14 +161,38 @@ class GaussianMixtureBayes(BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, method="nuts", *, draws=1000, tune=1000, chains=4, nuts_sampler="auto",
-            init="em", target_accept=0.95, progressbar=True, relabel=True, advi_steps=20000,
-            em=None):
+    def fit(self, X, method="nuts", *, sample_weight=None, draws=1000, tune=1000, chains=4,
+            nuts_sampler="auto", init="em", target_accept=0.95, progressbar=True, relabel=True,
+            advi_steps=20000, em=None):
         """Fit the model to ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights ``w_n`` (finite, not all zero; checked before
+            anything is fitted, with EM's messages). The log-likelihood is ``sum_n
+            w_n log p(x_n)``: a *power likelihood*, ``prod_n p(x_n)^{w_n}``, and the
+            posterior ``p(theta) prod_n p(x_n | theta)^{w_n}``. Weights scale the
+            data's information: weights summing to ``W`` give a posterior about as
+            wide as ``W`` points would (doubling every weight narrows it by about
+            ``sqrt(2)``; weights normalised to sum to ``n`` keep the width of ``n``
+            points). An integer weight counts its row that many times: the posterior
+            (and the MAP, the EM start, the evidence) is that of the data with the
+            rows repeated. Other weights are not frequency-independent "importance":
+            only their products with the data's size matter, so state the total you
+            mean. Every consumer uses them: the EM start (``em_`` is fitted with the
+            same weights), MAP, NUTS, ADVI, the relabelling (each point's KL term
+            weighted), the summary's mode and :meth:`log_evidence` (bridge and SMC:
+            the evidence of the power likelihood; for integer weights that of the
+            repeated rows). The ``log_likelihood`` group keeps the unweighted
+            ``log p(x_n | draw)`` of every row, the weights go beside the data in
+            ``observed_data`` (and into a saved file): ArviZ's ``loo`` and ``waic``
+            on ``idata_`` would count every row once, ignoring the weights. Use
+            :func:`bayesgmm.compare`, whose LOO and WAIC count every row ``w_n`` times
+            (integer weights only: with others there is no observation to leave
+            out, and it refuses). ``em`` given with weights must be fitted with the
+            same weights (it is not refitted).
         method : {"nuts", "map", "advi"}
             Full posterior sampling, the posterior mode (stored as one chain of one
             draw, and as ``map_``) or mean-field variational inference (``draws``
@@ -215,16 +245,18 @@ class GaussianMixtureBayes(BaseEstimator):
                              f"{type(em).__name__}.")
 
         X, names = as_array_and_names(X)
+        weights = optional_sample_weight(sample_weight, X.shape[0])
         spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
-                         self.order_by, names)  # every check happens before compiling
+                         self.order_by, names, sample_weight=weights)  # every check first
         seeds = np.random.SeedSequence(self.random_state).generate_state(4)
         if em is None:
-            self.em_, self.start_ = _fit_em(X, spec, int(seeds[0]))
+            self.em_, self.start_ = _fit_em(X, spec, int(seeds[0]), sample_weight=weights)
         else:
             self.em_, self.start_ = _given_em(em, spec), {"method": "given em"}
         self.spec_ = spec
-        self.model_ = build_model_from_spec(X, spec)
+        self.model_ = build_model_from_spec(X, spec, sample_weight=weights)
         self._X = X
+        self.sample_weight_ = weights
         self._cache = {}
         self.map_ = self.retry_ = None
         rng = np.random.default_rng(seeds[1])
@@ -260,7 +292,8 @@ class GaussianMixtureBayes(BaseEstimator):
         reference = self.em_.predict_proba(X)
         params = stacked_parameters(posterior, self.spec_)
         membership = Memberships(self._X, params, self.spec_)
-        result = stephens_relabel(membership, reference)
+        result = stephens_relabel(membership, reference,
+                                  sample_weight=getattr(self, "sample_weight_", None))
         self.relabel_ = {"n_permuted": result.n_permuted, "n_iterations": result.n_iterations,
                          "converged": result.converged, "method": "stephens-kl"}
         return permute_components(posterior, result.permutations)
@@ -268,11 +301,14 @@ class GaussianMixtureBayes(BaseEstimator):
     def _assemble(self, posterior, sample_stats, method, locals_for_attrs):
         X, spec = self._X, self.spec_
         log_lik = self._pointwise_log_likelihood(posterior, X)
+        observed = {"obs": (("obs_id", "feature"), X)}
+        if self.sample_weight_ is not None:
+            observed["sample_weight"] = ("obs_id", self.sample_weight_)
         groups = {
             "posterior": posterior,
             "log_likelihood": xr.Dataset({"obs": log_lik}),
             "observed_data": xr.Dataset(
-                {"obs": (("obs_id", "feature"), X)},
+                observed,
                 coords={"obs_id": np.arange(len(X)), "feature": list(spec.feature_names)},
             ),
         }
@@ -298,6 +334,10 @@ class GaussianMixtureBayes(BaseEstimator):
             "random_state": self.random_state if isinstance(self.random_state, int) else None,
             "center": spec.center.tolist(),
             "feature_names": list(spec.feature_names),
+            "weighted": spec.weighted,
+            "sum_of_weights": float(len(self._X) if self.sample_weight_ is None
+                                    else self.sample_weight_.sum()),
+            "integer_weights": integer_weights(self.sample_weight_),
             "fit": fit_kwargs,
             "relabel": self.relabel_,
             "start": self.start_,
@@ -466,6 +506,11 @@ class GaussianMixtureBayes(BaseEstimator):
         ADVI too), costs a new sampling run, and is about two orders of magnitude
         less precise for the time (``benchmarks/evidence.py``).
 
+        A weighted fit's evidence is that of its power likelihood, ``int p(theta)
+        prod_n p(x_n | theta)^{w_n} d theta``: for integer weights the evidence of the
+        data with every row repeated ``w_n`` times; for other weights comparable only
+        between models fitted with the same weights.
+
         Both need the exchangeable prior, so they refuse models built with
         ``order_by`` (whose ordered prior is not normalised). An estimate whose
         standard error exceeds 0.5 nats warns (:class:`EvidenceWarning`): too
@@ -566,7 +611,8 @@ class GaussianMixtureBayes(BaseEstimator):
             raise ValueError(
                 "this fit has no data to rebuild its model from (the file it was loaded "
                 "from lacks the observed_data group); fit the model again.")
-        return self._cached("model", lambda: build_model_from_spec(self._X, self.spec_))
+        return self._cached("model", lambda: build_model_from_spec(
+            self._X, self.spec_, sample_weight=getattr(self, "sample_weight_", None)))
 
     def _replicate(self, draws_ds, seed):
         """One simulated data set (as many points as the data) per draw, and the
@@ -578,7 +624,10 @@ class GaussianMixtureBayes(BaseEstimator):
 
         Returns a new DataTree: the groups of ``idata_`` (the same arrays, not copied)
         and ``posterior_predictive``, ``obs`` with dims (chain, draw, obs_id,
-        feature). ``idata_`` itself is not changed.
+        feature). ``idata_`` itself is not changed. A replicate has one point per row
+        of the data, weighted fit or not: its points are draws from the fitted mixture
+        (unweighted), to compare with the data weighted by ``observed_data``'s
+        ``sample_weight``.
         """
         check_is_fitted(self, "idata_")
         check_seed("random_state", random_state)
@@ -626,15 +675,21 @@ class GaussianMixtureBayes(BaseEstimator):
                     priors=priors_from_dict(config["priors"]),
                     order_by=config["order_by"], random_state=config["random_state"])
         X = tree["observed_data"]["obs"].values
+        observed = tree["observed_data"]
+        weights = (np.asarray(observed["sample_weight"].values, dtype=float)
+                   if "sample_weight" in observed.data_vars else None)
         model._X = X
+        model.sample_weight_ = weights
         model._cache = {}
         model.spec_ = ModelSpec(
             config["n_components"], get_covariance_structure(config["covariance_type"]),
             resolve_priors(priors_from_dict(config["priors"]), X, config["n_components"],
-                           get_covariance_structure(config["covariance_type"])),
+                           get_covariance_structure(config["covariance_type"]),
+                           sample_weight=weights),
             tuple(config["feature_names"]), np.asarray(config["center"]), config["order_by"],
+            weighted=weights is not None,
         )
-        model.em_ = _em_from_config(config, X)
+        model.em_ = _em_from_config(config, X, weights)
         model.relabel_ = config["relabel"]
         model.start_ = config.get("start", {"method": "em"})
         model.retry_ = config.get("retry")

@@ -121,12 +121,8 @@ def _read_table(path, columns=None, *, min_rows=1, unnamed_ok=False):
         raise InputError(f"{path} has no columns.")
     if columns is not None:
         table = table[_selected_columns(columns, table, path)]
-    unnamed = [str(c) for c in table.columns if str(c).startswith("Unnamed: ")]
-    if unnamed and not unnamed_ok:
-        raise InputError(
-            f"{path} has {len(unnamed)} unnamed column(s) (pandas calls them {unnamed}), "
-            "often an index written by pandas' to_csv without index=False: name them in "
-            "the header, or choose the data columns with --columns.")
+    if not unnamed_ok:
+        _refuse_unnamed(table, path)
     if len(table) < min_rows:
         if len(table) == 0:
             raise InputError(f"{path} has a header ({', '.join(map(str, table.columns))}) but "
@@ -135,6 +131,65 @@ def _read_table(path, columns=None, *, min_rows=1, unnamed_ok=False):
         raise InputError(f"{path} has only {rows}: fitting a mixture needs at least "
                          f"{min_rows} (and at least as many as components).")
     return table
+
+
+def _refuse_unnamed(table, path):
+    unnamed = [str(c) for c in table.columns if str(c).startswith("Unnamed: ")]
+    if unnamed:
+        raise InputError(
+            f"{path} has {len(unnamed)} unnamed column(s) (pandas calls them {unnamed}), "
+            "often an index written by pandas' to_csv without index=False: name them in "
+            "the header, or choose the data columns with --columns.")
+
+
+def _read_data(path, columns, weights, *, min_rows=1):
+    """The features of a fitting command's DATA, and the ``--weights`` column (or None).
+
+    The weight column is dropped from the features: all other columns by default, or
+    those of ``--columns`` (which must not name it). Its values are checked as
+    ``sample_weight`` (numeric, finite, non-negative, not all zero), with messages
+    naming the column.
+    """
+    if weights is None:
+        return _read_table(path, columns, min_rows=min_rows), None
+    name = weights.strip()
+    table = _read_table(path, None, min_rows=min_rows, unnamed_ok=True)
+    available = [str(c) for c in table.columns]
+    if name not in available:
+        raise InputError(f"--weights {name!r}: {path} has no column {name!r}; its columns are "
+                         f"{available}.")
+    column = table.columns[available.index(name)]
+    if columns is not None:
+        selected = _selected_columns(columns, table, path)
+        if column in selected:
+            raise InputError(f"--weights column {name!r} is also in --columns: the weights "
+                             "are not a feature; leave it out of --columns.")
+    else:
+        selected = [c for c in table.columns if c != column]
+        if not selected:
+            raise InputError(f"{path} has no column besides the --weights column {name!r}: "
+                             "there are no features to fit.")
+    features = table[selected]
+    _refuse_unnamed(features, path)
+    return features, _weight_column(table[column], name, path)
+
+
+def _weight_column(values, name, path):
+    """The ``--weights`` column as checked sample weights (an InputError naming it)."""
+    from ._validation import check_sample_weight
+
+    what = f"--weights column {name!r} of {path}"
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = np.flatnonzero(numbers.isna().to_numpy() & values.notna().to_numpy())
+        example = f"; e.g. {values.iloc[bad[0]]!r} in row {bad[0]}" if len(bad) else ""
+        raise InputError(f"{what} is not numeric (dtype {values.dtype}{example}): weights "
+                         "must be numbers.")
+    try:
+        return check_sample_weight(values.to_numpy(dtype=float, na_value=np.nan), len(values),
+                                   what=what)
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 def _read_csv(path):
@@ -278,14 +333,15 @@ def _output(path):
         raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _check_data(X, n_components=1):
+def _check_data(X, n_components=1, weights=None):
     """Input problems found before any fitting: exit code 2 with the checker's message."""
     from ._validation import check_enough_samples
     from .model import as_array_and_names
 
     try:
         array, _ = as_array_and_names(X)
-        check_enough_samples(array.shape[0], n_components)
+        check_enough_samples(array.shape[0] if weights is None
+                             else int(np.count_nonzero(weights)), n_components)
     except ValueError as error:
         raise InputError(str(error)) from None
 
@@ -383,6 +439,9 @@ def main(ctx, quiet, debug):
 @click.option("--method", type=click.Choice(["em", "map", "nuts", "advi"]), default="em",
               show_default=True)
 @click.option("--columns", help="Comma-separated columns to use (default: all).")
+@click.option("--weights", metavar="COLUMN",
+              help="Column of sample weights (non-negative; an integer weight counts its row "
+                   "that many times); not a feature.")
 @click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--tune", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
@@ -393,27 +452,35 @@ def main(ctx, quiet, debug):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write a figure (PNG).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.pass_context
-def fit(ctx, data, components, covariance, method, columns, draws, tune, chains, seed, out,
-        plot, force):
-    """Fit a mixture to DATA (CSV or Parquet) and save the result."""
+def fit(ctx, data, components, covariance, method, columns, weights, draws, tune, chains,
+        seed, out, plot, force):
+    """Fit a mixture to DATA (CSV or Parquet) and save the result.
+
+    With --weights COLUMN the fit maximises (EM) or samples with (MAP, NUTS, ADVI) the
+    weighted log-likelihood, sum_n w_n log p(x_n): see GaussianMixtureBayes.fit.
+    """
     _check_outputs([("--out", out), ("--plot", plot)], force, inputs=[data])
     plot_format = _figure_format("--plot", plot)
-    X = _read_table(data, columns, min_rows=2)
-    _check_data(X, components)
+    X, sample_weight = _read_data(data, columns, weights, min_rows=2)
+    _check_data(X, components, sample_weight)
+    if sample_weight is not None:
+        _echo(f"weighted by column {weights.strip()!r}: {len(sample_weight)} rows, weights "
+              f"summing to {sample_weight.sum():g}")
     if method == "em":
         from .em import GaussianMixtureEM
 
         model = _run(lambda: GaussianMixtureEM(
             components, covariance_type=covariance, n_init=5, tol=1e-6, max_iter=1000,
-            random_state=seed).fit(X), "EM")
-        _echo(_em_summary(model, X))
+            random_state=seed).fit(X, sample_weight=sample_weight), "EM")
+        _echo(_em_summary(model, X, sample_weight))
     else:
         from .bayes import GaussianMixtureBayes
 
         model = GaussianMixtureBayes(components, covariance_type=covariance, random_state=seed)
         quiet = ctx.obj["quiet"]
-        _run(lambda: model.fit(X, method=method, draws=draws, tune=tune, chains=chains,
-                               progressbar=not quiet), method.upper())
+        _run(lambda: model.fit(X, method=method, sample_weight=sample_weight, draws=draws,
+                               tune=tune, chains=chains, progressbar=not quiet),
+             method.upper())
         _echo(_bayes_summary(model, method))
     writers = [(out, model.save)]
     if plot:
@@ -427,11 +494,13 @@ def fit(ctx, data, components, covariance, method, columns, draws, tune, chains,
         _echo(f"figure written to {plot}")
 
 
-def _em_summary(model, X):
+def _em_summary(model, X, sample_weight=None):
     ds = model.to_xarray()
+    w = sample_weight
     lines = [f"EM, {model.n_components} components, covariance {ds.attrs['covariance_type']} "
              f"(mclust {ds.attrs['mclust_model']}): log-likelihood {model.log_likelihood_:.3f}, "
-             f"BIC {model.bic(X):.2f}, AIC {model.aic(X):.2f}, ICL {model.icl(X):.2f}, "
+             f"BIC {model.bic(X, sample_weight=w):.2f}, AIC {model.aic(X, sample_weight=w):.2f}, "
+             f"ICL {model.icl(X, sample_weight=w):.2f}, "
              f"{'converged' if model.converged_ else 'NOT converged'} in {model.n_iter_} "
              "iterations"]
     table = pd.DataFrame(ds["means"].values, columns=[f"mean[{f}]" for f in ds.feature.values])
@@ -502,6 +571,9 @@ def _parse_components(text):
                    f"{', '.join(bayesian_covariance_names())}; use --em-only for the "
                    "others.")
 @click.option("--columns", help="Comma-separated columns to use (default: all).")
+@click.option("--weights", metavar="COLUMN",
+              help="Column of sample weights, given to every fit; not a feature. The "
+                   "Bayesian criteria (LOO, WAIC) need integer weights.")
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no sampling).")
 @click.option("--evidence", is_flag=True,
               help="Also the log evidence, Bayes factors and model probabilities.")
@@ -516,16 +588,23 @@ def _parse_components(text):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the criteria plot.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.pass_context
-def compare_command(ctx, data, components, covariance, columns, em_only, evidence,
+def compare_command(ctx, data, components, covariance, columns, weights, em_only, evidence,
                     evidence_method, draws, tune, chains, seed, out, plot, force):
     """Compare numbers of components and covariance types on DATA."""
+    from ._loo import check_loo_weights
     from .compare import compare
 
     _check_outputs([("--out", out), ("--plot", plot)], force, inputs=[data])
     plot_format = _figure_format("--plot", plot)
-    X = _read_table(data, columns, min_rows=2)
+    X, sample_weight = _read_data(data, columns, weights, min_rows=2)
     ks = _parse_components(components)
-    _check_data(X, max(ks))
+    _check_data(X, max(ks), sample_weight)
+    if not em_only:
+        try:
+            check_loo_weights(sample_weight)
+        except ValueError as error:
+            raise InputError(f"--weights column {weights.strip()!r}: {error} (or pass "
+                             "--em-only)") from None
     types = [c.strip() for c in covariance.split(",") if c.strip()]
     if not types:
         raise InputError(f"--covariance {covariance!r} names no covariance type; valid: "
@@ -535,7 +614,7 @@ def compare_command(ctx, data, components, covariance, columns, em_only, evidenc
         raise InputError(f"unknown covariance type(s) {unknown}; valid: {COVARIANCE_CHOICES}.")
     quiet = ctx.obj["quiet"]
     result = _run(lambda: compare(
-        X, ks, types, methods=("em",) if em_only else
+        X, ks, types, sample_weight=sample_weight, methods=("em",) if em_only else
         ("em", "bayes"), evidence=evidence, evidence_method=evidence_method, draws=draws,
         tune=tune, chains=chains,
         random_state=seed, progressbar=not quiet), "the comparison")

@@ -17,7 +17,8 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from ._gaussian import bayesian_covariance_names, get_covariance_structure
-from ._validation import check_choice, check_integer, check_number, check_seed
+from ._validation import (check_choice, check_integer, check_number, check_seed,
+                          optional_sample_weight)
 from .em import GaussianMixtureEM
 from .model import as_array_and_names
 
@@ -50,19 +51,32 @@ CRITERIA = {
 }
 
 
-def waic(log_likelihood):
+def waic(log_likelihood, sample_weight=None):
     """WAIC from a pointwise log-likelihood array ``(chain, draw, n)``.
 
     Returns ``(elpd_waic, se, p_waic, pointwise elpd)`` following Vehtari, Gelman
     and Gabry (2017): lppd minus the posterior variance of the log-likelihood.
+    With integer ``sample_weight`` (the unweighted ``log p(x_n | draw)`` of a weighted
+    fit) every row's term counts ``w_n`` times: the WAIC of the data with the rows
+    repeated (the pointwise elpd stays one value per row).
     """
+    from ._loo import check_loo_weights
+
     ll = np.asarray(log_likelihood, dtype=float)
     ll = ll.reshape(-1, ll.shape[-1])
     lppd = logsumexp(ll, axis=0) - np.log(ll.shape[0])
     p = ll.var(axis=0, ddof=1)
     pointwise = lppd - p
-    n = pointwise.size
-    return float(pointwise.sum()), float(np.sqrt(n * pointwise.var())), float(p.sum()), pointwise
+    if sample_weight is None:
+        n = pointwise.size
+        return float(pointwise.sum()), float(np.sqrt(n * pointwise.var())), float(p.sum()), \
+            pointwise
+    check_loo_weights(sample_weight)
+    w = np.asarray(sample_weight, dtype=float)
+    total = w.sum()
+    mean = (w @ pointwise) / total
+    spread = (w @ (pointwise - mean) ** 2) / total  # the variance of the repeated terms
+    return float(w @ pointwise), float(np.sqrt(total * spread)), float(w @ p), pointwise
 
 
 @dataclass
@@ -91,7 +105,8 @@ class ModelComparison:
         ``posterior_probability`` (of each model, under ``model_prior``), both among
         the models the evidence may rank; a ``rank_<criterion>`` column per criterion
         (1 = best, among the models the criterion may rank); ``em_error`` and ``bayes_error``
-        say why a fit failed (empty when it did not).
+        say why a fit failed (empty when it did not). ``table.attrs["sum_of_weights"]``:
+        the ``n`` of the criteria (the number of rows, or the sum of ``sample_weight``).
     models : dict
         ``{(n_components, covariance_type): {"em": GaussianMixtureEM,
         "bayes": GaussianMixtureBayes, "loo": LooRefits}}`` for every fit that
@@ -253,8 +268,9 @@ class ModelComparison:
 
 
 def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
-            methods=METHODS, priors=None, evidence=False, evidence_method="bridge",
-            model_prior=None, n_init=5, draws=1000, tune=1000, chains=4, nuts_sampler="auto",
+            sample_weight=None, methods=METHODS, priors=None, evidence=False,
+            evidence_method="bridge", model_prior=None, n_init=5, draws=1000, tune=1000,
+            chains=4, nuts_sampler="auto",
             smc_draws=1000, smc_chains=4, max_loo_refits=10, random_state=None,
             progressbar=True):
     """Fit a grid of mixtures by EM and NUTS and compare them by every criterion.
@@ -264,6 +280,17 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     X : array-like of shape (n_samples, n_features)
         Numpy array, pandas DataFrame or xarray DataArray.
     n_components : iterable of int
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights of the rows, given to every fit (checked first, with
+        EM's messages). EM maximises the weighted log-likelihood and its criteria
+        count ``n`` as the sum of the weights (``BIC = -2 sum_n w_n log p(x_n) + p
+        log(sum_n w_n)``, as :meth:`GaussianMixtureEM.bic` with the weights): for
+        integer weights every EM column equals that of the data with each row
+        repeated ``w_n`` times. The Bayesian fits use the power likelihood
+        (:meth:`GaussianMixtureBayes.fit`); their LOO and WAIC count every row's term
+        ``w_n`` times (the repeated data's, a refit leaving out one copy: see
+        :mod:`bayesgmm._loo`), which needs integer weights: with other weights the
+        Bayesian methods are refused before any fit (use ``methods=("em",)``).
     covariance_types : iterable of str
         Any of mclust's covariance families (EII, VII, EEI, VEI, EVI, VVI, EEE, VEE, EVE,
         VVE, EEV, VEV, EVV, VVV; E and V for one feature) or scikit-learn's names of four
@@ -310,7 +337,9 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     -------
     ModelComparison
     """
-    n_features = as_array_and_names(X)[0].shape[1]  # checks X; the fits get X as given
+    array = as_array_and_names(X)[0]  # checks X; the fits get X as given
+    n_features = array.shape[1]
+    weights = optional_sample_weight(sample_weight, array.shape[0])
 
     grid = _grid(n_components, covariance_types)
     methods = tuple(methods)
@@ -320,6 +349,10 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                          f"{list(methods)}.")
     if evidence and "bayes" not in methods:
         raise ValueError("evidence=True needs the Bayesian fits: include 'bayes' in methods.")
+    if "bayes" in methods:
+        from ._loo import check_loo_weights
+
+        check_loo_weights(weights)
     # every setting is checked here, before the first fit: a bad one is not an error row
     check_integer("n_init", n_init, minimum=1)
     check_seed("random_state", random_state)
@@ -359,15 +392,16 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                    "n_parameters": _n_parameters(cov, k, n_features)}
             em = _try(row, "em_error", GaussianMixtureEM(
                 k, covariance_type=cov, n_init=n_init, tol=1e-6, max_iter=1000,
-                random_state=int(seed)).fit, X)
+                random_state=int(seed)).fit, X, sample_weight=weights)
             fits = {} if em is None else {"em": em}
             if em is not None:
-                row.update(_em_criteria(em, X))
+                row.update(_em_criteria(em, X, weights))
             if "bayes" in methods:
                 advance(f"K={k}, {cov}: NUTS")
                 bayes = GaussianMixtureBayes(k, covariance_type=cov, priors=priors,
                                              random_state=int(seed))
-                if _try(row, "bayes_error", bayes.fit, X, em=em, **nuts) is not None:
+                if _try(row, "bayes_error", bayes.fit, X, sample_weight=weights, em=em,
+                        **nuts) is not None:
                     fits["bayes"] = bayes
                     advance(f"K={k}, {cov}: LOO")
                     criteria = _try(row, "bayes_error", _bayes_criteria, bayes,
@@ -390,6 +424,7 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
             advance(None)
 
     table = pd.DataFrame(rows)
+    table.attrs["sum_of_weights"] = float(len(array) if weights is None else weights.sum())
     for column in ("em_error", "bayes_error", "set_aside") if "bayes" in methods \
             else ("em_error",):
         table[column] = table[column].fillna("") if column in table else ""
@@ -443,9 +478,10 @@ def _try(row, column, fit, *args, **kwargs):
         return None
 
 
-def _em_criteria(em, X):
-    bic, icl = em.bic(X), em.icl(X)
-    return {"log_likelihood": em.log_likelihood_, "bic": bic, "aic": em.aic(X), "icl": icl,
+def _em_criteria(em, X, weights=None):
+    bic, icl = em.bic(X, sample_weight=weights), em.icl(X, sample_weight=weights)
+    return {"log_likelihood": em.log_likelihood_, "bic": bic,
+            "aic": em.aic(X, sample_weight=weights), "icl": icl,
             "bic_mclust": -bic, "icl_mclust": -icl, "em_converged": bool(em.converged_)}
 
 
@@ -464,7 +500,8 @@ def _bayes_criteria(bayes, max_loo_refits, seed):
     result = refits.loo
     elpd_loo, elpd_loo_se, p_loo = (np.nan,) * 3 if result is None else (
         float(result.elpd), float(result.se), float(result.p))
-    elpd_waic, se_waic, p_waic, _ = waic(bayes.idata_["log_likelihood"]["obs"].values)
+    elpd_waic, se_waic, p_waic, _ = waic(bayes.idata_["log_likelihood"]["obs"].values,
+                                         getattr(bayes, "sample_weight_", None))
     stats = bayes.idata_["sample_stats"]
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     reasons = [chains["reason"]] if chains["reason"] else []

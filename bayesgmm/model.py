@@ -23,7 +23,8 @@ import pandas as pd
 from ._gaussian import (DEFAULT_COVARIANCE_TYPE, BayesianParametrisation,
                         CovarianceStructure, get_covariance_structure, sample_mixture)
 from ._pytensor import configure_pytensor
-from ._validation import as_numeric_table, check_enough_samples, check_feature, check_integer
+from ._validation import (as_numeric_table, check_enough_samples, check_feature, check_integer,
+                          optional_sample_weight)
 from .priors import ConjugatePrior, ResolvedConjugatePrior, ResolvedPriors, resolve_priors
 
 __all__ = ["build_model", "ModelSpec"]
@@ -40,6 +41,8 @@ class ModelSpec:
     center: np.ndarray  # shift of the data inside the reference likelihood (accuracy)
     order_by: int | None = None
     likelihood: str = "fused"
+    #: The log-likelihood is ``sum_n w_n log p(x_n)`` (``pm.Data("sample_weight")``).
+    weighted: bool = False
 
     @property
     def n_features(self) -> int:
@@ -73,13 +76,19 @@ LIKELIHOODS = ("fused", "reference")
 
 
 def make_spec(X, n_components, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=None,
-              order_by=None, names=None, likelihood="fused"):
-    """Check the inputs and resolve the priors: all that can fail before compiling."""
+              order_by=None, names=None, likelihood="fused", sample_weight=None):
+    """Check the inputs and resolve the priors: all that can fail before compiling.
+
+    ``sample_weight``: None, or weights already checked by
+    :func:`bayesgmm._validation.check_sample_weight` (checked again here, cheaply).
+    """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}.")
     check_integer("n_components", n_components, minimum=1)
     structure = get_covariance_structure(covariance_type)
-    check_enough_samples(X.shape[0], n_components)
+    weights = optional_sample_weight(sample_weight, X.shape[0])
+    check_enough_samples(X.shape[0] if weights is None else int(np.count_nonzero(weights)),
+                         n_components)
     names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(X.shape[1]))
     order_by = check_feature("order_by", order_by, names)
     structure.check_n_features(X.shape[1])
@@ -89,13 +98,14 @@ def make_spec(X, n_components, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=N
             "order_by is not available with the ConjugatePrior (its means' prior depends "
             "on the covariances); leave order_by=None: the posterior is relabelled after "
             "sampling.")
-    resolved = resolve_priors(priors, X, n_components, structure)
-    return ModelSpec(int(n_components), structure, resolved, names, X.mean(axis=0), order_by,
-                     likelihood)
+    resolved = resolve_priors(priors, X, n_components, structure, sample_weight=weights)
+    center = X.mean(axis=0) if weights is None else (weights @ X) / weights.sum()
+    return ModelSpec(int(n_components), structure, resolved, names, center, order_by,
+                     likelihood, weighted=weights is not None)
 
 
 def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=None,
-                order_by=None, likelihood="fused"):
+                order_by=None, likelihood="fused", sample_weight=None):
     """Build the PyMC model of a Gaussian mixture with the labels marginalised.
 
     Parameters
@@ -123,6 +133,15 @@ def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, pri
         faster); ``"reference"`` writes the same density as an ordinary PyTensor
         graph (the EM engine's expanded form, differentiated by PyTensor), kept
         as the readable formulation the fused one is tested against.
+    sample_weight : array-like of shape (n_samples,), optional
+        Non-negative weights ``w_n``: the log-likelihood becomes ``sum_n w_n log
+        p(x_n)``, a power likelihood (``p(x_n)^{w_n}``), stored as
+        ``pm.Data("sample_weight")`` (dims obs_id; set it with ``X`` for new data).
+        An integer weight counts its row that many times: the log density equals,
+        to rounding, that of the data with every row repeated ``w_n`` times (the
+        data-scaled default priors are the weighted data's too). Weights scale the
+        data's information: weights summing to ``W`` give a posterior about as wide
+        as ``W`` points would. See :meth:`GaussianMixtureBayes.fit`.
 
     Returns
     -------
@@ -138,9 +157,11 @@ def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, pri
         data. Deterministics ``sigmas``,
         ``correlations`` and ``covariances`` (component, feature, feature2) give
         every structure the same labelled output. The observed variable ``obs``
-        has dims (obs_id, feature). Built with ``check_bounds=False`` (no
-        parameter can leave its support); set ``model.check_bounds = True``
-        before compiling if you add variables that need PyMC's bounds checks.
+        has dims (obs_id, feature); its log-density per row is ``w_n log p(x_n)``
+        with ``sample_weight`` (so ``pm.compute_log_likelihood`` gives weighted
+        terms). Built with ``check_bounds=False`` (no parameter can leave its
+        support); set ``model.check_bounds = True`` before compiling if you add
+        variables that need PyMC's bounds checks.
 
     Examples
     --------
@@ -150,11 +171,18 @@ def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, pri
     ['X', 'covariances', 'means']
     """
     array, names = as_array_and_names(X)
-    spec = make_spec(array, n_components, covariance_type, priors, order_by, names, likelihood)
-    return build_model_from_spec(array, spec)
+    weights = optional_sample_weight(sample_weight, array.shape[0])
+    spec = make_spec(array, n_components, covariance_type, priors, order_by, names, likelihood,
+                     sample_weight=weights)
+    return build_model_from_spec(array, spec, sample_weight=weights)
 
 
-def build_model_from_spec(X, spec: ModelSpec):
+def build_model_from_spec(X, spec: ModelSpec, sample_weight=None):
+    """The model of ``spec`` on data ``X``; ``sample_weight`` (checked weights) exactly
+    when ``spec.weighted``."""
+    if spec.weighted != (sample_weight is not None):
+        raise ValueError("the model's specification is " + ("weighted: give its sample_weight"
+                         if spec.weighted else "unweighted: give no sample_weight") + ".")
     configure_pytensor()
     import pymc as pm
     import pytensor.tensor as pt
@@ -179,6 +207,8 @@ def build_model_from_spec(X, spec: ModelSpec):
     # leaving them out takes 7 nodes and 5% off each log-density+gradient.
     with pm.Model(coords=coords, check_bounds=False) as model:
         data = pm.Data("X", X, dims=("obs_id", "feature"), shape=(None, D))
+        weights_data = None if sample_weight is None else pm.Data(
+            "sample_weight", np.asarray(sample_weight, dtype=float), dims="obs_id", shape=(None,))
         # Data-dependent constants are pm.Data too: a new data set of the same
         # shape then reuses the compiled graph (and the disk cache) unchanged.
         if spec.conjugate:
@@ -220,7 +250,10 @@ def build_model_from_spec(X, spec: ModelSpec):
         def logp(value, log_w, mu, chol):
             value = pt.specify_shape(value, (None, D))
             log_w, mu, chol = log_w.reshape((K,)), mu.reshape((K, D)), chol.reshape(chol_shape)
-            return log_density(value, log_w, mu, chol)
+            if weights_data is None:
+                return log_density(value, log_w, mu, chol)
+            # the power likelihood; its gradient is the fused Op's weighted form
+            return weights_data * log_density(value, log_w, mu, chol)
 
         def random(log_w, mu, chol, rng=None, size=None):
             n = int(np.prod(size)) if size else 1

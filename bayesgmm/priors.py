@@ -379,13 +379,19 @@ def priors_from_dict(spec):
     return GMMPriors.from_dict(spec)
 
 
-def resolve_priors(priors, X, n_components, structure):
-    """Resolved priors (:class:`ResolvedPriors` or :class:`ResolvedConjugatePrior`)."""
+def resolve_priors(priors, X, n_components, structure, sample_weight=None):
+    """Resolved priors (:class:`ResolvedPriors` or :class:`ResolvedConjugatePrior`).
+
+    With ``sample_weight`` (checked, non-negative) the data-scaled defaults are those
+    of the weighted data: an integer weight counts a row that many times, so the
+    defaults equal those of the data with the rows repeated.
+    """
     priors = as_priors(priors)
     if isinstance(priors, ConjugatePrior):
         structure.check_prior()
-        return priors.resolve(X, n_components, structure)
-    return priors.resolve(X, n_components, structure.bayesian(X.shape[1]).kind)
+        return priors.resolve(X, n_components, structure, sample_weight=sample_weight)
+    return priors.resolve(X, n_components, structure.bayesian(X.shape[1]).kind,
+                          sample_weight=sample_weight)
 
 
 @dataclass(frozen=True)
@@ -489,7 +495,7 @@ class GMMPriors:
             covariance=None if spec["covariance"] is None else Prior.from_dict(spec["covariance"]),
         )
 
-    def resolve(self, X, n_components, covariance_kind) -> ResolvedPriors:
+    def resolve(self, X, n_components, covariance_kind, sample_weight=None) -> ResolvedPriors:
         """Fill the data-scaled defaults and check every shape against the data.
 
         Parameters
@@ -500,12 +506,24 @@ class GMMPriors:
             How the covariance is parametrised: correlation matrix and standard
             deviations (full/tied), one standard deviation per feature (diag, and
             all 1-D models), or one per component (spherical).
+        sample_weight : ndarray of shape (n_samples,), optional
+            Checked non-negative weights: the defaults use the weighted mean and sd
+            and the range of the rows of positive weight (integer weights: those of
+            the data with every row repeated as often).
         """
         K, D = n_components, X.shape[1]
+        if sample_weight is not None:  # rows of weight zero are not data
+            sample_weight = np.asarray(sample_weight, dtype=float)
+            X, sample_weight = X[sample_weight > 0], sample_weight[sample_weight > 0]
         with np.errstate(over="ignore", invalid="ignore"):
-            center = X.mean(axis=0)
+            if sample_weight is None:
+                center = X.mean(axis=0)
+                sd = X.std(axis=0)
+            else:
+                total = sample_weight.sum()
+                center = (sample_weight @ X) / total
+                sd = np.sqrt((sample_weight @ (X - center) ** 2) / total)
             data_spread = X.max(axis=0) - X.min(axis=0)
-            sd = X.std(axis=0)
         _check_data_scale(X, center, data_spread, sd)
         spread = np.where(data_spread > 0, data_spread, 1.0)
         sd = np.where(sd > 0, sd, 1.0)

@@ -38,7 +38,7 @@ class RelabelResult:
     converged: bool
 
 
-def stephens_relabel(membership, reference, *, max_iter=50):
+def stephens_relabel(membership, reference, *, max_iter=50, sample_weight=None):
     """Stephens' KL relabelling.
 
     Parameters
@@ -50,6 +50,9 @@ def stephens_relabel(membership, reference, *, max_iter=50):
         Pivot membership probabilities that fix the labelling (e.g. from EM).
     max_iter : int
         Maximum number of passes over the draws.
+    sample_weight : ndarray of shape (n_samples,), optional
+        The fit's sample weights: each point's KL divergence counts with its weight
+        (an integer weight as that many copies of the point; zero: not at all).
 
     Returns
     -------
@@ -66,6 +69,8 @@ def stephens_relabel(membership, reference, *, max_iter=50):
     converged = False
     for iteration in range(1, max_iter + 1):
         log_q = np.log(np.maximum(consensus, _TINY))
+        if sample_weight is not None:
+            log_q = log_q * np.asarray(sample_weight, dtype=float)[:, None]
         total = np.zeros_like(reference, dtype=float)
         new = np.empty_like(permutations)
         for i in range(n_draws):

@@ -124,8 +124,9 @@ def test_value_and_gradient_match_whitened_reference(d, k, diagonal, extreme):
 @pytest.mark.parametrize("d,k", SHAPES)
 def test_log_likelihood_gradient_is_one_fused_call(d, k, diagonal, extreme):
     """A plain sum (every output weight one) compiles to MixtureLogDensityValueGrad,
-    whose value and gradients equal the whitened reference's; weighted sums keep the
-    two Ops (the test above)."""
+    whose value and gradients equal the whitened reference's; a weighted sum
+    (``sum_n w_n log p(x_n)``, a weighted log-likelihood) to its weighted form, with
+    the reference's numbers too."""
     rng = np.random.default_rng(100 * d + k + 7 * extreme)
     values = random_parameters(rng, 40, d, k, diagonal=diagonal, extreme=extreme)
     reference = value_and_gradients(whitened_reference, values, None, PYTHON)
@@ -141,8 +142,18 @@ def test_log_likelihood_gradient_is_one_fused_call(d, k, diagonal, extreme):
             if name == "L":
                 want = np.tril(want) * (np.eye(d) if diagonal else 1.0)
             assert relative_error(got, want) < 1e-8, (name, mode)
-    weighted = compiled_value_and_gradients(fused, values, rng.uniform(size=40), "NUMBA")
-    assert {"MixtureLogDensity", "MixtureLogDensityGrad"} <= op_names(weighted)
+    output_weights = rng.integers(0, 4, size=40).astype(float)
+    reference = value_and_gradients(whitened_reference, values, output_weights, PYTHON)
+    for mode in (PYTHON, "NUMBA"):
+        weighted = compiled_value_and_gradients(fused, values, output_weights, mode)
+        assert {"MixtureLogDensity", "MixtureLogDensityGrad"}.isdisjoint(op_names(weighted))
+        [op] = [node.op for node in weighted.maker.fgraph.apply_nodes
+                if type(node.op).__name__ == "MixtureLogDensityValueGrad"]
+        assert op.weighted
+        for got, want, name in zip(weighted(*values), reference, ["logp", "log_w", "mu", "L"]):
+            if name == "L":
+                want = np.tril(want) * (np.eye(d) if diagonal else 1.0)
+            assert relative_error(got, want) < 1e-8, (name, mode)
 
 
 def test_value_and_gradient_kernel_is_stable_under_allocation_churn():
