@@ -29,12 +29,14 @@ def stacked_draws(ds):
 
 
 def stacked_parameters(posterior, spec):
-    """Per-draw weights (S, K), means (S, K, D) and precision factors (structure layout)."""
+    """Per-draw weights (S, K), means (S, K, D), precision factors (structure layout) and
+    full covariances (S, K, D, D)."""
     weights, means, full = stacked_draws(posterior)
     return {
         "weights": weights,
         "means": means,
         "precisions_cholesky": _batched_precisions_cholesky(spec.structure, full),
+        "covariances": full,
     }
 
 
@@ -49,8 +51,13 @@ def joint_log_prob_chunks(X, params, spec, max_elements=2**23):
     """Yield log w_k + log N(x_n | k) for chunks of draws: arrays (s, n, K).
 
     Draws and components are flattened into one batch of S*K Gaussians, so a
-    chunk of draws costs one matrix product with the shared data features.
+    chunk of draws costs one matrix product with the shared data features. Data with
+    missing (NaN) entries: each row's observed features' marginal densities, by the
+    masked kernel of the model's likelihood (:mod:`bayesgmm._masked`), a draw at a time.
     """
+    if np.isnan(X).any():
+        yield from _masked_joint_log_prob_chunks(X, params, max_elements)
+        return
     structure, center = spec.structure, spec.center
     K, D = spec.n_components, spec.n_features
     Xc = X - center
@@ -69,6 +76,22 @@ def joint_log_prob_chunks(X, params, spec, max_elements=2**23):
         with np.errstate(divide="ignore"):
             joint = joint.reshape(len(X), s, K) + np.log(params["weights"][sl])[None]
         yield np.swapaxes(joint, 0, 1)
+
+
+def _masked_joint_log_prob_chunks(X, params, max_elements):
+    from ._masked import masked_joint_log_density, missing_patterns
+
+    pattern, observed = missing_patterns(X)
+    factors = np.linalg.cholesky(params["covariances"])
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(params["weights"])
+    n_draws, K = log_weights.shape
+    step = max(1, max_elements // (len(X) * K))
+    for start in range(0, n_draws, step):
+        yield np.stack([
+            masked_joint_log_density(X, pattern, observed, log_weights[s], params["means"][s],
+                                     factors[s]).T
+            for s in range(start, min(start + step, n_draws))])
 
 
 def pointwise_log_likelihood(posterior, X, spec):
@@ -107,6 +130,46 @@ class Memberships:
 
     def __call__(self, i):
         return self._values[i]
+
+
+def impute_draws(posterior, X, spec, seed):
+    """Posterior predictive draws of the missing (NaN) entries of ``X``.
+
+    For every draw ``theta`` and row, a component is drawn from the row's membership
+    probabilities given its observed entries, then the missing entries from that
+    component's conditional Gaussian given them. Returns the completed data of every
+    draw (S, n, D) and the posterior mean of ``E[x_M | x_O, theta]`` (n, D): the
+    Rao-Blackwellised predictive mean, with less Monte Carlo error than the draws'.
+    Observed entries are copied.
+    """
+    from ._masked import conditional_gaussian, missing_patterns
+
+    params = stacked_parameters(posterior, spec)
+    memberships = membership_draws(posterior, X, spec)  # (S, n, K)
+    rng = np.random.default_rng(seed)
+    S, n, K = memberships.shape
+    draws = np.broadcast_to(X, (S,) + X.shape).copy()
+    mean = X.copy()
+    pattern, observed = missing_patterns(X)
+    for p, mask in enumerate(observed):
+        rows = np.flatnonzero(pattern == p)
+        O, M = np.flatnonzero(mask), np.flatnonzero(~mask.astype(bool))
+        if len(M) == 0 or len(rows) == 0:
+            continue
+        cond_mean, cond_cov = conditional_gaussian(X[np.ix_(rows, O)], params["means"],
+                                                   params["covariances"], O, M)
+        r = memberships[:, rows]  # (S, r, K)
+        mean[np.ix_(rows, M)] = np.einsum("srk,skrm->rm", r, cond_mean) / S
+        # a component per draw and row, by inverting the cumulative memberships
+        u = rng.random((S, len(rows), 1))
+        labels = np.minimum((np.cumsum(r, axis=2) < u).sum(axis=2), K - 1)  # (S, r)
+        s_index = np.arange(S)[:, None]
+        factors = np.linalg.cholesky(cond_cov)[s_index, labels]  # (S, r, m, m)
+        noise = rng.standard_normal((S, len(rows), len(M), 1))
+        values = cond_mean[s_index, labels, np.arange(len(rows))[None, :]] \
+            + (factors @ noise)[..., 0]
+        draws[:, rows[:, None], M[None, :]] = values
+    return draws, mean
 
 
 def replicate(draws_ds, n, spec, seed):

@@ -120,6 +120,29 @@ class FixedParameters:
                 n_cov = 0
         return n_weights + n_means + n_cov
 
+    def exchangeable_groups(self, n_components):
+        """Which components stay interchangeable (K,): a group label per component.
+
+        The mixture's posterior is invariant under a permutation of the components only
+        if it maps every fixed value onto an equal one: two components are in one group
+        when each of their weights, means and covariances is free in both or fixed to
+        the same value in both. Relabelling permutes components within groups only (a
+        permutation across them would move a fixed value to another component).
+        """
+        K = n_components
+        keys = [[] for _ in range(K)]
+        for values, mask in ((self.weights, self.weight_mask), (self.means, self.mean_mask),
+                             (self.covariances, self.covariance_mask)):
+            if values is None:
+                continue
+            if not np.shape(mask):  # a shared layout: the same for every component
+                continue
+            rows = np.reshape(values, (K, -1))
+            for k in range(K):
+                keys[k].append(tuple(rows[k]) if mask[k] else None)
+        labels = {}
+        return np.array([labels.setdefault(tuple(key), len(labels)) for key in keys])
+
     def to_standardised(self, scaling):
         """The same fixed values in ``scaling``'s standardised coordinates."""
         if scaling is None:

@@ -408,6 +408,13 @@ def _check_bayes_file(f: _File):
         f.integer(entry("order_by"), "order_by", minimum=0, maximum=D - 1)
     if entry("random_state") is not None:
         f.integer(entry("random_state"), "random_state", minimum=0)
+    if config.get("fixed") is not None:  # absent before fixed parameters
+        from ._fixed import FixedParameters, from_dict
+
+        try:
+            FixedParameters.check(from_dict(config["fixed"]), structure, K, D)
+        except (ValueError, TypeError, AttributeError) as error:
+            f.fail(f"its fixed parameters: {error}")
     try:
         priors_from_dict(entry("priors"))
     except ValueError as error:
@@ -436,7 +443,18 @@ def _check_bayes_file(f: _File):
     f.mixture(weights, means, structure.to_full(covariances, K, D), structure, "its EM fit's")
 
     observed = f.group("observed_data")
-    X = f.array(observed, "obs", ("obs_id", "feature"), "observed_data", sizes={"feature": D})
+    marginalised = config.get("missing", "raise") == "marginalize"
+    X = f.array(observed, "obs", ("obs_id", "feature"), "observed_data", sizes={"feature": D},
+                finite=not marginalised)
+    if marginalised:  # NaN marks a missing entry; never an infinity or an empty row
+        if np.isinf(X).any():
+            f.fail("observed_data/obs has infinite values")
+        if np.isnan(X).all(axis=1).any():
+            f.fail(f"observed_data/obs has {int(np.isnan(X).all(axis=1).sum())} row(s) "
+                   "with every entry missing")
+        if int(np.isnan(X).sum()) != config.get("n_missing", 0):
+            f.fail(f"observed_data/obs has {int(np.isnan(X).sum())} missing entries where "
+                   f"the configuration says {config.get('n_missing', 0)}")
     f.labels(observed, "feature", names, "observed_data")
     weights = f.array(observed, "sample_weight", ("obs_id",), "observed_data",
                       sizes={"obs_id": len(X)}, required=False)

@@ -291,7 +291,8 @@ def _refits_wrapper(bayes, fit_kwargs, random_state, idata, rows):
             # the same model: the full data's resolved priors, not new data-scaled ones
             refit = GaussianMixtureBayes(
                 spec.n_components, covariance_type=spec.structure.name,
-                priors=spec.priors.priors, order_by=spec.order_by, random_state=seed)
+                priors=spec.priors.priors, order_by=spec.order_by, missing=bayes.missing,
+                random_state=seed)
             return refit.fit(X, sample_weight=weights, em=bayes.em_, **settings)
 
         def get_inference_data(self, fitted_model):

@@ -17,11 +17,14 @@ The starting values are keyed by the names of the free variables that
 ``_covariance``, ``_scales``): ``weights``; ``means``, or ``means_ordered`` and
 ``means_rest`` under ``order_by``; for the matrix parametrisation ``corr_chol`` with
 ``sds`` (HalfNormal prior) or ``variances`` (InverseGamma), otherwise ``sigmas`` or
-``variances``. This module sits beside the model rather than inside it because its
-other half is EM (the model does not depend on the EM engine); the model's
-coordinates come from the model (:func:`bayesgmm.model.sds_and_corr_chol`), and
-``tests/test_start.py`` checks for every structure, prior and ``order_by`` that the
-start's keys are exactly the model's free variables, so a renamed variable fails there.
+``variances``. With fixed parameters (``spec.fixed``) only the free ones: the same names
+with ``_free`` for the free components, nothing for what is all fixed (:func:`_free_only`);
+the EM fit then holds the same parameters fixed. This module sits beside the model rather
+than inside it because its other half is EM (the model does not depend on the EM engine);
+the model's coordinates come from the model (:func:`bayesgmm.model.sds_and_corr_chol`),
+and ``tests/test_start.py`` checks for every structure, prior, ``order_by`` and some
+fixed parameters that the start's keys are exactly the model's free variables, so a
+renamed variable fails there.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import xarray as xr
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
+from ._fixed import from_dict
 from ._gaussian import CollapsedComponentError, get_covariance_structure
 from .em import GaussianMixtureEM, RegularizationWarning, _Scaling
 from .model import pack_log_cholesky, sds_and_corr_chol
@@ -63,10 +67,10 @@ def _fit_em(X, spec, seed, sample_weight=None):
             warnings.simplefilter("ignore", ConvergenceWarning)
             return em.fit(X, sample_weight=sample_weight), {"method": "map-em"}
 
-    def fit(data, reg_covar):
+    def fit(data, reg_covar, fixed=_em_fixed(spec)):
         em = GaussianMixtureEM(spec.n_components, covariance_type=spec.structure.name,
                                n_init=5, tol=1e-6, max_iter=1000, reg_covar=reg_covar,
-                               random_state=seed)
+                               random_state=seed, fixed=fixed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # the prior-regularised fit adds a large reg_covar on purpose
@@ -97,16 +101,30 @@ def _prior_regularised_em(X, spec, fit, sample_weight=None):
     scaling = _Scaling(spec.structure, np.zeros_like(scale), scale)
     scaled = scaling.standardise(X)
     weights = np.ones(len(X)) if sample_weight is None else sample_weight
+    if np.isnan(scaled).any():  # missing entries: the spread of the observed ones
+        from ._missing import mean_imputed
+
+        scaled = mean_imputed(scaled, weights)
     spread = np.average((scaled - np.average(scaled, axis=0, weights=weights)) ** 2, axis=0,
                         weights=weights)
     reg_covar = max(0.1, 0.01 * float(np.max(spread)))
-    em = fit(scaled, reg_covar)
+    em = fit(scaled, reg_covar, _em_fixed(spec, scaling))
     em._set_parameters(scaling.to_original(
         (em.weights_, em.means_, em.covariances_, em.precisions_cholesky_)))
+    em.set_params(fixed=_em_fixed(spec))  # in the data's units again
     total = float(weights.sum())
     em._set_trace(em.log_likelihood_trace_ - scaling.log_jacobian * total, total)
     return em, {"method": "prior-regularised-em", "reg_covar": reg_covar,
                 "prior_scale": scale.tolist()}
+
+
+def _em_fixed(spec, scaling=None):
+    """The model's fixed parameters as ``GaussianMixtureEM(fixed=...)`` takes them (in
+    ``scaling``'s standardised coordinates if given), or None: the start is then the
+    maximum over the free parameters, as the posterior is over them."""
+    if spec.fixed is None:
+        return None
+    return from_dict(spec.fixed.to_standardised(scaling).to_dict())
 
 
 def _prior_scale(spec):
@@ -192,7 +210,33 @@ def _start_points(em, spec, n_chains, rng):
             variances = variances * jitter
         point.update(_scale_start(spec, variances))
         starts.append(point)
-    return starts
+    return [_free_only(point, spec) for point in starts]
+
+
+def _free_only(point, spec):
+    """A start of the full model reduced to the free variables of a model with fixed
+    parameters (``bayesgmm.model``: ``weights_free``, ``means_free`` and the covariance
+    variables with ``_free``, of the free components only; none for what is all fixed)."""
+    fixed, K = spec.fixed, spec.n_components
+    if fixed is None:
+        return point
+    point = dict(point)
+    if fixed.weight_mask is not None:
+        weights = point.pop("weights")[~fixed.weight_mask]
+        if len(weights) > 1:  # one free weight is what the fixed leave: a constant
+            point["weights_free"] = weights / weights.sum()
+    if fixed.mean_mask is not None:
+        means = point.pop("means")[~fixed.mean_mask]
+        if len(means):
+            point["means_free"] = means
+    if fixed.covariance_mask is not None:
+        free = ~np.broadcast_to(fixed.covariance_mask, (K,))  # a shared layout: all fixed
+        for name in ("corr_chol", "sds", "sigmas", "variances"):
+            if name in point:
+                value = point.pop(name)
+                if free.any():
+                    point[name + "_free"] = value[free]
+    return point
 
 
 def _scale_start(spec, variances):
@@ -215,7 +259,8 @@ def _well_conditioned_correlations(covariances, min_eigenvalue=1e-3):
     sds = np.sqrt(np.diagonal(covariances, axis1=-2, axis2=-1))
     corr = covariances / (sds[..., :, None] * sds[..., None, :])
     smallest = np.linalg.eigvalsh(corr)[..., :1, None]  # (..., 1, 1)
-    shrink = np.clip((min_eigenvalue - smallest) / (1 - smallest), 0, 1)
+    gap = 1 - smallest  # 0 for uncorrelated features (a diagonal, e.g. fixed, covariance)
+    shrink = np.clip((min_eigenvalue - smallest) / np.where(gap > 0, gap, 1.0), 0, 1)
     corr = (1 - shrink) * corr + shrink * np.eye(corr.shape[-1])
     return corr * sds[..., :, None] * sds[..., None, :]
 
@@ -263,5 +308,7 @@ def _em_from_config(config, X, sample_weight=None):
                   len(X) if sample_weight is None else float(np.sum(sample_weight)))
     em.n_features_in_ = X.shape[1]
     em.converged_, em.n_iter_ = True, 0
-    em.prior_, em.log_prior_, em.n_missing_ = None, 0.0, 0
+    em.prior_, em.log_prior_, em.n_missing_ = None, 0.0, int(np.isnan(X).sum())
+    if config.get("fixed") is not None:  # absent before fixed parameters
+        em.set_params(fixed=from_dict(config["fixed"]))
     return em

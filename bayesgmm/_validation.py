@@ -269,6 +269,11 @@ def check_enough_samples(n_samples: int, n_components: int) -> None:
 # One checker per kind of argument, shared by the estimators, the priors and the
 # command line: each names the argument, says what was expected and what came.
 
+#: Accepted values of ``missing`` (the first is the default): what NaN in ``X`` means to
+#: the estimators and :func:`bayesgmm.build_model`.
+MISSING_OPTIONS = ("marginalize", "raise")
+
+
 def check_choice(name, value, valid):
     """``value`` is one of the strings ``valid``; returns it."""
     if not isinstance(value, str) or value not in valid:

@@ -17,6 +17,7 @@ re-exported from those modules.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -28,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._draws import (Memberships, membership_draws, pointwise_log_likelihood, replicate,
                      stacked_parameters)
+from ._fixed import from_dict
 from ._gaussian import DEFAULT_COVARIANCE_TYPE, get_covariance_structure
 from ._inference import (  # noqa: F401  (re-exported: imported from bayesgmm.bayes)
     BACKENDS,
@@ -50,7 +52,7 @@ from ._io import read_kind, write_atomically
 from ._pytensor import without_c_compiler
 from ._start import (_em_from_config, _em_posterior, _em_to_config, _fit_em, _given_em,
                      _start_points)
-from ._validation import (check_choice, check_integer, check_number, check_seed,
+from ._validation import (MISSING_OPTIONS, check_choice, check_integer, check_number, check_seed,
                           integer_weights, optional_sample_weight)
 from .diagnostics import (  # noqa: F401  (re-exported)
     EBFMI_MIN,
@@ -62,8 +64,8 @@ from .diagnostics import (  # noqa: F401  (re-exported)
     summary_table,
 )
 from .em import GaussianMixtureEM
-from .model import ModelSpec, as_array_and_names, build_model_from_spec, make_spec
-from .priors import as_priors, priors_from_dict, resolve_priors
+from .model import as_array_and_names, build_model_from_spec, make_spec, with_fixed
+from .priors import as_priors, priors_from_dict
 from .relabel import permute_components, stephens_relabel
 
 __all__ = ["GaussianMixtureBayes", "DiagnosticsWarning", "MAPConvergenceWarning", "METHODS"]
@@ -96,6 +98,33 @@ class GaussianMixtureBayes(BaseEstimator):
     order_by : str or int, optional
         Order the component means along this feature (an identifiability
         constraint). When given, draws are not relabelled.
+    missing : {"marginalize", "raise"}
+        What NaN in ``X`` means. ``"marginalize"`` (default, as
+        :class:`GaussianMixtureEM`'s): a missing entry, missing at random; each row's
+        likelihood is the marginal density of its observed features (the missing
+        entries integrated out inside the model's one masked log-density Op,
+        :mod:`bayesgmm._masked`), so the posterior is the one the observed entries
+        define, with the uncertainty of what is missing in it. The EM start is EM's
+        own marginalising fit; ``predict_proba``, ``membership``, the pointwise
+        log-likelihood (LOO, WAIC) take NaN rows too; :meth:`impute` draws the missing
+        entries from the posterior predictive. Rows with every entry missing are
+        refused. ``"raise"``: NaN is refused. Complete data fit the same either way.
+    fixed : dict, optional
+        Known parameters, as ``GaussianMixtureEM(fixed=...)`` takes them: any of
+        ``"weights"`` (K,), ``"means"`` (K, D, whole rows) and ``"covariances"`` (the
+        structure's layout: per component for full, diag and spherical, all together
+        for tied), NaN marking what is estimated. Stored as given and checked by
+        ``fit`` with EM's checks and messages. They are constants of the model, not
+        priors (:func:`bayesgmm.build_model`): the posterior is the conditional one
+        given them, every draw holds them exactly, and the free weights share the mass
+        the fixed leave. The EM start ``em_`` is fitted with the same ``fixed``. Draws
+        are relabelled only among interchangeable components (those whose weights,
+        means and covariances are each free in both or fixed to equal values): a
+        permutation across them would move a known value to another component, and
+        components that are all told apart are not relabelled. Saved and loaded with
+        the fit. Refused with ``order_by`` and with the ``ConjugatePrior``; fixing every
+        parameter is refused (as EM does); ``log_evidence`` takes ``method="smc"``
+        only (bridge sampling averages over all relabellings).
     random_state : int or None
         Seeds EM, the chains' starting points and the sampler.
 
@@ -153,11 +182,13 @@ class GaussianMixtureBayes(BaseEstimator):
     """
 
     def __init__(self, n_components=1, *, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=None,
-                 order_by=None, random_state=None):
+                 order_by=None, missing="marginalize", fixed=None, random_state=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.priors = priors
         self.order_by = order_by
+        self.missing = missing
+        self.fixed = fixed
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
@@ -240,14 +271,16 @@ class GaussianMixtureBayes(BaseEstimator):
             hint=" (the NUTS step size is adapted to this mean acceptance rate; 0.9 to 0.99 "
                  "against divergences)")
         check_seed("random_state", self.random_state)
+        check_choice("missing", self.missing, MISSING_OPTIONS)
         if em is not None and not isinstance(em, GaussianMixtureEM):
             raise ValueError(f"em must be a fitted GaussianMixtureEM or None, got "
                              f"{type(em).__name__}.")
 
-        X, names = as_array_and_names(X)
+        X, names = as_array_and_names(X, missing=self.missing)
         weights = optional_sample_weight(sample_weight, X.shape[0])
         spec = make_spec(X, self.n_components, self.covariance_type, self.priors,
                          self.order_by, names, sample_weight=weights)  # every check first
+        spec = with_fixed(spec, self.fixed)
         seeds = np.random.SeedSequence(self.random_state).generate_state(4)
         if em is None:
             self.em_, self.start_ = _fit_em(X, spec, int(seeds[0]), sample_weight=weights)
@@ -292,7 +325,9 @@ class GaussianMixtureBayes(BaseEstimator):
         reference = self.em_.predict_proba(X)
         params = stacked_parameters(posterior, self.spec_)
         membership = Memberships(self._X, params, self.spec_)
-        result = stephens_relabel(membership, reference,
+        fixed = self.spec_.fixed  # fixed values make components tell apart: see fixed=
+        groups = None if fixed is None else fixed.exchangeable_groups(self.spec_.n_components)
+        result = stephens_relabel(membership, reference, groups=groups,
                                   sample_weight=getattr(self, "sample_weight_", None))
         self.relabel_ = {"n_permuted": result.n_permuted, "n_iterations": result.n_iterations,
                          "converged": result.converged, "method": "stephens-kl"}
@@ -331,10 +366,13 @@ class GaussianMixtureBayes(BaseEstimator):
             "priors": as_priors(self.priors).to_dict(),
             "resolved_priors": spec.priors.priors.to_dict(),
             "order_by": spec.order_by,
+            "fixed": None if spec.fixed is None else spec.fixed.to_dict(),
             "random_state": self.random_state if isinstance(self.random_state, int) else None,
             "center": spec.center.tolist(),
             "feature_names": list(spec.feature_names),
             "weighted": spec.weighted,
+            "missing": self.missing,
+            "n_missing": int(np.isnan(self._X).sum()),
             "sum_of_weights": float(len(self._X) if self.sample_weight_ is None
                                     else self.sample_weight_.sum()),
             "integer_weights": integer_weights(self.sample_weight_),
@@ -357,7 +395,7 @@ class GaussianMixtureBayes(BaseEstimator):
 
     def _check_X(self, X):
         check_is_fitted(self, "idata_")
-        X, names = as_array_and_names(X)
+        X, names = as_array_and_names(X, missing=getattr(self, "missing", "raise"))
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the model was fitted with "
@@ -406,6 +444,62 @@ class GaussianMixtureBayes(BaseEstimator):
             out["upper"] = interval.isel(ci_bound=1, drop=True)
         else:
             out["lower"] = out["upper"] = out["mean"]
+        out.attrs["hdi_prob"] = hdi_prob
+        return out
+
+    def impute(self, X=None, *, hdi_prob=0.94, random_state=None):
+        """Posterior predictive draws of the missing (NaN) entries, with intervals.
+
+        For every posterior draw ``theta`` and row, a component is drawn from the row's
+        membership probabilities given its observed entries and ``theta``, then the
+        missing entries from that component's Gaussian conditional on the observed
+        ones: draws of ``p(x_M | x_O, data)``, which carry both the uncertainty of a
+        missing value given the parameters and that of the parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), optional
+            Rows with NaN for missing entries; by default the data the model was fitted
+            to.
+        hdi_prob : float
+            Probability of the highest-density interval of each entry.
+        random_state : int, optional
+            Seeds the draws.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``draws`` (chain, draw, obs_id, feature): the completed data of every
+            posterior draw; ``mean`` (obs_id, feature): the posterior mean of
+            ``E[x_M | x_O, theta]`` (averaged over draws: less Monte Carlo error
+            than the draws' mean); ``lower``, ``upper``: the HDI of the draws;
+            ``missing``: True at the missing entries. Observed entries are copied
+            into every variable.
+        """
+        import arviz as az
+
+        from ._draws import impute_draws
+
+        hdi_prob = check_hdi_prob(hdi_prob)
+        check_seed("random_state", random_state)
+        X = self._X if X is None else self._check_X(X)
+        draws, mean = impute_draws(self.posterior, X, self.spec_,
+                                   np.random.SeedSequence(random_state).generate_state(1)[0])
+        posterior = self.posterior
+        chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
+                  "obs_id": np.arange(len(X)), "feature": list(self.spec_.feature_names)}
+        da = xr.DataArray(draws.reshape(chains, n_draws, *X.shape),
+                          dims=("chain", "draw", "obs_id", "feature"), coords=coords)
+        out = xr.Dataset({"draws": da, "mean": (("obs_id", "feature"), mean)},
+                         coords={k: coords[k] for k in ("obs_id", "feature")})
+        if chains * n_draws > 2:
+            interval = az.hdi(da, prob=hdi_prob)
+            out["lower"] = interval.isel(ci_bound=0, drop=True)
+            out["upper"] = interval.isel(ci_bound=1, drop=True)
+        else:
+            out["lower"] = out["upper"] = out["mean"]
+        out["missing"] = (("obs_id", "feature"), np.isnan(X))
         out.attrs["hdi_prob"] = hdi_prob
         return out
 
@@ -538,6 +632,11 @@ class GaussianMixtureBayes(BaseEstimator):
         if self.spec_.order_by is not None:
             raise ValueError("the log evidence needs the exchangeable prior: refit without "
                              "order_by (the ordered-means prior is not normalised).")
+        if method == "bridge" and self.spec_.fixed is not None:
+            raise ValueError(
+                "bridge sampling is not available for a fit with fixed parameters: its "
+                "proposal is averaged over every relabelling of the components, which "
+                "fixed values make distinguishable. Use log_evidence(method='smc').")
         if method == "bridge":
             fitted_by = self.idata_.attrs.get("method")
             if fitted_by != "nuts":
@@ -673,7 +772,9 @@ class GaussianMixtureBayes(BaseEstimator):
         config = json.loads(tree.attrs["config"])
         model = cls(config["n_components"], covariance_type=config["covariance_type"],
                     priors=priors_from_dict(config["priors"]),
-                    order_by=config["order_by"], random_state=config["random_state"])
+                    order_by=config["order_by"], missing=config.get("missing", "marginalize"),
+                    fixed=None if config.get("fixed") is None else from_dict(config["fixed"]),
+                    random_state=config["random_state"])
         X = tree["observed_data"]["obs"].values
         observed = tree["observed_data"]
         weights = (np.asarray(observed["sample_weight"].values, dtype=float)
@@ -681,14 +782,11 @@ class GaussianMixtureBayes(BaseEstimator):
         model._X = X
         model.sample_weight_ = weights
         model._cache = {}
-        model.spec_ = ModelSpec(
-            config["n_components"], get_covariance_structure(config["covariance_type"]),
-            resolve_priors(priors_from_dict(config["priors"]), X, config["n_components"],
-                           get_covariance_structure(config["covariance_type"]),
-                           sample_weight=weights),
-            tuple(config["feature_names"]), np.asarray(config["center"]), config["order_by"],
-            weighted=weights is not None,
-        )
+        spec = make_spec(X, config["n_components"], config["covariance_type"],
+                         priors_from_dict(config["priors"]), config["order_by"],
+                         config["feature_names"], sample_weight=weights)
+        model.spec_ = with_fixed(dataclasses.replace(spec, center=np.asarray(config["center"])),
+                                 model.fixed)
         model.em_ = _em_from_config(config, X, weights)
         model.relabel_ = config["relabel"]
         model.start_ = config.get("start", {"method": "em"})

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ._gaussian import (DEFAULT_COVARIANCE_TYPE, bayesian_covariance_names,
                         valid_covariance_names)
+from ._validation import MISSING_OPTIONS
 
 PROG = "bayesgmm"
 COVARIANCE_CHOICES = valid_covariance_names()
@@ -333,13 +334,13 @@ def _output(path):
         raise InputError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _check_data(X, n_components=1, weights=None):
+def _check_data(X, n_components=1, weights=None, missing="raise"):
     """Input problems found before any fitting: exit code 2 with the checker's message."""
     from ._validation import check_enough_samples
     from .model import as_array_and_names
 
     try:
-        array, _ = as_array_and_names(X)
+        array, _ = as_array_and_names(X, missing=missing)
         check_enough_samples(array.shape[0] if weights is None
                              else int(np.count_nonzero(weights)), n_components)
     except ValueError as error:
@@ -400,6 +401,7 @@ def _model_figure(model, X, title):
     from . import plots
 
     n_features = model.n_features_in_
+    X = X[~np.isnan(np.asarray(X, dtype=float)).any(axis=1)]  # a point needs every coordinate
     if n_features == 1:
         fig = plots.plot_density(model, X).figure
     elif n_features == 2:
@@ -442,6 +444,11 @@ def main(ctx, quiet, debug):
 @click.option("--weights", metavar="COLUMN",
               help="Column of sample weights (non-negative; an integer weight counts its row "
                    "that many times); not a feature.")
+@click.option("--missing", type=click.Choice(MISSING_OPTIONS), default=MISSING_OPTIONS[0],
+              show_default=True,
+              help="Empty cells (NaN): 'marginalize' fits the observed entries, each row's "
+                   "likelihood the marginal of its observed columns (missing at random); "
+                   "'raise' refuses them.")
 @click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--tune", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
@@ -452,8 +459,8 @@ def main(ctx, quiet, debug):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also write a figure (PNG).")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.pass_context
-def fit(ctx, data, components, covariance, method, columns, weights, draws, tune, chains,
-        seed, out, plot, force):
+def fit(ctx, data, components, covariance, method, columns, weights, missing, draws, tune,
+        chains, seed, out, plot, force):
     """Fit a mixture to DATA (CSV or Parquet) and save the result.
 
     With --weights COLUMN the fit maximises (EM) or samples with (MAP, NUTS, ADVI) the
@@ -462,7 +469,7 @@ def fit(ctx, data, components, covariance, method, columns, weights, draws, tune
     _check_outputs([("--out", out), ("--plot", plot)], force, inputs=[data])
     plot_format = _figure_format("--plot", plot)
     X, sample_weight = _read_data(data, columns, weights, min_rows=2)
-    _check_data(X, components, sample_weight)
+    _check_data(X, components, sample_weight, missing)
     if sample_weight is not None:
         _echo(f"weighted by column {weights.strip()!r}: {len(sample_weight)} rows, weights "
               f"summing to {sample_weight.sum():g}")
@@ -471,12 +478,13 @@ def fit(ctx, data, components, covariance, method, columns, weights, draws, tune
 
         model = _run(lambda: GaussianMixtureEM(
             components, covariance_type=covariance, n_init=5, tol=1e-6, max_iter=1000,
-            random_state=seed).fit(X, sample_weight=sample_weight), "EM")
+            missing=missing, random_state=seed).fit(X, sample_weight=sample_weight), "EM")
         _echo(_em_summary(model, X, sample_weight))
     else:
         from .bayes import GaussianMixtureBayes
 
-        model = GaussianMixtureBayes(components, covariance_type=covariance, random_state=seed)
+        model = GaussianMixtureBayes(components, covariance_type=covariance, missing=missing,
+                                     random_state=seed)
         quiet = ctx.obj["quiet"]
         _run(lambda: model.fit(X, method=method, sample_weight=sample_weight, draws=draws,
                                tune=tune, chains=chains, progressbar=not quiet),
@@ -574,6 +582,11 @@ def _parse_components(text):
 @click.option("--weights", metavar="COLUMN",
               help="Column of sample weights, given to every fit; not a feature. The "
                    "Bayesian criteria (LOO, WAIC) need integer weights.")
+@click.option("--missing", type=click.Choice(MISSING_OPTIONS), default=MISSING_OPTIONS[0],
+              show_default=True,
+              help="Empty cells (NaN): 'marginalize' fits the observed entries, each row's "
+                   "likelihood the marginal of its observed columns (missing at random); "
+                   "'raise' refuses them.")
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no sampling).")
 @click.option("--evidence", is_flag=True,
               help="Also the log evidence, Bayes factors and model probabilities.")
@@ -588,8 +601,8 @@ def _parse_components(text):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the criteria plot.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.pass_context
-def compare_command(ctx, data, components, covariance, columns, weights, em_only, evidence,
-                    evidence_method, draws, tune, chains, seed, out, plot, force):
+def compare_command(ctx, data, components, covariance, columns, weights, missing, em_only,
+                    evidence, evidence_method, draws, tune, chains, seed, out, plot, force):
     """Compare numbers of components and covariance types on DATA."""
     from ._loo import check_loo_weights
     from .compare import compare
@@ -598,7 +611,7 @@ def compare_command(ctx, data, components, covariance, columns, weights, em_only
     plot_format = _figure_format("--plot", plot)
     X, sample_weight = _read_data(data, columns, weights, min_rows=2)
     ks = _parse_components(components)
-    _check_data(X, max(ks), sample_weight)
+    _check_data(X, max(ks), sample_weight, missing)
     if not em_only:
         try:
             check_loo_weights(sample_weight)
@@ -614,7 +627,7 @@ def compare_command(ctx, data, components, covariance, columns, weights, em_only
         raise InputError(f"unknown covariance type(s) {unknown}; valid: {COVARIANCE_CHOICES}.")
     quiet = ctx.obj["quiet"]
     result = _run(lambda: compare(
-        X, ks, types, sample_weight=sample_weight, methods=("em",) if em_only else
+        X, ks, types, sample_weight=sample_weight, missing=missing, methods=("em",) if em_only else
         ("em", "bayes"), evidence=evidence, evidence_method=evidence_method, draws=draws,
         tune=tune, chains=chains,
         random_state=seed, progressbar=not quiet), "the comparison")

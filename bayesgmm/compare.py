@@ -268,9 +268,9 @@ class ModelComparison:
 
 
 def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
-            sample_weight=None, methods=METHODS, priors=None, evidence=False,
-            evidence_method="bridge", model_prior=None, n_init=5, draws=1000, tune=1000,
-            chains=4, nuts_sampler="auto",
+            sample_weight=None, missing="marginalize", methods=METHODS, priors=None,
+            evidence=False, evidence_method="bridge", model_prior=None, n_init=5, draws=1000,
+            tune=1000, chains=4, nuts_sampler="auto",
             smc_draws=1000, smc_chains=4, max_loo_refits=10, random_state=None,
             progressbar=True):
     """Fit a grid of mixtures by EM and NUTS and compare them by every criterion.
@@ -291,6 +291,12 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         ``w_n`` times (the repeated data's, a refit leaving out one copy: see
         :mod:`bayesgmm._loo`), which needs integer weights: with other weights the
         Bayesian methods are refused before any fit (use ``methods=("em",)``).
+    missing : {"marginalize", "raise"}
+        What NaN in ``X`` means, for every fit (``GaussianMixtureEM(missing=...)``,
+        ``GaussianMixtureBayes(missing=...)``): by default a missing entry, each row's
+        likelihood the marginal density of its observed features, so that BIC, AIC,
+        ICL, LOO and WAIC are all criteria of the observed-data likelihood (LOO leaves
+        out a whole row, its observed entries); ``"raise"`` refuses NaN.
     covariance_types : iterable of str
         Any of mclust's covariance families (EII, VII, EEI, VEI, EVI, VVI, EEE, VEE, EVE,
         VVE, EEV, VEV, EVV, VVV; E and V for one feature) or scikit-learn's names of four
@@ -337,7 +343,7 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
     -------
     ModelComparison
     """
-    array = as_array_and_names(X)[0]  # checks X; the fits get X as given
+    array = as_array_and_names(X, missing=missing)[0]  # checks X; the fits get X as given
     n_features = array.shape[1]
     weights = optional_sample_weight(sample_weight, array.shape[0])
 
@@ -392,14 +398,14 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
                    "n_parameters": _n_parameters(cov, k, n_features)}
             em = _try(row, "em_error", GaussianMixtureEM(
                 k, covariance_type=cov, n_init=n_init, tol=1e-6, max_iter=1000,
-                random_state=int(seed)).fit, X, sample_weight=weights)
+                missing=missing, random_state=int(seed)).fit, X, sample_weight=weights)
             fits = {} if em is None else {"em": em}
             if em is not None:
                 row.update(_em_criteria(em, X, weights))
             if "bayes" in methods:
                 advance(f"K={k}, {cov}: NUTS")
                 bayes = GaussianMixtureBayes(k, covariance_type=cov, priors=priors,
-                                             random_state=int(seed))
+                                             missing=missing, random_state=int(seed))
                 if _try(row, "bayes_error", bayes.fit, X, sample_weight=weights, em=em,
                         **nuts) is not None:
                     fits["bayes"] = bayes

@@ -57,8 +57,9 @@ def diagnose(idata, *, warn=True):
     Returns
     -------
     pandas.DataFrame
-        R-hat, bulk and tail ESS and the Monte Carlo standard error per parameter,
-        and in ``.attrs``: ``divergences``, ``max_treedepth_hits``, the lowest E-BFMI
+        R-hat, bulk and tail ESS and the Monte Carlo standard error per parameter
+        (no row for one equal in every draw: a fixed parameter), and in ``.attrs``:
+        ``divergences``, ``max_treedepth_hits``, the lowest E-BFMI
         (``min_ebfmi``) and the ``problems`` found. Thresholds: R-hat <= 1.01, ESS >=
         400, no divergence, E-BFMI >= 0.3.
     """
@@ -70,7 +71,13 @@ def diagnose(idata, *, warn=True):
             f"(this fit used method={idata.attrs.get('method')!r})."
         )
     ds = _summary_dataset(idata["posterior"].to_dataset())
-    table = az.summary(ds, kind="diagnostics", round_to="none")
+    constant = _constant_labels(ds)
+    with warnings.catch_warnings():
+        if constant:  # fixed parameters: no spread, so R-hat divides 0 by 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+        table = az.summary(ds, kind="diagnostics", round_to="none")
+    # a fixed parameter (the same in every draw) has nothing to diagnose: no row
+    table = table.drop(index=[label for label in constant if label in table.index])
     stats = idata["sample_stats"].to_dataset()
     divergences = _n_divergent(stats)
     depth_hits = int(stats["reached_max_treedepth"].sum()) \
@@ -362,6 +369,18 @@ def _summary_dataset(posterior):
     if "correlations" in posterior:
         ds = ds.assign(correlations=_correlation_pairs(posterior["correlations"]))
     return ds
+
+
+def _constant_labels(ds):
+    """The table labels (``means[0, x0]``) of the entries equal in every draw."""
+    labels = []
+    for name, var in ds.data_vars.items():
+        dims = [d for d in var.dims if d not in ("chain", "draw")]
+        spread = (var.max(("chain", "draw")) - var.min(("chain", "draw"))).transpose(*dims)
+        for index in np.argwhere(np.atleast_1d(spread.values == 0)):
+            coords = ", ".join(str(var[d].values[i]) for d, i in zip(dims, index))
+            labels.append(f"{name}[{coords}]" if dims else name)
+    return labels
 
 
 def _correlation_pairs(corr):

@@ -27,6 +27,7 @@ from ._gaussian import (
 )
 from ._hierarchical import hierarchical_classes, quantile_classes, standardise, svd_transform
 from ._validation import (
+    MISSING_OPTIONS,
     as_numeric_table,
     check_enough_samples,
     check_integer,
@@ -63,10 +64,6 @@ _FILE_KIND = "bayesgmm.GaussianMixtureEM"
 #: ``reg_covar`` larger than this fraction of a feature's variance (of the data EM
 #: works on) draws a :class:`RegularizationWarning`.
 REG_COVAR_WARNING_RATIO = 1e-3
-
-
-#: Accepted values of ``missing``.
-MISSING_OPTIONS = ("marginalize", "raise")
 
 
 class RegularizationWarning(UserWarning):

@@ -15,16 +15,17 @@ uses, and ``tests/test_start.py`` checks them against every built model).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from ._fixed import FixedParameters
 from ._gaussian import (DEFAULT_COVARIANCE_TYPE, BayesianParametrisation,
                         CovarianceStructure, get_covariance_structure, sample_mixture)
 from ._pytensor import configure_pytensor
-from ._validation import (as_numeric_table, check_enough_samples, check_feature, check_integer,
-                          optional_sample_weight)
+from ._validation import (MISSING_OPTIONS, as_numeric_table, check_choice, check_enough_samples,
+                          check_feature, check_integer, optional_sample_weight)
 from .priors import ConjugatePrior, ResolvedConjugatePrior, ResolvedPriors, resolve_priors
 
 __all__ = ["build_model", "ModelSpec"]
@@ -43,6 +44,13 @@ class ModelSpec:
     likelihood: str = "fused"
     #: The log-likelihood is ``sum_n w_n log p(x_n)`` (``pm.Data("sample_weight")``).
     weighted: bool = False
+    #: The data have missing (NaN) entries: each row's density is the marginal of its
+    #: observed features (:mod:`bayesgmm._masked`; ``pm.Data`` ``complete_rows``,
+    #: ``incomplete_rows``, their ``missing_pattern`` and the ``observed_features``).
+    missing: bool = False
+    #: Known parameters held constant (:class:`bayesgmm._fixed.FixedParameters`, checked
+    #: by :func:`with_fixed`), or None.
+    fixed: FixedParameters | None = None
 
     @property
     def n_features(self) -> int:
@@ -63,9 +71,11 @@ class ModelSpec:
         return self.parametrisation.kind
 
 
-def as_array_and_names(X, what="X"):
-    """A checked float array (n, D) and its feature names."""
-    table = as_numeric_table(X, what=what)
+def as_array_and_names(X, what="X", missing="raise"):
+    """A checked float array (n, D) and its feature names; ``missing="marginalize"``
+    accepts NaN as a missing entry (except in a row with every entry missing)."""
+    missing = check_choice("missing", missing, MISSING_OPTIONS)
+    table = as_numeric_table(X, what=what, allow_nan=missing == "marginalize")
     if isinstance(table, pd.DataFrame):
         return table.to_numpy(dtype=float), tuple(str(c) for c in table.columns)
     array = np.asarray(table, dtype=float)
@@ -98,14 +108,49 @@ def make_spec(X, n_components, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=N
             "order_by is not available with the ConjugatePrior (its means' prior depends "
             "on the covariances); leave order_by=None: the posterior is relabelled after "
             "sampling.")
+    missing = bool(np.isnan(X).any())
+    if missing:
+        if likelihood == "reference":
+            raise ValueError(
+                "likelihood='reference' needs complete data: X has missing (NaN) entries, "
+                "which only the fused likelihood marginalises; use likelihood='fused'.")
+        from ._missing import mean_imputed
+
+        # the data-scaled default priors and the centre from mean-imputed data, as EM's
+        # start and scale checks
+        X = mean_imputed(X, np.ones(len(X)) if weights is None else weights)
     resolved = resolve_priors(priors, X, n_components, structure, sample_weight=weights)
     center = X.mean(axis=0) if weights is None else (weights @ X) / weights.sum()
     return ModelSpec(int(n_components), structure, resolved, names, center, order_by,
-                     likelihood, weighted=weights is not None)
+                     likelihood, weighted=weights is not None, missing=missing)
+
+
+def with_fixed(spec, fixed):
+    """``spec`` holding the user's ``fixed`` (None: ``spec`` itself), checked before any
+    compiling by :meth:`FixedParameters.check` (the messages of
+    ``GaussianMixtureEM(fixed=...)``) and refused where it does not make sense."""
+    if fixed is None:
+        return spec
+    if spec.conjugate:
+        raise ValueError(
+            "fixed cannot be combined with the ConjugatePrior: its means' prior depends on "
+            "their covariances, so a known mean would still carry a prior term shaping its "
+            "covariance, and its start (MAP-EM) takes no fixed parameters, as "
+            "GaussianMixtureEM refuses fixed with a prior. Use the default priors "
+            "(priors=None or a GMMPriors).")
+    if spec.order_by is not None:
+        raise ValueError(
+            "fixed cannot be combined with order_by: ordering the means of every component "
+            "along one feature would contradict fixed means, and known parameters already "
+            "tell their components apart (the draws are relabelled only among "
+            "interchangeable components). Leave order_by=None.")
+    checked = FixedParameters.check(fixed, spec.structure, spec.n_components, spec.n_features)
+    return replace(spec, fixed=checked)
 
 
 def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, priors=None,
-                order_by=None, likelihood="fused", sample_weight=None):
+                order_by=None, likelihood="fused", sample_weight=None, missing="marginalize",
+                fixed=None):
     """Build the PyMC model of a Gaussian mixture with the labels marginalised.
 
     Parameters
@@ -142,6 +187,33 @@ def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, pri
         data-scaled default priors are the weighted data's too). Weights scale the
         data's information: weights summing to ``W`` give a posterior about as wide
         as ``W`` points would. See :meth:`GaussianMixtureBayes.fit`.
+    missing : {"marginalize", "raise"}
+        What NaN in ``X`` means. ``"marginalize"`` (default): a missing entry, missing
+        at random; each row's likelihood is the marginal density of its observed
+        features, ``log sum_k w_k N(x_O | mu_kO, Sigma_kOO)`` (the missing entries
+        integrated out, as EM's ``missing="marginalize"``), computed by one masked Op
+        (:mod:`bayesgmm._masked`) whatever the number of patterns; the data-scaled
+        default priors are those of the data with each missing entry set to its
+        column's mean. Rows with every entry missing are refused. ``"raise"``: NaN is
+        refused. Complete data give the same model either way.
+    fixed : dict, optional
+        Known parameters, as ``GaussianMixtureEM(fixed=...)`` takes them (same checks,
+        same messages): any of ``"weights"`` (K,), ``"means"`` (K, D, whole rows) and
+        ``"covariances"`` (the structure's layout: per component for full, diag and
+        spherical, else all of them), NaN marking what is estimated. They become
+        constants of the model, not priors: the free variables are those of the free
+        parameters only, their priors the full model's restricted to them. Free means
+        are ``means_free`` (free rows, ``Normal``); free weights, when two or more, are
+        ``(1 - sum of the fixed) * weights_free`` with ``weights_free ~
+        Dirichlet(alpha of the free components)`` (the full Dirichlet's conditional
+        given the fixed weights; one free weight is what the fixed leave, a constant);
+        free covariances are ``variances_free`` (or ``sds_free``, ``sigmas_free``) and
+        ``corr_chol_free`` of the free components. The deterministics ``weights``,
+        ``means``, ``sigmas``, ``correlations``, ``covariances`` and ``variances``
+        (InverseGamma priors) keep every component, so all that reads a fit is
+        unchanged. Refused before anything is compiled: a wrong shape, weights outside
+        [0, 1] or not summing to 1, a covariance not positive definite, fixing every
+        parameter, and ``fixed`` with ``order_by`` or the ``ConjugatePrior``.
 
     Returns
     -------
@@ -169,11 +241,17 @@ def build_model(X, n_components, *, covariance_type=DEFAULT_COVARIANCE_TYPE, pri
     >>> model = build_model(datasets.load_faithful(), 2, covariance_type="diag")
     >>> sorted(model.named_vars)[:3]
     ['X', 'covariances', 'means']
+    >>> nan = float("nan")
+    >>> known = build_model(datasets.load_faithful(), 2, covariance_type="diag",
+    ...                     fixed={"means": [[4.3, 80.0], [nan, nan]]})
+    >>> [rv.name for rv in known.free_RVs]
+    ['weights', 'means_free', 'variances']
     """
-    array, names = as_array_and_names(X)
+    array, names = as_array_and_names(X, missing=missing)
     weights = optional_sample_weight(sample_weight, array.shape[0])
     spec = make_spec(array, n_components, covariance_type, priors, order_by, names, likelihood,
                      sample_weight=weights)
+    spec = with_fixed(spec, fixed)
     return build_model_from_spec(array, spec, sample_weight=weights)
 
 
@@ -206,9 +284,21 @@ def build_model_from_spec(X, spec: ModelSpec, sample_weight=None):
     # priors are checked in make_spec: PyMC's bounds checks could never fail, and
     # leaving them out takes 7 nodes and 5% off each log-density+gradient.
     with pm.Model(coords=coords, check_bounds=False) as model:
-        data = pm.Data("X", X, dims=("obs_id", "feature"), shape=(None, D))
+        # pm.Data takes no NaN: a missing entry is stored as 0, never read (the
+        # pattern says which entries are observed)
+        data = pm.Data("X", np.nan_to_num(X, nan=0.0) if spec.missing else X,
+                       dims=("obs_id", "feature"), shape=(None, D))
         weights_data = None if sample_weight is None else pm.Data(
             "sample_weight", np.asarray(sample_weight, dtype=float), dims="obs_id", shape=(None,))
+        if spec.missing:
+            from ._masked import mixture_log_density_with_missing, split_rows
+
+            complete, incomplete, pattern, observed = split_rows(X)
+            rows = (None if len(complete) == 0 else
+                    pm.Data("complete_rows", complete, shape=(None,)),
+                    pm.Data("incomplete_rows", incomplete, shape=(None,)),
+                    pm.Data("missing_pattern", pattern, shape=(None,)),
+                    pm.Data("observed_features", observed, shape=(None, D)))
         # Data-dependent constants are pm.Data too: a new data set of the same
         # shape then reuses the compiled graph (and the disk cache) unchanged.
         if spec.conjugate:
@@ -217,8 +307,7 @@ def build_model_from_spec(X, spec: ModelSpec, sample_weight=None):
             cov_chol, prec_chol, means = _conjugate(pm, pt, spec)
         else:
             hyper = _hyperparameters(pm, priors)
-            weights = pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component",
-                                   default_transform=FusedSimplex())
+            weights = _weights(pm, pt, spec, hyper)
             means = _means(pm, pt, spec, hyper)
             cov_chol, prec_chol = _covariance(pm, pt, spec, hyper)
         if spec.likelihood == "fused":
@@ -227,6 +316,9 @@ def build_model_from_spec(X, spec: ModelSpec, sample_weight=None):
             params, signature, chol_shape = cov_chol, "(k),(k,d),(k,d,d)->(d)", (K, D, D)
 
             def log_density(value, log_w, mu, chol):
+                if spec.missing:
+                    return mixture_log_density_with_missing(value, rows, log_w, mu, chol,
+                                                            diagonal=diagonal)
                 return mixture_log_density(value, log_w, mu, chol, diagonal=diagonal)
 
             def draw(weights, mu, chol, n, rng):
@@ -278,9 +370,48 @@ def _hyperparameters(pm, priors):
             for name, value in values.items()}
 
 
+def _weights(pm, pt, spec, hyper):
+    """``Dirichlet(alpha)`` weights; with fixed weights, the free components share what
+    the fixed leave, ``(1 - sum fixed) * Dirichlet(alpha_free)`` (the conditional of the
+    full Dirichlet given the fixed weights), a constant when one or none is free."""
+    from ._transforms import FusedSimplex
+
+    K, fixed = spec.n_components, spec.fixed
+    if fixed is None or fixed.weight_mask is None:
+        return pm.Dirichlet("weights", a=hyper["alpha"], shape=(K,), dims="component",
+                            default_transform=FusedSimplex())
+    free = np.flatnonzero(~fixed.weight_mask)
+    values = np.where(fixed.weight_mask, np.nan_to_num(fixed.weights), 0.0)
+    rest = 1.0 - values.sum()
+    if len(free) <= 1:
+        values[free] = rest
+        return pm.Deterministic("weights", pt.as_tensor(values), dims="component")
+    shares = pm.Dirichlet("weights_free", a=hyper["alpha"][free], shape=(len(free),),
+                          default_transform=FusedSimplex())
+    return pm.Deterministic("weights", _held(pt, values, free, rest * shares),
+                            dims="component")
+
+
+def _held(pt, values, free, free_values):
+    """The constant ``values`` with the entries ``free`` (first axis) taken from
+    ``free_values``; ``values`` itself when none is free."""
+    values = pt.as_tensor(np.asarray(values, dtype=np.float64))
+    if len(free) == 0:
+        return values
+    return pt.set_subtensor(values[free], free_values)
+
+
 def _means(pm, pt, spec, hyper):
     priors, K, D = spec.priors, spec.n_components, spec.n_features
     mu, sigma = hyper["means_mu"], hyper["means_sigma"]
+    fixed = spec.fixed
+    if fixed is not None and fixed.mean_mask is not None:  # order_by is refused with fixed
+        free = np.flatnonzero(~fixed.mean_mask)
+        rows = None if len(free) == 0 else pm.Normal(
+            "means_free", mu=mu[free], sigma=sigma[free], shape=(len(free), D))
+        values = np.where(fixed.mean_mask[:, None], np.nan_to_num(fixed.means), 0.0)
+        return pm.Deterministic("means", _held(pt, values, free, rows),
+                                dims=("component", "feature"))
     if spec.order_by is None:
         return pm.Normal("means", mu=mu, sigma=sigma, shape=(K, D),
                          dims=("component", "feature"))
@@ -318,13 +449,18 @@ def _covariance(pm, pt, spec, hyper):
     K, D, param = spec.n_components, spec.n_features, spec.parametrisation
     shape, dims = param.scale_shape(K, D), param.scale_dims
     n_cov = 1 if param.shared else K  # distinct covariances
+    held = _held_covariances(spec)  # None, or (free components, fixed full covariances)
     if param.kind == "matrix":
-        # Standard deviations and correlations apart (the LKJCholeskyCov prior,
-        # sampled in better coordinates: benchmarks/parametrisation.py).
-        sds = _scales(pm, pt, spec.priors, hyper, "sds", shape, dims)
-        corr_chol = pm.LKJCorr("corr_chol", n=D, eta=hyper["eta"], shape=(*shape[:-1], D, D),
-                               dims=(*dims[:-1], "feature", "feature2"),
-                               default_transform=FusedCholeskyCorr(D))
+        if held is None:
+            # Standard deviations and correlations apart (the LKJCholeskyCov prior,
+            # sampled in better coordinates: benchmarks/parametrisation.py).
+            sds = _scales(pm, pt, spec.priors, hyper, "sds", shape, dims)
+            corr_chol = pm.LKJCorr("corr_chol", n=D, eta=hyper["eta"],
+                                   shape=(*shape[:-1], D, D),
+                                   dims=(*dims[:-1], "feature", "feature2"),
+                                   default_transform=FusedCholeskyCorr(D))
+        else:
+            sds, corr_chol = _held_scales(pm, pt, spec, hyper, *held)
         cov_chol = (sds[..., :, None] * corr_chol).reshape((n_cov, D, D))  # cov = L L^T
         corr_chol = corr_chol.reshape((n_cov, D, D))
         corr = corr_chol @ pt.swapaxes(corr_chol, 1, 2)
@@ -333,7 +469,8 @@ def _covariance(pm, pt, spec, hyper):
         pm.Deterministic("correlations", pt.broadcast_to(corr, (K, D, D)),
                          dims=("component", "feature", "feature2"))
     else:
-        sigmas = _scales(pm, pt, spec.priors, hyper, "sigmas", shape, dims)
+        sigmas = (_scales(pm, pt, spec.priors, hyper, "sigmas", shape, dims) if held is None
+                  else _held_scales(pm, pt, spec, hyper, *held))
         per_feature = sigmas[:, None] if param.kind == "single" else sigmas
         per_feature = pt.broadcast_to(per_feature, (n_cov, D))
         cov_chol = per_feature[:, :, None] * pt.eye(D)
@@ -348,6 +485,54 @@ def _covariance(pm, pt, spec, hyper):
         upper = pt.swapaxes(solve_triangular(cov_chol, eye, lower=True), 1, 2)
         prec_chol = spec.structure.from_full(upper, xp=pt)
     return pt.broadcast_to(cov_chol, (K, D, D)), prec_chol
+
+
+def _held_covariances(spec):
+    """With fixed covariances: the free components (indices, none for a shared layout)
+    and every component's covariance as a full matrix (K, D, D), the free ones' entries
+    placeholders. None without fixed covariances."""
+    fixed = spec.fixed
+    if fixed is None or fixed.covariance_mask is None:
+        return None
+    K, D = spec.n_components, spec.n_features
+    mask = np.broadcast_to(fixed.covariance_mask, (K,))
+    full = spec.structure.to_full(np.nan_to_num(fixed.covariances, nan=1.0), K, D)
+    return np.flatnonzero(~mask), np.where(mask[:, None, None], full, np.eye(D))
+
+
+def _held_scales(pm, pt, spec, hyper, free, full):
+    """The scales of :func:`_covariance` with fixed covariances: constants for the fixed
+    components, and for the free ones the full model's prior on them alone (free
+    variables ``sds_free``/``sigmas_free`` or ``variances_free``, and ``corr_chol_free``).
+    Matrix kinds: (sds, corr_chol) of the full model's shapes; else the ``sigmas``
+    (deterministic). Records ``variances`` (every component) under InverseGamma priors."""
+    from ._transforms import FusedCholeskyCorr
+
+    K, D, param = spec.n_components, spec.n_features, spec.parametrisation
+    shape, dims = param.scale_shape(K, D), param.scale_dims
+    n_free = len(free)
+    if param.kind == "matrix":
+        fixed_sds, fixed_corr_chol = sds_and_corr_chol(full)
+        n_cov = 1 if param.shared else K
+        sds_free = corr_free = None
+        if n_free:  # per-component families only (a shared layout is fixed whole)
+            sds_free = _scales(pm, pt, spec.priors, hyper, "sds", (n_free, D), None,
+                               suffix="_free")
+            corr_free = pm.LKJCorr("corr_chol_free", n=D, eta=hyper["eta"],
+                                   shape=(n_free, D, D), default_transform=FusedCholeskyCorr(D))
+        sds = _held(pt, fixed_sds[:n_cov].reshape(shape), free, sds_free)
+        corr_chol = _held(pt, fixed_corr_chol[:n_cov].reshape((*shape[:-1], D, D)), free,
+                          corr_free)
+        scales = (sds, corr_chol)
+    else:
+        sigmas_free = None if n_free == 0 else _scales(
+            pm, pt, spec.priors, hyper, "sigmas", (n_free, *shape[1:]), None, suffix="_free")
+        sds = pm.Deterministic(
+            "sigmas", _held(pt, np.sqrt(param.variances(full)), free, sigmas_free), dims=dims)
+        scales = sds
+    if spec.priors.scale == "inversegamma":
+        pm.Deterministic("variances", sds**2, dims=dims)
+    return scales
 
 
 #: Potentials with this suffix are changes of variables (the density of the sampled
@@ -446,14 +631,15 @@ def pack_log_cholesky(covariances):
                            chol[..., rows, cols]], axis=-1)
 
 
-def _scales(pm, pt, priors, hyper, name, shape, dims):
+def _scales(pm, pt, priors, hyper, name, shape, dims, suffix=""):
     """Standard deviations called ``name``: HalfNormal ones, or the square roots of
-    InverseGamma ``variances`` (the free variable then; ``name`` is deterministic)."""
+    InverseGamma ``variances`` (the free variable then; ``name`` is deterministic).
+    ``suffix`` is added to both names (``"_free"``: the free components' only)."""
     if priors.scale == "halfnormal":
-        return pm.HalfNormal(name, sigma=hyper["sd_sigma"], shape=shape, dims=dims)
-    variances = pm.InverseGamma("variances", alpha=hyper["ig_alpha"], beta=hyper["ig_beta"],
-                                shape=shape, dims=dims)
-    return pm.Deterministic(name, pt.sqrt(variances), dims=dims)
+        return pm.HalfNormal(name + suffix, sigma=hyper["sd_sigma"], shape=shape, dims=dims)
+    variances = pm.InverseGamma("variances" + suffix, alpha=hyper["ig_alpha"],
+                                beta=hyper["ig_beta"], shape=shape, dims=dims)
+    return pm.Deterministic(name + suffix, pt.sqrt(variances), dims=dims)
 
 
 def sds_and_corr_chol(covariances):

@@ -38,7 +38,7 @@ class RelabelResult:
     converged: bool
 
 
-def stephens_relabel(membership, reference, *, max_iter=50, sample_weight=None):
+def stephens_relabel(membership, reference, *, max_iter=50, sample_weight=None, groups=None):
     """Stephens' KL relabelling.
 
     Parameters
@@ -53,6 +53,11 @@ def stephens_relabel(membership, reference, *, max_iter=50, sample_weight=None):
     sample_weight : ndarray of shape (n_samples,), optional
         The fit's sample weights: each point's KL divergence counts with its weight
         (an integer weight as that many copies of the point; zero: not at all).
+    groups : ndarray of shape (K,), optional
+        A label per component: components are permuted only among those with the same
+        label (the interchangeable ones of a model with fixed parameters,
+        :meth:`bayesgmm._fixed.FixedParameters.exchangeable_groups`). Default: all of
+        them.
 
     Returns
     -------
@@ -64,6 +69,8 @@ def stephens_relabel(membership, reference, *, max_iter=50, sample_weight=None):
         get, n_draws = membership.__getitem__, len(membership)
     K = reference.shape[1]
     identity = np.arange(K)
+    blocks = [identity] if groups is None else [
+        np.flatnonzero(np.asarray(groups) == g) for g in np.unique(groups)]
     permutations = np.tile(identity, (n_draws, 1))
     consensus = reference
     converged = False
@@ -77,8 +84,7 @@ def stephens_relabel(membership, reference, *, max_iter=50, sample_weight=None):
             p = np.asarray(get(i), dtype=float)
             # cost[j, k] = -sum_n p[n, j] log q[n, k]; the entropy of p does not
             # depend on the permutation
-            _, columns = linear_sum_assignment(-(p.T @ log_q))
-            new[i] = np.argsort(columns)
+            new[i] = _best_permutation(-(p.T @ log_q), blocks)
             total += p[:, new[i]]
         consensus = total / n_draws
         changed = np.any(new != permutations)
@@ -88,6 +94,16 @@ def stephens_relabel(membership, reference, *, max_iter=50, sample_weight=None):
             break
     n_permuted = int(np.sum(np.any(permutations != identity, axis=1)))
     return RelabelResult(permutations, n_permuted, iteration, converged)
+
+
+def _best_permutation(cost, blocks):
+    """The permutation (``perm[k]``: the component that becomes k) minimising
+    ``sum_j cost[j, to(j)]``, components moved only within their block."""
+    permutation = np.arange(len(cost))
+    for block in blocks:
+        _, columns = linear_sum_assignment(cost[np.ix_(block, block)])
+        permutation[block[columns]] = block  # row block[r] goes to block[columns[r]]
+    return permutation
 
 
 def permute_components(dataset: xr.Dataset, permutations, *, sample_dims=("chain", "draw")):

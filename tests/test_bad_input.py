@@ -418,6 +418,19 @@ def _add_off_diagonal(amount, symmetric=True):
     return change
 
 
+def _both(*edits):
+    def edit(tree):
+        for one in edits:
+            one(tree)
+    return edit
+
+
+def _set_observed(change):
+    def edit(tree):
+        change(tree["observed_data"]["obs"].values)
+    return edit
+
+
 def _set_attr(name, value):
     def edit(tree):
         tree.attrs[name] = value
@@ -455,6 +468,15 @@ BAYES_EDITS = {
     "forged kind": (_set_attr("bayesgmm_kind", "bayesgmm.GaussianMixtureEM"),
                     "lacks the 'params' attribute"),
     "no data": (_drop_group("observed_data"), "it has no 'observed_data' group"),
+    "a deleted entry": (_set_observed(lambda v: v.__setitem__((0, 1), np.nan)),
+                        "observed_data/obs has 1 missing entries where the configuration "
+                        "says 0"),
+    "an infinite entry": (_set_observed(lambda v: v.__setitem__((0, 1), np.inf)),
+                          "observed_data/obs has infinite values"),
+    "an empty row": (_set_observed(lambda v: v.__setitem__(2, np.nan)),
+                     "observed_data/obs has 1 row(s) with every entry missing"),
+    "NaN in a fit refusing it": (_both(_set_config("missing", "raise"), _set_observed(
+        lambda v: v.__setitem__((0, 1), np.nan))), "observed_data/obs has 1 NaN or infinite"),
     "no posterior": (_drop_group("posterior"), "it has no 'posterior' group"),
 }
 

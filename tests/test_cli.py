@@ -66,8 +66,13 @@ def test_bad_input_is_one_line_with_exit_code_2(tmp_path, faithful_csv):
     frame = datasets.load_faithful()
     frame.iloc[3, 1] = np.nan
     frame.to_csv(tmp_path / "nan.csv", index=False)
-    message = one_line_error(run("fit", tmp_path / "nan.csv", "--out", tmp_path / "a.nc"), 2)
+    message = one_line_error(run("fit", tmp_path / "nan.csv", "--missing", "raise", "--out",
+                                 tmp_path / "a.nc"), 2)
     assert "NaN" in message and "waiting" in message
+    frame.iloc[:, :] = np.nan
+    frame.to_csv(tmp_path / "empty.csv", index=False)
+    message = one_line_error(run("fit", tmp_path / "empty.csv", "--out", tmp_path / "a.nc"), 2)
+    assert "every feature missing" in message
     message = one_line_error(run("fit", faithful_csv, "--columns", "eruptions,height",
                                  "--out", tmp_path / "a.nc"), 2)
     assert "height" in message and "eruptions" in message
@@ -518,3 +523,17 @@ def test_predict_of_a_damaged_result_is_one_line(faithful_csv, tmp_path):
     out.write_bytes(bytes(data))
     message = one_line_error(run("predict", out, faithful_csv, "--out", tmp_path / "p.csv"), 2)
     assert str(out) in message
+
+
+def test_missing_entries_are_marginalised_by_default(tmp_path):
+    frame = datasets.load_faithful()
+    frame.iloc[[3, 10, 50], 1] = np.nan
+    frame.to_csv(tmp_path / "nan.csv", index=False)
+    result = run("fit", tmp_path / "nan.csv", "--components", "2", "--seed", "0",
+                 "--out", tmp_path / "a.nc", "--plot", tmp_path / "a.png")
+    assert result.exit_code == 0, result.output
+    model = GaussianMixtureEM.load(tmp_path / "a.nc")
+    expected = GaussianMixtureEM(2, n_init=5, tol=1e-6, max_iter=1000, random_state=0).fit(
+        frame)
+    assert model.n_missing_ == 3
+    assert model.log_likelihood_ == pytest.approx(expected.log_likelihood_, rel=1e-10)

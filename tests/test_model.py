@@ -149,7 +149,7 @@ def test_nan_is_refused_before_building(faithful):
     X = faithful.copy()
     X.iloc[3, 1] = np.nan
     with pytest.raises(ValueError, match=r"1 NaN \(column 'waiting': 1\)"):
-        build_model(X, 2)
+        build_model(X, 2, missing="raise")
 
 
 
