@@ -204,6 +204,15 @@ class FixedParameters:
             means[self.mean_mask] = self.means[self.mean_mask]
         return weights, means, self.covariances_from(covariances)
 
+    def holds(self, weights, means, covariances):
+        """Whether parameters (EM's attributes, this structure's layout) have these fixed
+        values (to rounding: a fit on standardised data maps them back)."""
+        pairs = [(value, mask, actual) for value, mask, actual in (
+            (self.weights, self.weight_mask, weights), (self.means, self.mean_mask, means),
+            (self.covariances, self.covariance_mask, covariances)) if value is not None]
+        return all(np.allclose(np.asarray(actual, dtype=np.float64)[mask], value[mask],
+                               rtol=1e-9, atol=0.0) for value, mask, actual in pairs)
+
     def to_dict(self):
         """JSON-ready values (NaN as None) for a saved fit."""
         return {name: np.where(np.isnan(value), None, value).tolist()

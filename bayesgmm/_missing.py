@@ -11,11 +11,26 @@ expectations given x_O and k:
     E[x x^T]     = x~ x~^T + [0 0; 0 C_k]               (x~: x with x_M := E[x_M])
 
 (McLachlan and Krishnan 2008, section 2.2). The complete rows keep the block engine of
-:mod:`bayesgmm.em`; the others are grouped by their pattern of missing features, so
-that each pattern is a few batched products over its rows and components. Their
-second moments are mapped onto each covariance family's features by
+:mod:`bayesgmm.em`; the others are sorted by their pattern of missing features and
+computed the block engine's way, by matrix products on expanded rows. Each row becomes
+``z = [x - c_k; 1]`` (c_k the centre of component k's moments, missing entries 0) and
+its products ``q(z) = (z_i z_j), i <= j``:
+
+- the E-step: ``log w_k + log N(x_O; mu_kO, Sigma_kOO)`` is a quadratic form in z, so a
+  pattern's log joint densities are one product ``(K, |q|) @ (|q|, n)`` of per-pattern
+  coefficients and the rows' ``q(z)``;
+- the M-step: the completed row is linear in z, ``x~ - c_k = A_k z`` with
+  ``A_k = [I 0; B_k a_k]`` (observed rows, missing rows), so a pattern's statistics
+  follow from ``S_k = sum_n r_nk z z^T``, one product ``(K, n) @ (n, |q|)``:
+  ``sum r (x~ - c_k) = A_k S_k e`` (e the last unit vector), ``sum r = e^T S_k e`` and
+  ``sum r E[(x - c_k)(x - c_k)^T] = A_k S_k A_k^T + (sum r) [0 0; 0 C_k]``.
+
+Every pattern's marginal and conditional Gaussians are computed at once, in the full
+feature indexing (``Sigma_OO`` padded with the identity). Their second moments are
+mapped onto each covariance family's features by
 :meth:`CovarianceStructure.quad_moments_from_second_moments`, so every family's M-step,
-and MAP-EM's, is unchanged.
+and MAP-EM's, is unchanged. Points whose expanded densities overflow are redone by the
+block engine's robust path on their observed features.
 """
 
 from __future__ import annotations
@@ -25,12 +40,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._gaussian import _LOG_2PI
-from .em import _BlockEngine, _PassResult
+from .em import _BLOCK_BYTES, _BlockEngine, _normalise_in_place, _PassResult, _robust_log_joint
 
 __all__ = []
 
-#: rows of a pattern processed at once (the working arrays are rows x K x D)
-_BLOCK_ROWS = 2**14
+#: elements of one (patterns, K, D + 1, D + 1) array of the per-pattern parameters:
+#: the patterns are taken that many at a time
+_PARAMETER_ELEMENTS = 2**19
 
 
 @dataclass(frozen=True)
@@ -40,27 +56,35 @@ class _Pattern:
     rows: np.ndarray  # indices into the data
     observed: np.ndarray  # feature indices
     missing: np.ndarray
-    X: np.ndarray  # (n, |observed|) float64, the observed entries
-    weights: np.ndarray  # (n,)
 
 
-def group_patterns(X, sample_weight):
-    """(complete row indices, [_Pattern, ...]) of data with NaN for missing entries."""
+def _pattern_keys(mask):
+    """One integer per row of a boolean mask (n, D), equal for equal rows."""
+    packed = np.packbits(mask, axis=1)
+    if packed.shape[1] <= 8:
+        padded = np.zeros((len(mask), 8), dtype=np.uint8)
+        padded[:, :packed.shape[1]] = packed
+        return padded.view(np.uint64).ravel()
+    return np.unique(packed, axis=0, return_inverse=True)[1].ravel()
+
+
+def group_patterns(X):
+    """(complete row indices, [_Pattern, ...]) of data with NaN for missing entries; the
+    patterns' rows concatenated are the incomplete rows sorted by pattern."""
     mask = np.isnan(X)
     incomplete = mask.any(axis=1)
     complete = np.flatnonzero(~incomplete)
     rows = np.flatnonzero(incomplete)
+    keys = _pattern_keys(mask[rows])
+    order = np.argsort(keys, kind="stable")
+    rows, keys = rows[order], keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(rows) else []
+    bounds = np.r_[starts, len(rows)]
     patterns = []
-    if len(rows):
-        keys, inverse = np.unique(mask[rows], axis=0, return_inverse=True)
-        order = np.argsort(inverse.ravel(), kind="stable")
-        bounds = np.searchsorted(inverse.ravel()[order], np.arange(len(keys) + 1))
-        for p, key in enumerate(keys):
-            members = rows[order[bounds[p]:bounds[p + 1]]]
-            observed, missing = np.flatnonzero(~key), np.flatnonzero(key)
-            patterns.append(_Pattern(members, observed, missing,
-                                     X[np.ix_(members, observed)].astype(np.float64),
-                                     np.asarray(sample_weight[members], dtype=np.float64)))
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        members = rows[start:stop]
+        key = mask[members[0]]
+        patterns.append(_Pattern(members, np.flatnonzero(~key), np.flatnonzero(key)))
     return complete, patterns
 
 
@@ -72,65 +96,70 @@ def full_covariances(structure, precisions_cholesky, n_components, n_features):
     return np.swapaxes(inverse, -1, -2) @ inverse
 
 
-class _PatternPass:
-    """One pattern's rows (a block of them) under every component."""
+def _transpose(a):
+    return np.swapaxes(a, -1, -2)
 
-    def __init__(self, pattern, rows, weights, means, covariances):
-        O, M = pattern.observed, pattern.missing
-        self.pattern, self.rows = pattern, rows
-        chol = np.linalg.cholesky(covariances[:, O][:, :, O])  # (K, o, o)
-        self.inverse = np.linalg.inv(chol)  # lower: L^-1
-        self.diff = pattern.X[rows][None, :, :] - means[:, None, O]  # (K, n, o)
-        z = self.diff @ np.swapaxes(self.inverse, -1, -2)
-        distance = np.einsum("kno,kno->kn", z, z)
-        log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+
+@dataclass(frozen=True)
+class _PatternParameters:
+    """Every component's marginal and conditional Gaussians for some patterns (G),
+    as maps of ``z = [x - c_k; 1]`` (missing entries 0), in the full feature indexing."""
+
+    log_joint: np.ndarray  # (G, K, |q|) coefficients of q(z): log w_k + log N(x_O | k)
+    completion: np.ndarray  # (G, K, D, D + 1) A_k: x~ - c_k = A_k z
+    conditional: np.ndarray  # (G, K, D, D) C_k in the missing rows and columns, else 0
+    whitening: np.ndarray  # (G, K, D, D) L^-1, L L^T = Sigma_OO (identity elsewhere)
+
+    @classmethod
+    def of(cls, missing, weights, means, covariances, centres):
+        """The parameters for patterns ``missing`` (G, D) bool, components expanded
+        about ``centres`` (K, D)."""
+        D = means.shape[1]
+        m = missing.astype(np.float64)[:, None, :]  # (G, 1, D)
+        o = 1.0 - m
+        observed_block = o[..., :, None] * o[..., None, :]
+        eye = np.eye(D)
+        padded = covariances * observed_block + eye * m[..., None, :]
+        chol = np.linalg.cholesky(padded)  # (G, K, D, D)
+        whitening = np.linalg.inv(chol)
+        precision = (_transpose(whitening) @ whitening) * observed_block  # Sigma_OO^-1
+        half_log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+        offset = means - centres  # (K, D)
+        observed_offset = offset * o
+        Pd = np.einsum("gkij,gkj->gki", precision, observed_offset)
         with np.errstate(divide="ignore"):
-            self.joint = (np.log(weights) - log_det)[:, None] - 0.5 * (
-                len(O) * _LOG_2PI + distance)
-        top = self.joint.max(axis=0)
-        far = ~np.isfinite(top)
-        top[far] = 0.0
-        scaled = np.exp(self.joint - top)
-        total = scaled.sum(axis=0)
-        with np.errstate(divide="ignore"):
-            self.log_norm = np.log(total) + top
-        if far.any():  # beyond every density's range: the nearest component in its metric
-            nearest = distance[:, far] == distance[:, far].min(axis=0)
-            scaled[:, far], total[far] = nearest, nearest.sum(axis=0)
-        self.resp = scaled / total  # (K, n)
-        self.means, self.covariances = means, covariances
-
-    def conditional(self):
-        """E[x_M | x_O, k] (K, n, m) and Cov[x_M | x_O, k] (K, m, m)."""
-        O, M = self.pattern.observed, self.pattern.missing
-        S_MO = self.covariances[:, M][:, :, O]
-        # B = S_MO S_OO^-1 = S_MO L^-T L^-1
-        B = S_MO @ np.swapaxes(self.inverse, -1, -2) @ self.inverse  # (K, m, o)
-        mean = self.means[:, None, M] + self.diff @ np.swapaxes(B, -1, -2)
-        cov = self.covariances[:, M][:, :, M] - B @ np.swapaxes(S_MO, -1, -2)
-        return mean, cov
-
-    def moments(self, centres, n_features):
-        """This block's nk (K,), sum of r (x~ - c_k) (K, D) and second moments (K, D, D)
-        about the components' centres."""
-        O, M = self.pattern.observed, self.pattern.missing
-        r = self.resp * self.pattern.weights[self.rows]  # (K, n)
-        mean, cov = self.conditional()
-        K, n = r.shape
-        filled = np.empty((K, n, n_features))
-        filled[:, :, O] = self.pattern.X[self.rows][None] - centres[:, None, O]
-        filled[:, :, M] = mean - centres[:, None, M]
-        nk = r.sum(axis=1)
-        sum_x = np.einsum("kn,knd->kd", r, filled)
-        second = np.swapaxes(filled * r[:, :, None], -1, -2) @ filled
-        second[np.ix_(np.arange(K), M, M)] += nk[:, None, None] * cov
-        return nk, sum_x, second
+            const = (np.log(weights) - half_log_det
+                     - 0.5 * (o[..., 0, :].sum(axis=-1)[:, None] * _LOG_2PI
+                              + np.einsum("gki,gki->gk", Pd, observed_offset)))
+        # log w_k + log N(x_O | k) = z^T H z with H = [-P/2 Pd/2; (Pd)^T/2 const]
+        H = np.empty(padded.shape[:2] + (D + 1, D + 1))
+        H[..., :D, :D] = -0.5 * precision
+        H[..., :D, D] = H[..., D, :D] = 0.5 * Pd
+        H[..., D, D] = const
+        upper = np.triu_indices(D + 1)
+        log_joint = H[..., upper[0], upper[1]] * np.where(upper[0] == upper[1], 1.0, 2.0)
+        gain = (covariances * (m[..., :, None] * o[..., None, :])) @ precision  # B_k
+        completion = np.concatenate(
+            [eye * o[..., None, :] + gain,
+             (offset * m - np.einsum("gkij,kj->gki", gain, offset))[..., None]], axis=-1)
+        conditional = (covariances - gain @ covariances) * (m[..., :, None] * m[..., None, :])
+        return cls(log_joint, completion, conditional, whitening)
 
 
-def _blocks(pattern):
-    n = len(pattern.rows)
-    for start in range(0, n, _BLOCK_ROWS):
-        yield np.arange(start, min(start + _BLOCK_ROWS, n))
+def _as_slice(indices):
+    """A run of consecutive indices as a slice (indexing by it makes no copy)."""
+    if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[-1] + 1)):
+        return slice(int(indices[0]), int(indices[-1]) + 1)
+    return indices
+
+
+def _write_products(Zt, out):
+    """``out`` (|q|, b) := the products of the rows of ``Zt`` (D + 1, b), z_i z_j for
+    i <= j in the order of ``np.triu_indices``."""
+    start = 0
+    for i in range(len(Zt)):
+        np.multiply(Zt[i], Zt[i:], out=out[start:start + len(Zt) - i])
+        start += len(Zt) - i
 
 
 class MissingEngine:
@@ -144,12 +173,22 @@ class MissingEngine:
         self.X, self.sample_weight = X, sample_weight
         self.center = np.asarray(center, dtype=np.float64)
         self.structure = structure
-        self.complete_rows, self.patterns = group_patterns(X, sample_weight)
+        self.complete_rows, self.patterns = group_patterns(X)
         self.complete = _BlockEngine(X[self.complete_rows], sample_weight[self.complete_rows],
                                      center, structure)
         self.data_variance = None
         self.prior = None
         self.fixed = None
+        # the incomplete rows sorted by pattern, feature-major, missing entries 0
+        self._rows = (np.concatenate([p.rows for p in self.patterns]) if self.patterns
+                      else np.zeros(0, dtype=np.intp))
+        self._bounds = np.cumsum([0] + [len(p.rows) for p in self.patterns])
+        self._missing_t = np.isnan(X[self._rows]).T
+        self._Xt = np.where(self._missing_t, 0.0, X[self._rows].T.astype(np.float64))
+        self._weights = np.asarray(sample_weight[self._rows], dtype=np.float64)
+        self._unweighted = bool(np.all(self._weights == 1))
+        self._pattern_missing = np.array([np.isnan(X[p.rows[0]]) for p in self.patterns],
+                                         dtype=bool).reshape(len(self.patterns), X.shape[1])
 
     def subset(self, rows):
         engine = MissingEngine(self.X[rows], self.sample_weight[rows], self.center,
@@ -158,14 +197,86 @@ class MissingEngine:
                                                             self.fixed)
         return engine
 
-    def _incomplete_passes(self, weights, means, precisions_cholesky):
+    # ------------------------------------------------------------- the E-step
+    def _incomplete_e_steps(self, weights, means, precisions_cholesky):
+        """Yield, for each run of patterns, ``(first, parameters, blocks)``: ``first`` its
+        first pattern, its :class:`_PatternParameters`, and ``blocks`` a generator of
+        ``(rows, segments, groups, Qs, log_norm, resp)`` over its rows.
+
+        ``rows`` is a slice of the pattern-sorted incomplete rows, ``segments`` the
+        (pattern in the run, start, stop) parts of it, ``groups`` the components sharing
+        one centre (slices or index arrays), ``Qs`` their expanded rows ``q(z)`` (|q|, b) and
+        ``resp`` the responsibilities (K, b). The arrays are views of reused buffers.
+        """
         K, D = means.shape
         covariances = full_covariances(self.structure, precisions_cholesky, K, D)
-        with np.errstate(divide="ignore"):
-            for pattern in self.patterns:
-                for rows in _blocks(pattern):
-                    yield _PatternPass(pattern, rows, weights, means, covariances)
+        # the block engine's centres: components small and far from the shared centre are
+        # expanded about their own mean
+        far, centres = self.complete.plan(means, precisions_cholesky)
+        near = np.setdiff1d(np.arange(K), far)
+        groups = ([_as_slice(near)] if len(near) else []) + [slice(k, k + 1) for k in far]
+        n_q = (D + 1) * (D + 2) // 2
+        per_row = 8 * (len(groups) * n_q + (D + 1) + 2 * K)
+        block_rows = int(max(256, _BLOCK_BYTES // per_row))
+        buffers = np.empty((len(groups), n_q, min(block_rows, len(self._rows))))
+        Zt = np.empty((D + 1, buffers.shape[-1]))
+        Zt[D] = 1.0
+        run = max(1, _PARAMETER_ELEMENTS // (K * (D + 1) ** 2))
+        for first in range(0, len(self.patterns), run):
+            last = min(first + run, len(self.patterns))
+            parameters = _PatternParameters.of(self._pattern_missing[first:last], weights,
+                                               means, covariances, centres)
+            blocks = self._blocks(first, last, block_rows, parameters, groups, centres,
+                                  buffers, Zt, weights, means)
+            yield first, parameters, blocks
 
+    def _blocks(self, first, last, block_rows, parameters, groups, centres, buffers, Zt,
+                weights, means):
+        bounds = self._bounds
+        K, D = means.shape
+        for start in range(bounds[first], bounds[last], block_rows):
+            stop = min(start + block_rows, bounds[last])
+            rows = slice(start, stop)
+            n = stop - start
+            segments = []
+            p = int(np.searchsorted(bounds, start, side="right")) - 1
+            while p < last and bounds[p] < stop:
+                segments.append((p - first, max(bounds[p], start) - start,
+                                 min(bounds[p + 1], stop) - start))
+                p += 1
+            joint = np.empty((K, n))
+            Qs = buffers[:, :, :n]
+            z = Zt[:, :n]
+            for components, Q in zip(groups, Qs):
+                # rows beyond 1e154 overflow q(z): their columns are redone robustly
+                with np.errstate(over="ignore", invalid="ignore"):
+                    np.subtract(self._Xt[:, rows], centres[components][0, :, None],
+                                out=z[:D])
+                    np.copyto(z[:D], 0.0, where=self._missing_t[:, rows])
+                    _write_products(z, Q)
+                    for g, lo, hi in segments:
+                        joint[components, lo:hi] = (parameters.log_joint[g][components]
+                                                    @ Q[:, lo:hi])
+            log_norm, resp = _normalise_in_place(
+                joint, lambda columns: self._robust_joint(start + columns, parameters, first,
+                                                          weights, means))
+            yield rows, segments, groups, Qs, log_norm, resp
+
+    def _robust_joint(self, rows, parameters, first, weights, means):
+        """Log joint densities (K, c) of some pattern-sorted rows by the block engine's
+        robust path on their observed features, and its fallback responsibilities."""
+        joint = np.empty((len(means), len(rows)))
+        fallback = np.empty_like(joint)
+        patterns = np.searchsorted(self._bounds, rows, side="right") - 1
+        for p in np.unique(patterns):
+            columns = np.flatnonzero(patterns == p)
+            O = self.patterns[p].observed
+            chol = _transpose(parameters.whitening[p - first][:, O][:, :, O])
+            joint[:, columns], fallback[:, columns] = _robust_log_joint(
+                self._Xt[O][:, rows[columns]].T, weights, means[:, O], chol)
+        return joint, fallback
+
+    # --------------------------------------------------------------- the sweep
     def sweep(self, weights, means, precisions_cholesky, *, moments=True, labels=False):
         """One pass over all rows: the observed-data log-likelihood and the expected
         complete-data moments (see :meth:`bayesgmm.em._BlockEngine.sweep`)."""
@@ -185,13 +296,24 @@ class MissingEngine:
             if len(self.complete_rows):
                 result.labels[self.complete_rows] = complete_labels
         second = np.zeros((K, D, D))
-        for block in self._incomplete_passes(weights, means, precisions_cholesky):
-            pattern, rows = block.pattern, block.rows
-            result.log_likelihood += float(pattern.weights[rows] @ block.log_norm)
-            if labels:
-                result.labels[pattern.rows[rows]] = np.argmax(block.resp, axis=0)
+        for first, parameters, blocks in self._incomplete_e_steps(weights, means,
+                                                                  precisions_cholesky):
+            products = np.zeros(parameters.log_joint.shape)  # sum_n r_nk q(z_n)
+            for rows, segments, groups, Qs, log_norm, resp in blocks:
+                if self._unweighted:
+                    result.log_likelihood += float(log_norm.sum())
+                else:
+                    result.log_likelihood += float(self._weights[rows] @ log_norm)
+                    if moments:
+                        resp *= self._weights[rows]
+                if labels:
+                    result.labels[self._rows[rows]] = np.argmax(resp, axis=0)
+                if moments:
+                    for components, Q in zip(groups, Qs):
+                        for g, lo, hi in segments:
+                            products[g, components] += resp[components, lo:hi] @ Q[:, lo:hi].T
             if moments:
-                nk, sum_x, s = block.moments(result.centres, D)
+                nk, sum_x, s = _moments(products, parameters)
                 result.nk = result.nk + nk
                 result.sum_x = result.sum_x + sum_x
                 second += s
@@ -204,8 +326,9 @@ class MissingEngine:
         for block, log_norm, resp in self.complete.predict_blocks(weights, means,
                                                                   precisions_cholesky):
             yield self.complete_rows[block], log_norm, resp
-        for block in self._incomplete_passes(weights, means, precisions_cholesky):
-            yield block.pattern.rows[block.rows], block.log_norm, block.resp.T
+        for _, _, blocks in self._incomplete_e_steps(weights, means, precisions_cholesky):
+            for rows, _, _, _, log_norm, resp in blocks:
+                yield self._rows[rows], log_norm, resp.T
 
     def impute(self, weights, means, precisions_cholesky, with_covariance=False):
         """E[x_M | x_O] for every row (observed entries kept), and with
@@ -213,18 +336,44 @@ class MissingEngine:
         K, D = means.shape
         filled = np.array(self.X, dtype=np.float64)
         covariance = np.zeros((len(filled), D, D)) if with_covariance else None
-        for block in self._incomplete_passes(weights, means, precisions_cholesky):
-            M, rows = block.pattern.missing, block.pattern.rows[block.rows]
-            mean, cov = block.conditional()  # (K, n, m), (K, m, m)
-            r = block.resp  # (K, n)
-            mixture = np.einsum("kn,knm->nm", r, mean)
-            filled[np.ix_(rows, M)] = mixture
-            if with_covariance:
-                second = (np.einsum("kn,kij->nij", r, cov)
-                          + np.einsum("kn,kni,knj->nij", r, mean, mean))
-                covariance[np.ix_(rows, M, M)] = (second - mixture[:, :, None]
-                                                  * mixture[:, None, :])
+        for first, parameters, blocks in self._incomplete_e_steps(weights, means,
+                                                                  precisions_cholesky):
+            for rows, segments, _, _, _, resp in blocks:
+                for g, lo, hi in segments:
+                    M = self.patterns[first + g].missing
+                    members = self._rows[rows][lo:hi]
+                    r = resp[:, lo:hi]  # (K, n)
+                    # E[x | x_O, k] = mu_k + B_k (x_O - mu_kO) in the missing rows
+                    gain = parameters.completion[g][:, M, :D]  # (K, m, D), 0 at M columns
+                    mean = means[:, M, None] + gain @ (self._Xt[:, rows][:, lo:hi]
+                                                       - means[:, :, None])  # (K, m, n)
+                    mixture = np.einsum("kn,kmn->nm", r, mean)
+                    filled[np.ix_(members, M)] = mixture
+                    if with_covariance:
+                        C = parameters.conditional[g][:, M][:, :, M]
+                        second = (np.einsum("kn,kij->nij", r, C)
+                                  + np.einsum("kn,kin,kjn->nij", r, mean, mean))
+                        covariance[np.ix_(members, M, M)] = (
+                            second - mixture[:, :, None] * mixture[:, None, :])
         return filled, covariance
+
+
+def _moments(products, parameters):
+    """nk (K,), sum of r (x~ - c_k) (K, D) and sum of r E[(x - c_k)(x - c_k)^T]
+    (K, D, D) of some patterns from their ``sum_n r_nk q(z_n)`` (G, K, |q|)."""
+    A = parameters.completion  # (G, K, D, D + 1)
+    D = A.shape[-2]
+    upper = np.triu_indices(D + 1)
+    S = np.empty(A.shape[:2] + (D + 1, D + 1))  # sum_n r_nk z z^T
+    S[..., upper[0], upper[1]] = products
+    S[..., upper[1], upper[0]] = products
+    total = S[..., D, D]  # (G, K)
+    AS = A @ S
+    nk = total.sum(axis=0)
+    sum_x = AS[..., D].sum(axis=0)
+    second = (AS @ _transpose(A)).sum(axis=0) + np.einsum("gk,gkij->kij", total,
+                                                          parameters.conditional)
+    return nk, sum_x, second
 
 
 def mean_imputed(X, sample_weight):

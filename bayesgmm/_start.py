@@ -147,6 +147,11 @@ def _given_em(em, spec):
             f"em must be a fit with {spec.n_components} components, covariance "
             f"{spec.structure.name!r} and {spec.n_features} features; got "
             f"{em.means_.shape[0]} components, {name!r}, {em.means_.shape[1]} features.")
+    if spec.fixed is not None and not spec.fixed.holds(em.weights_, em.means_,
+                                                       em.covariances_):
+        raise ValueError(
+            "em does not hold the fixed parameters: fit it with the same fixed "
+            "(GaussianMixtureEM(..., fixed=...)), or leave em=None and one is fitted.")
     return _in_spec_order(copy.deepcopy(em), spec)
 
 

@@ -252,7 +252,8 @@ class GaussianMixtureBayes(BaseEstimator):
         em : GaussianMixtureEM, optional
             A fit of the same number of components and covariance type on the same
             data to start from (and relabel against); by default one is fitted
-            (5 restarts).
+            (5 restarts). With ``fixed`` it must hold the fixed values (fitted with
+            the same ``fixed``), else it is refused.
 
         Returns
         -------

@@ -353,3 +353,16 @@ def test_fixed_is_stored_as_given():
     fixed = {"weights": [0.6, nan]}
     model = GaussianMixtureBayes(2, fixed=fixed)
     assert model.get_params()["fixed"] is fixed
+
+
+def test_a_given_em_must_hold_the_fixed_parameters():
+    """``fit(em=...)`` starts from the user's EM fit only if it holds the fixed values."""
+    free = GaussianMixtureEM(3, covariance_type="diag", random_state=0).fit(X_DIAG)
+    model = GaussianMixtureBayes(3, covariance_type="diag", fixed=FIXED_DIAG, random_state=0)
+    with pytest.raises(ValueError, match="em does not hold the fixed parameters"):
+        model.fit(X_DIAG, method="map", em=free, progressbar=False)
+    held = GaussianMixtureEM(3, covariance_type="diag", fixed=FIXED_DIAG,
+                             random_state=0).fit(X_DIAG)
+    fit = model.fit(X_DIAG, method="map", em=held, progressbar=False)
+    assert fit.start_ == {"method": "given em"}
+    assert fit.map_["weights"].values[0, 0, 0] == DATA.weights[0]

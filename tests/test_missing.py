@@ -286,3 +286,66 @@ def test_bad_missing_input_is_refused():
         em.score_samples(X)
     with pytest.raises(ValueError, match="return_covariance must be True or False"):
         em.impute(X[[0, 1]], return_covariance="yes")
+
+
+# --------------------------------------------------- the engine's pattern statistics
+@pytest.mark.parametrize("family", ["VVV", "VVI", "EEE"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sweep_statistics_equal_a_per_row_computation(family, weighted):
+    """The engine's E+M pass (log-likelihood, labels and the M-step moments nk, sum of
+    r (x~ - c_k), sum of r q(x~ - c_k) + C_k) against one row and one component at a
+    time: scipy's marginal densities, the conditional mean and covariance by explicit
+    inverses. A small cluster far from the data's centre makes one component's moments
+    about its own mean (the engine's far centre), as in the block engine."""
+    from bayesgmm._missing import MissingEngine, mean_imputed
+
+    rng = np.random.default_rng(seed("missing-statistics", family, weighted))
+    D = 4
+    X = np.vstack([rng.normal(0.0, 1.0, size=(200, D)),
+                   rng.normal(3.0, 0.7, size=(200, D)),
+                   rng.normal(1e4, 0.5, size=(40, D))])
+    X = with_missing(X, 0.25, rng)
+    w = rng.uniform(0.5, 2.0, len(X)) if weighted else np.ones(len(X))
+    filled = mean_imputed(X, w)
+    # the parameters: a start near the truth (max_iter=0 keeps it)
+    spread = rng.normal(size=(3, D, D)) * 0.3 + np.eye(D)
+    covariances = {"VVV": spread @ np.swapaxes(spread, 1, 2),
+                   "VVI": rng.uniform(0.3, 2.0, (3, D)),
+                   "EEE": spread[0] @ spread[0].T}[family]
+    precisions = (np.linalg.inv(covariances) if family != "VVI" else 1 / covariances)
+    em = GaussianMixtureEM(3, covariance_type=family, max_iter=0, weights_init=[0.5, 0.4, 0.1],
+                           means_init=[[0.2] * D, [2.9] * D, [1e4 + 0.1] * D],
+                           precisions_init=precisions).fit(filled)
+    params = (em.weights_, em.means_, em.precisions_cholesky_)
+    centre = (w @ filled) / w.sum()
+    engine = MissingEngine(X, w, centre, em._structure)
+    result = engine.sweep(*params, moments=True, labels=True)
+    covariances = full_covariances(em)
+    centres = result.centres
+    assert not np.allclose(centres[2], centre)  # the far component has its own centre
+
+    joint = observed_joint(X, em.weights_, em.means_, covariances)
+    resp = softmax(joint, axis=1) * w[:, None]
+    K = len(em.weights_)
+    nk, sum_x, second = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D))
+    for i, x in enumerate(X):
+        o, m = ~np.isnan(x), np.isnan(x)
+        for k in range(K):
+            mu, c = em.means_[k], covariances[k]
+            completed, extra = x.copy(), np.zeros((D, D))
+            if m.any():
+                gain = c[np.ix_(m, o)] @ np.linalg.inv(c[np.ix_(o, o)])
+                completed[m] = mu[m] + gain @ (x[o] - mu[o])
+                extra[np.ix_(m, m)] = c[np.ix_(m, m)] - gain @ c[np.ix_(o, m)]
+            d = completed - centres[k]
+            nk[k] += resp[i, k]
+            sum_x[k] += resp[i, k] * d
+            second[k] += resp[i, k] * (np.outer(d, d) + extra)
+    sum_q = em._structure.quad_moments_from_second_moments(second)
+    np.testing.assert_allclose(result.log_likelihood, w @ logsumexp(joint, axis=1),
+                               rtol=1e-10)
+    np.testing.assert_array_equal(result.labels, np.argmax(joint, axis=1))
+    np.testing.assert_allclose(result.nk, nk, rtol=1e-10)
+    for got, expected in ((result.sum_x, sum_x), (result.sum_q, sum_q)):
+        scale = np.abs(expected).max(axis=1, keepdims=True)
+        np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-10)
