@@ -291,7 +291,9 @@ def plot_clusters(model, X, *, features=(0, 1), n_sd=(1, 2), n_draws=30, ax=None
 
 def plot_pairs(model, X, *, n_sd=(1, 2), n_draws=0):
     """A pairs plot for D > 2: :func:`plot_clusters` for every pair of features below the
-    diagonal, each component's histogram on the diagonal. Returns the Figure."""
+    diagonal, each component's histogram on the diagonal. Points with missing (NaN)
+    entries are coloured by their membership given the observed ones and drawn where
+    both coordinates are observed. Returns the Figure."""
     import matplotlib.pyplot as plt
 
     weights, means, covariances, names = _point_estimate(model)
@@ -302,10 +304,12 @@ def plot_pairs(model, X, *, n_sd=(1, 2), n_draws=0):
     for r in range(D):
         for c in range(D):
             ax = axes[r, c]
-            if r == c:
-                bins = np.histogram_bin_edges(values[:, r], bins=20)
+            if r == c:  # a missing entry (NaN) is left out of its feature's histogram
+                seen = ~np.isnan(values[:, r])
+                bins = np.histogram_bin_edges(values[seen, r], bins=20)
                 for k in range(len(weights)):
-                    ax.hist(values[labels == k, r], bins=bins, color=f"C{k % 10}", alpha=0.6)
+                    ax.hist(values[seen & (labels == k), r], bins=bins, color=f"C{k % 10}",
+                            alpha=0.6)
                 ax.set_xlabel(names[r])
             elif r > c:
                 plot_clusters(model, X, features=(c, r), n_sd=n_sd, n_draws=n_draws, ax=ax)

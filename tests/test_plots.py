@@ -76,6 +76,16 @@ def test_pairs_plot_for_three_features():
     assert len(lines_with(lower, "ellipse-1sd")) == 2
 
 
+def test_pairs_plot_with_missing_entries():
+    X, _ = datasets.simulate_mixture(200, [0.5, 0.5], [[0, 0, 0], [4, 4, 4]],
+                                     [np.eye(3), np.eye(3)], random_state=0)
+    X[::5, 1] = np.nan
+    model = GaussianMixtureEM(2, random_state=0).fit(X)
+    fig = plots.plot_pairs(model, X)
+    middle = fig.axes[3 * 1 + 1]  # feature 1's histogram: its 160 observed entries
+    assert sum(p.get_height() for p in middle.patches) == 160
+
+
 def test_density_is_the_mixture_with_components_and_kde(waiting):
     x, model = waiting
     ax = plots.plot_density(model, x)
