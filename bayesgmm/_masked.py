@@ -20,9 +20,12 @@ the whitened residuals ``z = C^-1 (x_O - mu_kO)``, as the complete-data Op of
 
 with ``G_k`` the gradient with respect to ``Sigma_k`` (the patterns' blocks added
 into their observed rows and columns). The loops over patterns run inside the
-kernels (numba), not in the graph: any number of patterns is one Op. With complete
-data the model uses the faster Ops of :mod:`bayesgmm._fused`, written out for the
-number of features; these kernels are generic in it.
+kernels (numba), not in the graph: any number of patterns is one Op, and a rewrite
+(:func:`fuse_masked`) makes the value and the gradient one pass over the data. The
+complete rows keep the faster Ops of :mod:`bayesgmm._fused`, written out for the number
+of features (these kernels are generic in it): :func:`mixture_log_density_with_missing`
+sends each row to its Op. :func:`conditional_gaussian` gives the missing entries'
+conditional distributions, for :meth:`GaussianMixtureBayes.impute`.
 """
 
 from __future__ import annotations
