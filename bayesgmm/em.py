@@ -25,6 +25,7 @@ from ._gaussian import (
     collapsed_components,
     get_covariance_structure,
 )
+from . import _dask
 from ._hierarchical import hierarchical_classes, quantile_classes, standardise, svd_transform
 from ._validation import (
     MISSING_OPTIONS,
@@ -688,8 +689,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
-            Identical to ``fit(X).predict(X)``.
+            Identical to ``fit(X).predict(X)``. For a Dask ``X`` (see
+            :mod:`bayesgmm._dask`), a lazy Dask array.
         """
+        if _dask.is_dask_input(X):
+            return _dask.fit(self, X, sample_weight).predict(X)
         self._check_parameters()
         X = self._validate_X(X, reset=True)
         weights = check_sample_weight(sample_weight, X.shape[0], np.float64)
@@ -1063,8 +1067,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """Log-density of the mixture at each sample, shape (n_samples,).
 
         In the data's dtype; ``-inf`` for points beyond the floating-point range of
-        every component's density (never NaN).
+        every component's density (never NaN). For a Dask ``X``, a lazy Dask array.
         """
+        if _dask.is_dask_input(X):
+            return _dask.score_samples(self, X)
         X, blocks = self._predict_blocks(X)
         log_prob = np.empty(X.shape[0], dtype=X.dtype)
         for block, log_norm, _ in blocks:
@@ -1073,6 +1079,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (weighted) log-likelihood per sample."""
+        if _dask.is_dask_input(X):
+            return _dask.score(self, X, sample_weight)
         log_prob = self.score_samples(X)
         if sample_weight is None:  # scikit-learn's score_samples(X).mean(), in X's dtype
             return float(log_prob.mean())
@@ -1115,10 +1123,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample, (n_samples, K)."""
+        if _dask.is_dask_input(X):
+            return _dask.predict_proba(self, X)
         return self._log_prob_and_resp(X)[1]
 
     def predict(self, X):
         """Most probable component of each sample, shape (n_samples,)."""
+        if _dask.is_dask_input(X):
+            return _dask.predict(self, X)
         return np.argmax(self.predict_proba(X), axis=1)
 
     def sample(self, n_samples=1):
@@ -1173,11 +1185,15 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         mclust's BIC (higher is better) is ``-bic``.
         """
+        if _dask.is_dask_input(X):
+            return _dask.bic(self, X, sample_weight)
         log_prob, _, w = self._log_likelihood_and_n(X, sample_weight)
         return float(-2 * (w @ log_prob) + self.n_parameters() * math.log(w.sum()))
 
     def aic(self, X, sample_weight=None):
         """Akaike information criterion, ``-2 log L + 2 p`` (lower is better)."""
+        if _dask.is_dask_input(X):
+            return _dask.aic(self, X, sample_weight)
         log_prob, _, w = self._log_likelihood_and_n(X, sample_weight)
         return float(-2 * (w @ log_prob) + 2 * self.n_parameters())
 

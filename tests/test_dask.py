@@ -1,0 +1,209 @@
+"""EM on Dask arrays (bayesgmm._dask) against the in-memory fit, on a real scheduler.
+
+Every test runs on a ``dask.distributed.LocalCluster`` of two worker processes: the
+chunk statistics are computed in the workers and reduced there, as on a cluster.
+"""
+
+import subprocess
+import sys
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from distributed import Client, LocalCluster
+from sklearn.exceptions import ConvergenceWarning
+
+from bayesgmm import COVARIANCE_STRUCTURES, GaussianMixtureEM
+from bayesgmm import _dask
+
+# uneven row chunks of the 600 rows of conftest.RandomData
+ROW_CHUNKS = (150, 37, 263, 150)
+RTOL = 1e-10
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def data(random_data, client):
+    """The in-memory data, and the same on the cluster in uneven row chunks."""
+    X = random_data.X["full"]
+    return X, client.persist(da.from_array(X, chunks=(ROW_CHUNKS, -1)))
+
+
+def n_features_of(name):
+    return 1 if name in ("E", "V") else 2
+
+
+def fixed_start_pair(X, Xd, covariance_type, **options):
+    """In-memory and Dask fits from one start (a two-iteration fit's parameters), with
+    tol=0 so both run exactly max_iter iterations."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = GaussianMixtureEM(3, covariance_type=covariance_type, max_iter=2,
+                                  random_state=0).fit(X)
+        kwargs = dict(covariance_type=covariance_type, max_iter=8, tol=0,
+                      weights_init=start.weights_, means_init=start.means_,
+                      precisions_init=start.precisions_, **options)
+        return GaussianMixtureEM(3, **kwargs).fit(X), GaussianMixtureEM(3, **kwargs).fit(Xd)
+
+
+def assert_same_fit(memory, lazy):
+    assert lazy.n_iter_ == memory.n_iter_
+    assert lazy.converged_ == memory.converged_
+    np.testing.assert_allclose(lazy.log_likelihood_trace_, memory.log_likelihood_trace_,
+                               rtol=RTOL)
+    assert lazy.lower_bound_ == pytest.approx(memory.lower_bound_, rel=RTOL)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        expected = getattr(memory, name)
+        # relative to the parameter's scale, so that near-zero entries do not dominate
+        np.testing.assert_allclose(getattr(lazy, name), expected,
+                                   atol=RTOL * np.abs(expected).max(), rtol=0)
+
+
+def test_computations_run_on_the_cluster(client):
+    assert dask.base.get_scheduler() == client.get
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+@pytest.mark.parametrize("covariance_type", list(COVARIANCE_STRUCTURES))
+def test_fit_equals_in_memory_fit_from_the_same_start(data, covariance_type):
+    X, Xd = data
+    D = n_features_of(covariance_type)
+    memory, lazy = fixed_start_pair(X[:, :D], Xd[:, :D], covariance_type)
+    assert_same_fit(memory, lazy)
+
+
+def test_standardize_and_sample_weight_equal_in_memory(data):
+    X, Xd = data
+    weights = np.random.default_rng(0).integers(0, 4, len(X)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        memory = GaussianMixtureEM(3, covariance_type="VVE", max_iter=8, tol=0,
+                                   standardize=True, random_state=0)
+        lazy = GaussianMixtureEM(3, covariance_type="VVE", max_iter=8, tol=0,
+                                 standardize=True, random_state=0)
+        start = memory.set_params(max_iter=2).fit(X, sample_weight=weights)
+        init = dict(weights_init=start.weights_, means_init=start.means_,
+                    precisions_init=start.precisions_, max_iter=8)
+        memory.set_params(**init).fit(X, sample_weight=weights)
+        lazy.set_params(**init).fit(Xd, sample_weight=da.from_array(weights, chunks=100))
+    assert_same_fit(memory, lazy)
+    assert lazy.bic(Xd, sample_weight=weights) == pytest.approx(
+        memory.bic(X, sample_weight=weights), rel=RTOL)
+    assert lazy.score(Xd, sample_weight=weights) == pytest.approx(
+        memory.score(X, sample_weight=weights), rel=RTOL)
+
+
+def test_predictions_are_lazy_chunked_and_equal(data):
+    X, Xd = data
+    memory, lazy = fixed_start_pair(X, Xd, "full")
+    for method in ("score_samples", "predict_proba", "predict"):
+        result = getattr(lazy, method)(Xd)
+        assert isinstance(result, da.Array), method
+        assert result.chunks[0] == ROW_CHUNKS
+        expected = getattr(memory, method)(X)
+        if method == "predict":
+            np.testing.assert_array_equal(result.compute(), expected)
+        else:
+            np.testing.assert_allclose(result.compute(), expected, rtol=1e-9, atol=1e-12)
+    for criterion in ("score", "bic", "aic"):
+        value = getattr(lazy, criterion)(Xd)
+        assert isinstance(value, float)
+        assert value == pytest.approx(getattr(memory, criterion)(X), rel=RTOL)
+    with pytest.warns(ConvergenceWarning):  # tol=0: as in memory
+        labels = GaussianMixtureEM(**lazy.get_params()).fit_predict(Xd)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), memory.predict(X))
+
+
+def test_default_start_on_a_subsample(data, monkeypatch):
+    """The start on a subsample of the rows (here 300 of 600) reaches the in-memory
+    optimum of these well-separated clusters."""
+    X, Xd = data
+    monkeypatch.setattr(_dask, "START_ROWS", 300)
+    memory = GaussianMixtureEM(3, tol=1e-10, random_state=0).fit(X)
+    for init_params in ("auto", "kmeans", "hierarchical"):
+        lazy = GaussianMixtureEM(3, tol=1e-10, random_state=0,
+                                 init_params=init_params).fit(Xd)
+        order = np.argsort(lazy.means_[:, 0])
+        np.testing.assert_allclose(lazy.means_[order], memory.means_[np.argsort(
+            memory.means_[:, 0])], rtol=1e-6)
+        assert lazy.lower_bound_ == pytest.approx(memory.lower_bound_, rel=1e-8)
+
+
+def test_xarray_backed_by_dask(data):
+    X, Xd = data
+    names = ["length", "width"]
+    lazy_array = xr.DataArray(Xd, dims=("sample", "feature"), coords={"feature": names})
+    memory, lazy = fixed_start_pair(lazy_array.compute(), lazy_array, "diag")
+    assert_same_fit(memory, lazy)
+    assert list(lazy.feature_names_in_) == names
+    # a DataArray with the features first is oriented by its dimension names
+    probabilities = lazy.predict_proba(lazy_array.transpose())
+    assert isinstance(probabilities, da.Array)
+    np.testing.assert_allclose(probabilities.compute(),
+                               memory.predict_proba(lazy_array.compute()), rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="feature names should match"):
+        lazy.score_samples(lazy_array.assign_coords(feature=["a", "b"]))
+
+
+def test_missing_entries_in_predictions_are_marginalised_as_in_memory(data):
+    X, Xd = data
+    memory, lazy = fixed_start_pair(X, Xd, "full")
+    X_missing = X.copy()
+    X_missing[200, 1] = np.nan
+    Xd_missing = da.from_array(X_missing, chunks=(ROW_CHUNKS, -1))
+    np.testing.assert_allclose(lazy.score_samples(Xd_missing).compute(),
+                               memory.score_samples(X_missing), rtol=1e-9)
+    refuse = GaussianMixtureEM(3, missing="raise", max_iter=3, tol=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        refuse.fit(Xd)
+    with pytest.raises(ValueError, match=r"1 NaN in chunk 2 \(rows 187 to 449\); "
+                                         "missing='raise'"):
+        refuse.predict(Xd_missing).compute()
+
+
+def test_bad_input(data):
+    X, Xd = data
+    model = GaussianMixtureEM(3, random_state=0)
+    with pytest.raises(ValueError, match=r"chunks split the features .*rechunk\(\{1: -1\}\)"):
+        model.fit(da.from_array(X, chunks=(100, 1)))
+    X_nan = X.copy()
+    X_nan[[200, 201], 0] = np.nan
+    with pytest.raises(ValueError, match=r"2 NaN in chunk 2 \(rows 187 to 449\)\. EM on "
+                                         "Dask input does not treat NaN as missing"):
+        model.fit(da.from_array(X_nan, chunks=(ROW_CHUNKS, -1)))
+    X_inf = X.copy()
+    X_inf[599, 1] = np.inf
+    with pytest.raises(ValueError, match=r"1 infinite values in chunk 3 \(rows 450 to 599\)"):
+        model.fit(da.from_array(X_inf, chunks=(ROW_CHUNKS, -1)))
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        model.fit(Xd[Xd[:, 0] > 0])
+    with pytest.raises(ValueError, match="prior .MAP-EM. is not supported with Dask"):
+        from bayesgmm.priors import ConjugatePrior
+
+        GaussianMixtureEM(3, prior=ConjugatePrior()).fit(Xd)
+    with pytest.raises(ValueError, match="negative or non-finite weight in chunk 0"):
+        model.fit(Xd, sample_weight=-da.ones(len(X), chunks=100))
+    with pytest.raises(ValueError, match="sample_weight has 600 negative values"):
+        model.fit(Xd, sample_weight=-np.ones(len(X)))
+    with pytest.raises(ValueError, match="dtype complex128"):
+        model.fit(Xd.astype(complex))
+    fitted = GaussianMixtureEM(3, max_iter=3, tol=1e-3, random_state=0).fit(Xd)
+    with pytest.raises(ValueError, match="X has 1 features, but GaussianMixtureEM is "
+                                         "expecting 2"):
+        fitted.predict(Xd[:, :1])
+
+
+def test_importing_bayesgmm_does_not_import_dask():
+    code = "import sys, bayesgmm; assert 'dask' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
