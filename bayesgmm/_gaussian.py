@@ -1219,37 +1219,174 @@ class VEE(_Parsimonious, Full):
         return volumes[:, None, None] * common(volumes)
 
 
+def _along(D, S):
+    """diag(D^T S_k D) (K, d): the scatter of each component along D's axes."""
+    return np.einsum("ji,kjl,li->ki", D, S, D)
+
+
+def _cayley(X):
+    """The rotation (I - X/2)^-1 (I + X/2) of a skew-symmetric X: exp(X) to second order,
+    so Newton's step in X is the exponential map's."""
+    eye = np.eye(len(X))
+    return np.linalg.solve(eye - X / 2, eye + X / 2)
+
+
+def _orientation_mm_step(nk, S, D, weights):
+    """One round of Browne & McNicholas' (2014) MM algorithm: majorise
+    sum_k tr(W_k D B_k D^T), W_k = n_k S_k, B_k = diag(``weights[k]``) (the inverse
+    variances along D's axes), at D by its tangent (W_k - omega_k I is negative
+    semi-definite, omega_k the largest eigenvalue of W_k) and minimise over rotations.
+    Never increases the M-step objective; converges linearly."""
+    W = nk[:, None, None] * S
+    omega = np.linalg.eigvalsh(W)[:, -1]
+    G = np.einsum("kij,jl,kl->il", W - omega[:, None, None] * np.eye(len(D)), D, weights)
+    U, _, Vt = np.linalg.svd(G)
+    return -U @ Vt
+
+
+def _orientation_newton_terms(nk, S, D, profile):
+    """The objective f at D, with its gradient and Hessian in the coordinates x of
+    the skew-symmetric X (upper triangle) of the rotation D exp(X), at X = 0.
+
+    ``profile(nk, c)`` gives the M-step objective F with volumes and shapes at their
+    best for the scatter c (K, d) along D's axes, dF/dc (K, d) and d2F/dc2 (K d, K d).
+    With T_k = D^T S_k D, c_ki(X) = [exp(-X) T_k exp(X)]_ii, whose first derivative in
+    x_ij (i < j) is 2 T_k[i, j] (e_j - e_i) and whose second order term is
+    sum_ab X_ai T_k[a, b] X_bi + sum_ab X_ai X_ba T_k[b, i]."""
+    K, d, _ = S.shape
+    I, J = np.triu_indices(d, 1)
+    pairs = np.arange(len(I))
+    T = np.einsum("ja,kjl,lb->kab", D, S, D)
+    c = np.einsum("kii->ki", T)
+    value, dF, d2F = profile(nk, c)
+    jacobian = np.zeros((K, d, len(I)))
+    jacobian[:, J, pairs] = 2 * T[:, I, J]
+    jacobian[:, I, pairs] = -2 * T[:, I, J]
+    jacobian = jacobian.reshape(K * d, len(I))
+    gradient = jacobian.T @ dF.ravel()
+    # the second-order term of sum_ki dF_ki c_ki(X) as a bilinear form A[a, i, b, c]
+    # in (X_ai, X_bc), then restricted to X = sum_p x_p (e_i e_j^T - e_j e_i^T)
+    A = np.zeros((d, d, d, d))
+    a, i, b = np.indices((d, d, d))
+    A[a, i, b, i] += np.einsum("ki,kab->iab", dF, T)[i, a, b]
+    A[a, i, b, a] += np.einsum("kbi,ki->bi", T, dF)[b, i]
+    upper, lower = A[I, J], A[J, I]
+    R = upper[:, I, J] - upper[:, J, I] - lower[:, I, J] + lower[:, J, I]
+    hessian = R + R.T + jacobian.T @ d2F @ jacobian
+    return value, gradient, hessian
+
+
+def _common_orientation(name, nk, S, D, diagonal, profile, tol=None, max_iter=None,
+                        trace=None):
+    """The orientation D minimising the M-step objective f from the start D, by Newton's
+    method on the rotations: f(D) = F(c) for c = diag(D^T S_k D) (K, d), the variances
+    along D's axes being ``diagonal(nk, c)``; ``profile`` gives F's derivatives (see
+    ``_orientation_newton_terms``).
+
+    The Hessian's eigenvalues are taken in absolute value (so the step descends also
+    where f is not convex), the step is at most one radian, and a backtracking line
+    search keeps only steps that lower f (Armijo); where none does, one MM round
+    (``_orientation_mm_step``) is taken instead, so f never increases. Near the optimum
+    the steps are Newton's and converge quadratically, so a warm start (the current
+    orientation, as EM gives) needs few rounds. The loop stops when the predicted
+    decrease (half the Newton decrement) is within ``tol`` (relative) of f, after that
+    last full Newton step if it does not raise f (so the end is at f's optimum to
+    about tol squared). ``trace``, if a list, receives f at the start and after each
+    round.
+    """
+    tol = MSTEP_TOL if tol is None else tol
+    max_iter = MSTEP_MAX_ITER if max_iter is None else max_iter
+    d = len(D)
+    I, J = np.triu_indices(d, 1)
+
+    def value(D):
+        c = _along(D, S)
+        return _objective(nk, c, diagonal(nk, c))
+
+    if d < 2:
+        return D
+    f, gradient, hessian = _orientation_newton_terms(nk, S, D, profile)
+    if trace is not None:
+        trace.append(f)
+    for _ in range(max_iter):
+        scale = tol * max(1.0, abs(f))
+        if not np.all(np.isfinite(hessian)):
+            return D
+        eigenvalues, vectors = np.linalg.eigh(hessian)
+        floor = 1e-12 * np.abs(eigenvalues).max()
+        if not floor > 0:
+            return D  # f is flat here (every c_ki equal along its axes)
+        curvature = np.maximum(np.abs(eigenvalues), floor)
+        step = -vectors @ (vectors.T @ gradient / curvature)
+        decrement = -gradient @ step  # > 0: the step descends
+        X = np.zeros((d, d))
+        if decrement / 2 <= scale:
+            # what is left is below tol: Newton's full step, if it does not go up, ends it
+            X[I, J], X[J, I] = step, -step
+            candidate = D @ _cayley(X)
+            f_new = value(candidate)
+            if f_new <= f:
+                D = candidate
+                if trace is not None:
+                    trace.append(f_new)
+            return D
+        step *= min(1.0, 1.0 / np.linalg.norm(step))
+        slope = gradient @ step
+        for _ in range(30):
+            X[I, J], X[J, I] = step, -step
+            candidate = D @ _cayley(X)
+            f_new = value(candidate)
+            if f_new <= f + 1e-4 * slope:
+                break
+            step /= 2
+            slope /= 2
+        else:
+            candidate = _orientation_mm_step(nk, S, D, 1.0 / diagonal(nk, _along(D, S)))
+            f_new = value(candidate)
+            if not f_new < f:
+                return D  # at f's numerical floor
+            if f - f_new <= scale:
+                if trace is not None:
+                    trace.append(f_new)
+                return candidate
+        D = candidate
+        f, gradient, hessian = _orientation_newton_terms(nk, S, D, profile)
+        if trace is not None:
+            trace.append(f)
+    warnings.warn(
+        f"the {name} M-step did not converge in {max_iter} iterations (relative change "
+        f"of its objective above {tol:g}); the EM iteration goes on from its last value.",
+        MStepConvergenceWarning, stacklevel=5)
+    return D
+
+
 class _CommonOrientation(_Parsimonious, Full):
-    """EVE and VVE: one orientation D for all, found by the MM algorithm of Browne &
-    McNicholas (2014) between closed-form volume/shape steps."""
+    """EVE and VVE: one orientation D for all, found by Newton's method on the
+    rotations (``_common_orientation``, safeguarded by the MM algorithm of Browne &
+    McNicholas 2014), the volumes and shapes following in closed form."""
 
     def diagonal(self, nk, C):
         """The components' variances (K, D) along D's axes, from diag(D^T S_k D)."""
         raise NotImplementedError
 
+    def profile(self, nk, C):
+        """The M-step objective at its best volumes and shapes for the scatter ``C``
+        (K, D) along the axes, and its first (K, D) and second (K D, K D) derivatives
+        in C."""
+        raise NotImplementedError
+
+    def orientation(self, nk, S, D, trace=None):
+        """The common orientation for the estimates ``S`` (K, D, D), from ``D``."""
+        return _common_orientation(self.name, nk, S, D, self.diagonal, self.profile,
+                                   trace=trace)
+
     def constrain(self, nk, S, previous=None):
-        W = nk[:, None, None] * S
-        omega = np.linalg.eigvalsh(W)[:, -1]  # W_k - omega_k I is negative semi-definite
         # from the current orientation (the eigenvectors of any sum of the current
-        # covariances), so the MM steps only improve on it; else the pooled scatter's
+        # covariances), so the steps only improve on it; else the pooled scatter's
+        W = nk[:, None, None] * S
         _, D = _eigh_descending(W.sum(axis=0) if previous is None else previous.sum(axis=0))
-
-        def along(D):
-            """diag(D^T S_k D) (K, D): the scatter along D's axes."""
-            return np.einsum("ji,kjl,li->ki", D, S, D)
-
-        def step(state):
-            D, C = state
-            # majorise tr(W_k D B_k D^T) at D by its tangent and minimise over rotations
-            G = np.einsum("kij,jl,kl->il", W - omega[:, None, None] * np.eye(len(D)), D,
-                          1.0 / self.diagonal(nk, C))
-            U, _, Vt = np.linalg.svd(G)
-            D = -U @ Vt
-            C = along(D)
-            return (D, C), _objective(nk, C, self.diagonal(nk, C))
-
-        (D, C), _ = _iterate(self.name, step, (D, along(D)))
-        return _rotate(np.broadcast_to(D, S.shape), self.diagonal(nk, C))
+        D = self.orientation(nk, S, D)
+        return _rotate(np.broadcast_to(D, S.shape), self.diagonal(nk, _along(D, S)))
 
 
 class EVE(_CommonOrientation):
@@ -1263,6 +1400,21 @@ class EVE(_CommonOrientation):
         g = _geometric_mean(C)
         return (np.sum(nk * g) / np.sum(nk)) * C / g[:, None]
 
+    def profile(self, nk, C):
+        # F = n d log(lambda) + n d, lambda = sum_k n_k g_k / n, g_k = C_k's geometric mean
+        K, d = C.shape
+        n = np.sum(nk)
+        g = _geometric_mean(C)
+        total = nk @ g
+        u = (nk * g)[:, None] / (d * C)  # d total / dC
+        second = np.zeros((K, d, K, d))  # d2 total / dC2, block diagonal in k
+        k = np.arange(K)
+        second[k, :, k, :] = u[:, :, None] * u[:, None, :] / (nk * g)[:, None, None]
+        second[k[:, None], np.arange(d), k[:, None], np.arange(d)] -= u / C
+        u = u.ravel()
+        hessian = n * d * (second.reshape(K * d, K * d) / total - np.outer(u, u) / total**2)
+        return _objective(nk, C, self.diagonal(nk, C)), n * d * u.reshape(K, d) / total, hessian
+
 
 class VVE(_CommonOrientation):
     name = mclust_name = "VVE"
@@ -1273,6 +1425,10 @@ class VVE(_CommonOrientation):
 
     def diagonal(self, nk, C):
         return C
+
+    def profile(self, nk, C):
+        # F = sum_k n_k sum_i (log C_ki + 1)
+        return (_objective(nk, C, C), nk[:, None] / C, np.diag((-nk[:, None] / C**2).ravel()))
 
 
 # one feature: mclust's E and V ----------------------------------------------------------

@@ -397,11 +397,11 @@ def family_start(X, K, family):
     return weights, means, precisions
 
 
-def run_family_case(case, X, iters, repeats, wait_quiet, log):
+def run_family_case(case, X, iters, repeats, wait_quiet, log, families=FAMILIES):
     n1, n2 = iters
     res = FamilyCaseResult(case.name, case.n_samples, case.n_features, case.n_components,
                            tuple(iters), repeats)
-    for family in FAMILIES:
+    for family in families:
         weights, means, precisions = family_start(X, case.n_components, family)
         warn, times, loads = Counter(), {}, []
         for max_iter in (n1, n2):
@@ -502,6 +502,9 @@ def main(argv=None):
                         help="before each timed fit wait up to this long for other processes "
                              "to leave the CPUs idle, and redo a fit they disturbed (default "
                              "120; 0 disables both: smoke runs on a busy machine)")
+    parser.add_argument("--families", default="",
+                        help=f"part 2: comma-separated families to time (default all; "
+                             f"{REFERENCE_FAMILY}, the reference, is always added)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
 
@@ -513,6 +516,11 @@ def main(argv=None):
     if not fit_cases and not family_cases:
         sys.exit(f"No case matches {patterns}; cases are: {all_case_names()}")
     iters, repeats = iterations_and_repeats(args)
+    families = [f.strip() for f in args.families.split(",") if f.strip()] or list(FAMILIES)
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown:
+        sys.exit(f"--families: unknown {unknown}; families are {list(FAMILIES)}")
+    families = [f for f in FAMILIES if f in families or f == REFERENCE_FAMILY]
 
     def log(message=""):
         print(message, flush=True)
@@ -547,7 +555,8 @@ def main(argv=None):
         gc.collect()
         X = simulate(case.n_samples, case.n_features, case.n_components)
         log(f"{case.name}  ({X.nbytes / MiB:.0f} MiB of float64 data)")
-        family_results.append(run_family_case(case, X, iters, repeats, args.wait_quiet, log))
+        family_results.append(run_family_case(case, X, iters, repeats, args.wait_quiet, log,
+                                              families))
         del X
         log()
 

@@ -159,3 +159,72 @@ def test_iterative_m_step_warns_with_the_family_name(monkeypatch):
 def test_registry_lists_all_families():
     names = {s.mclust_name for s in COVARIANCE_STRUCTURES.values()}
     assert names == set(MULTIVARIATE) | {"E", "V"}
+
+
+def m_step_objective(nk, S, covariances):
+    """sum_k n_k [log det Sigma_k + tr(S_k Sigma_k^-1)]: what a family's M-step lowers."""
+    return float(np.sum(nk * (np.linalg.slogdet(covariances)[1]
+                              + np.einsum("kij,kji->k", S, np.linalg.inv(covariances)))))
+
+
+def random_scatters(rng, K, d, common):
+    """K SPD matrices with random shapes; near one orientation when ``common``."""
+    base = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    S = []
+    for _ in range(K):
+        shape = np.exp(rng.normal(scale=1.0, size=d))
+        if common:
+            turn = rng.normal(scale=0.1, size=(d, d))
+            rotation = base @ np.linalg.qr(np.eye(d) + turn - turn.T)[0]
+        else:
+            rotation = np.linalg.qr(rng.normal(size=(d, d)))[0]
+        S.append(rotation @ np.diag(shape) @ rotation.T)
+    return np.array(S), rng.uniform(5, 50, K)
+
+
+@pytest.mark.parametrize("model", ["EVE", "VVE"])
+@pytest.mark.parametrize("K, d, common, seed", [(3, 4, True, 0), (4, 5, False, 1),
+                                                (2, 3, False, 2), (5, 4, True, 3)])
+def test_orientation_step_reaches_the_mm_optimum_and_never_goes_up(model, K, d, common, seed):
+    """The Newton orientation step ends where a long run of Browne & McNicholas' MM
+    ends (1e-10 relative), lowering the objective at every round, and the M-step never
+    ends above the objective at the current (constrained) parameters."""
+    from bayesgmm._gaussian import _along, _orientation_mm_step
+
+    structure = get_covariance_structure(model)
+    rng = np.random.default_rng(seed)
+    S, nk = random_scatters(rng, K, d, common)
+    start = np.linalg.qr(rng.normal(size=(d, d)))[0]
+
+    def objective(D):
+        c = _along(D, S)
+        return m_step_objective(nk, S, np.einsum("ij,kj,lj->kil", D, structure.diagonal(nk, c),
+                                                 D))
+
+    trace = []
+    D = structure.orientation(nk, S, start, trace=trace)
+    assert np.all(np.diff(trace) <= 1e-13 * abs(trace[0]))
+    assert trace[-1] == pytest.approx(objective(D), rel=1e-12)
+    assert len(trace) < 60  # quadratic convergence; the MM takes thousands
+
+    mm, previous = start, objective(start)
+    for _ in range(50_000):
+        mm = _orientation_mm_step(nk, S, mm, 1.0 / structure.diagonal(nk, _along(mm, S)))
+        value = objective(mm)
+        assert value <= previous + 1e-13 * abs(previous)
+        if previous - value <= 1e-15 * abs(value):
+            break
+        previous = value
+    else:
+        pytest.fail("the plain MM did not settle in 50,000 rounds")
+    assert objective(D) == pytest.approx(objective(mm), rel=1e-10)
+
+    # from the current parameters (any common orientation and its best shapes) the
+    # M-step does not go up, and from its own optimum it stays there
+    current = np.einsum("ij,kj,lj->kil", start, structure.diagonal(nk, _along(start, S)), start)
+    fitted = structure.constrain(nk, S, previous=current)
+    assert m_step_objective(nk, S, fitted) <= m_step_objective(nk, S, current)
+    assert m_step_objective(nk, S, fitted) == pytest.approx(objective(D), rel=1e-10)
+    again = structure.constrain(nk, S, previous=fitted)
+    assert m_step_objective(nk, S, again) == pytest.approx(m_step_objective(nk, S, fitted),
+                                                           rel=1e-12)
