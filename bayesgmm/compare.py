@@ -272,7 +272,7 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
             evidence=False, evidence_method="bridge", model_prior=None, n_init=5, draws=1000,
             tune=1000, chains=4, nuts_sampler="auto",
             smc_draws=1000, smc_chains=4, max_loo_refits=10, random_state=None,
-            progressbar=True):
+            progressbar=True, client=None):
     """Fit a grid of mixtures by EM and NUTS and compare them by every criterion.
 
     Parameters
@@ -338,6 +338,16 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
         Seeds every fit (each model gets its own stream).
     progressbar : bool
         Show a progress bar over the grid.
+    client : dask.distributed.Client, optional
+        Fit the grid's cells in parallel, each (K, family) one task of this client: a
+        ``LocalCluster``'s processes (``Client()``) or any cluster's scheduler
+        (``Client("tcp://host:8786")``, dask-jobqueue, Kubernetes). The data are sent to
+        every worker once; each task fits the cell's EM and Bayesian models from the
+        cell's own seed, so the table is the sequential one whatever the number of
+        workers (EM columns exactly; NUTS draws equal where the workers' compiled
+        functions round as the client's). Rows arrive as tasks finish (the progress bar
+        counts them) and are put in the grid's order; a task whose worker is lost is
+        retried, and one that still fails becomes a row with its error.
 
     Returns
     -------
@@ -391,43 +401,18 @@ def compare(X, n_components=range(1, 7), covariance_types=COVARIANCE_TYPES, *,
             "progressbar": False}
     evidence_settings = {"method": evidence_method} if evidence_method == "bridge" else {
         "method": "smc", "draws": smc_draws, "chains": smc_chains}
-    rows, models, bayes_fits = [], {}, {}
+    cell = _Cell(n_features, methods, missing, n_init, priors, nuts, max_loo_refits,
+                 evidence_settings if evidence else None)
     with _progress(progressbar, len(grid)) as advance:
-        for (k, cov), seed in zip(grid, seeds):
-            row = {"n_components": k, "covariance_type": cov,
-                   "n_parameters": _n_parameters(cov, k, n_features)}
-            em = _try(row, "em_error", GaussianMixtureEM(
-                k, covariance_type=cov, n_init=n_init, tol=1e-6, max_iter=1000,
-                missing=missing, random_state=int(seed)).fit, X, sample_weight=weights)
-            fits = {} if em is None else {"em": em}
-            if em is not None:
-                row.update(_em_criteria(em, X, weights))
-            if "bayes" in methods:
-                advance(f"K={k}, {cov}: NUTS")
-                bayes = GaussianMixtureBayes(k, covariance_type=cov, priors=priors,
-                                             missing=missing, random_state=int(seed))
-                if _try(row, "bayes_error", bayes.fit, X, sample_weight=weights, em=em,
-                        **nuts) is not None:
-                    fits["bayes"] = bayes
-                    advance(f"K={k}, {cov}: LOO")
-                    criteria = _try(row, "bayes_error", _bayes_criteria, bayes,
-                                    max_loo_refits, int(seed))
-                    if criteria is not None:
-                        fits["loo"] = criteria.pop("loo")
-                        row.update(criteria)
-                        if not row["set_aside"]:
-                            bayes_fits[k, cov] = fits["loo"].loo
-                    if evidence:
-                        advance(f"K={k}, {cov}: {evidence_method} evidence")
-                        found = _try(row, "bayes_error", bayes.log_evidence,
-                                     random_state=int(seed), **evidence_settings)
-                        if found is not None:
-                            row["log_evidence"], row["log_evidence_se"] = \
-                                found["log_evidence"], found["se"]
-                            row["evidence_method"] = evidence_method
-            models[k, cov] = fits
-            rows.append(row)
-            advance(None)
+        if client is None:
+            cells = [cell(k, cov, int(seed), X, weights, advance)
+                     for (k, cov), seed in zip(grid, seeds)]
+        else:
+            cells = _distributed(client, cell, grid, seeds, X, weights, advance)
+    rows = [row for row, _ in cells]
+    models = {(row["n_components"], row["covariance_type"]): fits for row, fits in cells}
+    bayes_fits = {key: fits["loo"].loo for (key, fits), row in zip(models.items(), rows)
+                  if "loo" in fits and not row["set_aside"]}
 
     table = pd.DataFrame(rows)
     table.attrs["sum_of_weights"] = float(len(array) if weights is None else weights.sum())
@@ -471,6 +456,94 @@ def _grid(n_components, covariance_types):
 
 def _n_parameters(cov, k, n_features):
     return int(get_covariance_structure(cov).n_parameters(k, n_features))
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One cell of the grid, (K, family): its EM fit, Bayesian fit and criteria, as a row
+    and the fitted models. A plain callable of picklable settings, so that a Dask worker
+    runs it as the sequential loop does, from the same seed."""
+
+    n_features: int
+    methods: tuple
+    missing: str
+    n_init: int
+    priors: object
+    nuts: dict
+    max_loo_refits: int
+    evidence: dict | None  # the evidence method's settings, None for no evidence
+
+    def __call__(self, k, cov, seed, X, weights, advance=None):
+        from .bayes import GaussianMixtureBayes
+
+        advance = advance or (lambda message: None)
+        row = {"n_components": k, "covariance_type": cov,
+               "n_parameters": _n_parameters(cov, k, self.n_features)}
+        em = _try(row, "em_error", GaussianMixtureEM(
+            k, covariance_type=cov, n_init=self.n_init, tol=1e-6, max_iter=1000,
+            missing=self.missing, random_state=seed).fit, X, sample_weight=weights)
+        fits = {} if em is None else {"em": em}
+        if em is not None:
+            row.update(_em_criteria(em, X, weights))
+        if "bayes" in self.methods:
+            advance(f"K={k}, {cov}: NUTS")
+            bayes = GaussianMixtureBayes(k, covariance_type=cov, priors=self.priors,
+                                         missing=self.missing, random_state=seed)
+            if _try(row, "bayes_error", bayes.fit, X, sample_weight=weights, em=em,
+                    **self.nuts) is not None:
+                fits["bayes"] = bayes
+                advance(f"K={k}, {cov}: LOO")
+                criteria = _try(row, "bayes_error", _bayes_criteria, bayes,
+                                self.max_loo_refits, seed)
+                if criteria is not None:
+                    fits["loo"] = criteria.pop("loo")
+                    row.update(criteria)
+                if self.evidence is not None:
+                    advance(f"K={k}, {cov}: {self.evidence['method']} evidence")
+                    found = _try(row, "bayes_error", bayes.log_evidence, random_state=seed,
+                                 **self.evidence)
+                    if found is not None:
+                        row["log_evidence"], row["log_evidence_se"] = \
+                            found["log_evidence"], found["se"]
+                        row["evidence_method"] = self.evidence["method"]
+        advance(None)
+        return row, fits
+
+
+#: Times a cell's task is resubmitted when its worker is lost.
+TASK_RETRIES = 2
+
+
+def _distributed(client, cell, grid, seeds, X, weights, advance):
+    """Every cell as a task of ``client`` (a ``dask.distributed.Client``): the rows in
+    the grid's order, whatever order they finish in. A task whose worker is lost is
+    retried (:data:`TASK_RETRIES`); one that still fails is a row with its error."""
+    from dask.distributed import as_completed
+
+    status = getattr(client, "status", None)
+    if status != "running":
+        raise ValueError(f"client must be a running dask.distributed.Client, got "
+                         f"{type(client).__name__} with status {status!r}: start one, e.g. "
+                         "Client() for local processes or Client('tcp://scheduler:8786').")
+    data = client.scatter([X, weights], broadcast=True)
+    futures = {client.submit(cell, k, cov, int(seed), *data, key=f"bayesgmm-{k}-{cov}-{seed}",
+                             pure=False, retries=TASK_RETRIES): i
+               for i, ((k, cov), seed) in enumerate(zip(grid, seeds))}
+    cells = [None] * len(grid)
+    for future in as_completed(futures):
+        i = futures[future]
+        k, cov = grid[i]
+        try:
+            cells[i] = future.result()
+        except Exception as error:  # noqa: BLE001 - a lost task is a row, not an abort
+            message = f"task failed: {type(error).__name__}: {error}"
+            row = {"n_components": k, "covariance_type": cov,
+                   "n_parameters": _n_parameters(cov, k, cell.n_features), "em_error": message}
+            if "bayes" in cell.methods:
+                row["bayes_error"] = row["set_aside"] = message
+            cells[i] = (row, {})
+        advance(None)
+    return cells
 
 
 def _try(row, column, fit, *args, **kwargs):
