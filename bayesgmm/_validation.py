@@ -374,3 +374,14 @@ def check_feature(name, value, feature_names):
             f"[0, {len(names) - 1}], got {value!r}."
         )
     return int(value)
+
+
+def check_client(client):
+    """A running ``dask.distributed.Client`` (checked without importing Dask)."""
+    status = getattr(client, "status", None)
+    if status != "running":
+        raise ValueError(f"client must be a running dask.distributed.Client, got "
+                         f"{type(client).__name__} with status {status!r}: start one, e.g. "
+                         "Client() for local processes or Client('tcp://scheduler:8786').")
+    return client
+

@@ -27,14 +27,11 @@ for any ``n_jobs``, batch size and order of completion. Batches of replicates (o
 by one, several replicates per task, so that small data do not pay a process start per
 replicate) run through joblib, ``n_jobs=-1`` (all local cores) by default, with a rich
 progress bar; replicates that fit in one batch run in this process. Any joblib backend
-works, e.g. a Dask cluster::
+works; a Dask cluster is ``client=``::
 
     from dask.distributed import Client
-    import joblib
 
-    client = Client("scheduler-address:8786")
-    with joblib.parallel_config(backend="dask"):
-        result = bootstrap(em, X, n_boot=9999)
+    result = bootstrap(em, X, n_boot=9999, client=Client("scheduler-address:8786"))
 
 **Failures are kept.** A replicate whose fit fails (a collapsed component, a non-finite
 log-likelihood, too few distinct points) is a row of NaN with its reason in
@@ -56,6 +53,7 @@ Journal 8(1), 289-317.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections import Counter
@@ -75,6 +73,7 @@ from ._gaussian import get_covariance_structure, sample_mixture
 from ._validation import (
     as_numeric_table,
     check_choice,
+    check_client,
     check_enough_samples,
     check_integer,
     check_number,
@@ -316,7 +315,8 @@ class LRTResult:
 
 # ------------------------------------------------------------------- bootstrap
 def bootstrap(em, X, kind="nonparametric", n_boot=999, *, level=0.95, random_state=None,
-              n_jobs=-1, progressbar=True, tol=None, max_iter=DEFAULT_MAX_ITER, batch=True):
+              n_jobs=-1, progressbar=True, tol=None, max_iter=DEFAULT_MAX_ITER, batch=True,
+              client=None):
     """Bootstrap (or jackknife) a fitted EM mixture: standard errors and intervals.
 
     Each replicate is the fit of a clone of ``em`` (all its options) by EM started from
@@ -353,7 +353,11 @@ def bootstrap(em, X, kind="nonparametric", n_boot=999, *, level=0.95, random_sta
         Seed of the ``np.random.SeedSequence`` whose children seed the replicates.
     n_jobs : int, default=-1
         joblib's: -1 uses every core (or the workers of the active
-        ``joblib.parallel_config`` backend), 1 runs in this process.
+        ``joblib.parallel_config`` backend, or of ``client``), 1 runs in this process.
+    client : dask.distributed.Client, optional
+        Run the replicates' tasks on this client's workers (a ``LocalCluster`` or any
+        cluster's scheduler) through joblib's dask backend; the results are those of
+        any other ``n_jobs``.
     progressbar : bool, default=True
     tol : float, optional
         EM's stopping rule in the replicates: the change of the mean per-sample
@@ -414,13 +418,14 @@ def bootstrap(em, X, kind="nonparametric", n_boot=999, *, level=0.95, random_sta
         seeds, entropy = sequence.spawn(n_boot), sequence.entropy
     items = [(0, b, s) for b, s in enumerate(seeds)]
     description = f"{kind} bootstrap"
-    if batch and supports(template, job.start, data):
-        size = batch_size(template, K, len(data), D, per_dataset=kind == "parametric")
-        outcomes = _map_batches(_bootstrap_batch, job, items, size, n_jobs=n_jobs,
-                                progressbar=progressbar, description=description)
-    else:
-        outcomes = _map_replicates(_bootstrap_replicate, [job], items, n_jobs=n_jobs,
-                                   progressbar=progressbar, description=description)
+    with _workers(client):
+        if batch and supports(template, job.start, data):
+            size = batch_size(template, K, len(data), D, per_dataset=kind == "parametric")
+            outcomes = _map_batches(_bootstrap_batch, job, items, size, n_jobs=n_jobs,
+                                    progressbar=progressbar, description=description)
+        else:
+            outcomes = _map_replicates(_bootstrap_replicate, [job], items, n_jobs=n_jobs,
+                                       progressbar=progressbar, description=description)
     estimates = em.to_xarray()[["weights", "means", "covariances"]]
     result = BootstrapResult(kind, estimates, _replicates_dataset(outcomes, estimates),
                              level=float(level), random_state=entropy)
@@ -576,7 +581,7 @@ def _replicates_dataset(outcomes, estimates):
 
 # ------------------------------------------------------------------------- LRT
 def bootstrap_lrt(X, covariance_type, max_components, n_boot=999, *, split_starts=True,
-                  random_state=None, n_jobs=-1, progressbar=True, **em_options):
+                  random_state=None, n_jobs=-1, progressbar=True, client=None, **em_options):
     """Bootstrap likelihood-ratio tests of G against G + 1 components (McLachlan 1987).
 
     For G = 1 .. ``max_components`` - 1: the statistic ``LRTS = 2 (loglik_{G+1} -
@@ -629,6 +634,8 @@ def bootstrap_lrt(X, covariance_type, max_components, n_boot=999, *, split_start
         test and replicate).
     n_jobs : int, default=-1
         joblib's (see :func:`bootstrap`).
+    client : dask.distributed.Client, optional
+        Run the replicates on this client's workers (see :func:`bootstrap`).
     progressbar : bool, default=True
     **em_options
         Passed to every :class:`~bayesgmm.GaussianMixtureEM` (``tol`` defaults to 1e-6
@@ -687,9 +694,10 @@ def bootstrap_lrt(X, covariance_type, max_components, n_boot=999, *, split_start
             for G in tests]
     items = [(t, b, seed) for t, child in enumerate(sequence.spawn(len(jobs)))
              for b, seed in enumerate(child.spawn(n_boot))]
-    outcomes = _map_replicates(_lrt_replicate, jobs, items, n_jobs=n_jobs,
-                               progressbar=progressbar,
-                               description=f"bootstrap LRT {structure.mclust_name}")
+    with _workers(client):
+        outcomes = _map_replicates(_lrt_replicate, jobs, items, n_jobs=n_jobs,
+                                   progressbar=progressbar,
+                                   description=f"bootstrap LRT {structure.mclust_name}")
     replicates = _lrt_dataset(outcomes, list(tests), n_boot)
     rows = []
     for G in tests:
@@ -906,6 +914,16 @@ def _run_batch(replicate, jobs, items):
     """Run one task's replicates: [(position, outcome)]."""
     return [(position, replicate(jobs[job], index, seed))
             for position, (job, index, seed) in items]
+
+
+def _workers(client):
+    """Where the replicates' tasks run: a Dask client's workers (joblib's dask backend),
+    or joblib's default (local processes, or the active ``joblib.parallel_config``)."""
+    if client is None:
+        return contextlib.nullcontext()
+    import joblib
+
+    return joblib.parallel_config(backend="dask", client=check_client(client))
 
 
 def _map_batches(task, job, items, size, *, n_jobs, progressbar, description):

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from ._gaussian import bayesian_covariance_names, get_covariance_structure
-from ._validation import (check_choice, check_integer, check_number, check_seed,
+from ._validation import (check_choice, check_client, check_integer, check_number, check_seed,
                           optional_sample_weight)
 from .em import GaussianMixtureEM
 from .model import as_array_and_names
@@ -520,11 +520,7 @@ def _distributed(client, cell, grid, seeds, X, weights, advance):
     retried (:data:`TASK_RETRIES`); one that still fails is a row with its error."""
     from dask.distributed import as_completed
 
-    status = getattr(client, "status", None)
-    if status != "running":
-        raise ValueError(f"client must be a running dask.distributed.Client, got "
-                         f"{type(client).__name__} with status {status!r}: start one, e.g. "
-                         "Client() for local processes or Client('tcp://scheduler:8786').")
+    check_client(client)
     data = client.scatter([X, weights], broadcast=True)
     futures = {client.submit(cell, k, cov, int(seed), *data, key=f"bayesgmm-{k}-{cov}-{seed}",
                              pure=False, retries=TASK_RETRIES): i

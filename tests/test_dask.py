@@ -268,3 +268,26 @@ def test_distributed_compare_with_bayesian_fits(client):
     # 600 draws: the Monte Carlo error of elpd_loo is a few hundredths of a nat here
     np.testing.assert_allclose(distributed.table["elpd_loo"], sequential["elpd_loo"], atol=0.5)
     assert distributed.models[2, "diag"]["bayes"].posterior.sizes["draw"] == 300
+
+
+def test_bootstrap_on_the_cluster_equals_the_local_one(client):
+    """The replicates as tasks of the client's workers: the same replicates as in this
+    process (each replicate has its own seed), for the batched EM and the LRT."""
+    from bayesgmm import bootstrap, bootstrap_lrt, datasets
+    from bayesgmm.bootstrap import BootstrapWarning
+
+    X = datasets.load_faithful()
+    em = GaussianMixtureEM(2, covariance_type="diag", random_state=0).fit(X)
+    local = bootstrap(em, X, n_boot=40, random_state=1, n_jobs=1, progressbar=False)
+    remote = bootstrap(em, X, n_boot=40, random_state=1, client=client, progressbar=False)
+    xr.testing.assert_identical(remote.replicates, local.replicates)
+    options = dict(n_boot=4, random_state=2, progressbar=False)
+    with warnings.catch_warnings():  # a replicate may fail: it fails alike in both
+        warnings.simplefilter("ignore", BootstrapWarning)
+        local = bootstrap_lrt(X, "diag", 2, n_jobs=1, **options)
+        remote = bootstrap_lrt(X, "diag", 2, client=client, **options)
+    pd.testing.assert_frame_equal(remote.table, local.table)
+    closed = Client(client.scheduler.address)
+    closed.close()
+    with pytest.raises(ValueError, match="client must be a running"):
+        bootstrap(em, X, n_boot=5, client=closed, progressbar=False)
