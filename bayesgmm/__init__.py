@@ -9,6 +9,7 @@ from .bootstrap import bootstrap, bootstrap_lrt
 from .compare import ModelComparison, compare
 from .em import GaussianMixtureEM
 from .model import build_model
+from .study import StudyResult, simulation_study
 
 try:
     __version__ = version("bayesgmm")
@@ -20,6 +21,7 @@ __all__ = [
     "GaussianMixtureBayes",
     "GaussianMixtureEM",
     "ModelComparison",
+    "StudyResult",
     "build_model",
     "compare",
     "__version__",
@@ -27,4 +29,5 @@ __all__ = [
     "bootstrap_lrt",
     "datasets",
     "get_covariance_structure",
+    "simulation_study",
 ]

@@ -291,3 +291,18 @@ def test_bootstrap_on_the_cluster_equals_the_local_one(client):
     closed.close()
     with pytest.raises(ValueError, match="client must be a running"):
         bootstrap(em, X, n_boot=5, client=closed, progressbar=False)
+
+
+def test_simulation_study_on_the_cluster_equals_the_local_one(client):
+    from functools import partial
+
+    from bayesgmm import datasets, simulation_study
+
+    simulate = partial(datasets.simulate_mixture, 120, [0.5, 0.5], [[0, 0], [3, 3]],
+                       [[1, 1], [1, 1]])
+    options = dict(n_components=[1, 2], covariance_types=["diag"], methods=("em",),
+                   random_state=5, progressbar=False)
+    local = simulation_study(simulate, 4, **options)
+    remote = simulation_study(simulate, 4, client=client, **options)
+    pd.testing.assert_frame_equal(remote.table, local.table)
+    pd.testing.assert_frame_equal(remote.choices, local.choices)
