@@ -510,36 +510,26 @@ class _Cell:
         return row, fits
 
 
-#: Times a cell's task is resubmitted when its worker is lost.
-TASK_RETRIES = 2
-
-
 def _distributed(client, cell, grid, seeds, X, weights, advance):
-    """Every cell as a task of ``client`` (a ``dask.distributed.Client``): the rows in
-    the grid's order, whatever order they finish in. A task whose worker is lost is
-    retried (:data:`TASK_RETRIES`); one that still fails is a row with its error."""
-    from dask.distributed import as_completed
+    """Every cell as a task of ``client`` (:func:`bayesgmm._tasks.on_client`): the rows in
+    the grid's order; the data go to every worker once; a task that fails even when
+    retried is a row with its error."""
+    from ._tasks import on_client
 
     check_client(client)
     data = client.scatter([X, weights], broadcast=True)
-    futures = {client.submit(cell, k, cov, int(seed), *data, key=f"bayesgmm-{k}-{cov}-{seed}",
-                             pure=False, retries=TASK_RETRIES): i
-               for i, ((k, cov), seed) in enumerate(zip(grid, seeds))}
-    cells = [None] * len(grid)
-    for future in as_completed(futures):
-        i = futures[future]
+
+    def failed(i, message):
         k, cov = grid[i]
-        try:
-            cells[i] = future.result()
-        except Exception as error:  # noqa: BLE001 - a lost task is a row, not an abort
-            message = f"task failed: {type(error).__name__}: {error}"
-            row = {"n_components": k, "covariance_type": cov,
-                   "n_parameters": _n_parameters(cov, k, cell.n_features), "em_error": message}
-            if "bayes" in cell.methods:
-                row["bayes_error"] = row["set_aside"] = message
-            cells[i] = (row, {})
-        advance(None)
-    return cells
+        row = {"n_components": k, "covariance_type": cov,
+               "n_parameters": _n_parameters(cov, k, cell.n_features), "em_error": message}
+        if "bayes" in cell.methods:
+            row["bayes_error"] = row["set_aside"] = message
+        return row, {}
+
+    return on_client(client, cell, [(k, cov, int(seed), *data) for (k, cov), seed
+                                    in zip(grid, seeds)], name="cell", failed=failed,
+                     advance=advance)
 
 
 def _try(row, column, fit, *args, **kwargs):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._validation import check_client, check_integer, check_seed
+from ._tasks import on_client
+from ._validation import check_integer, check_seed
 from .compare import CRITERIA, ModelComparison, compare
 
 __all__ = ["StudyResult", "simulation_study"]
@@ -123,7 +124,10 @@ def simulation_study(simulate, n_replicates, n_components=range(1, 5), covarianc
                 outcomes.append(task(r, seed))
                 advance(None)
         else:
-            outcomes = _on_client(check_client(client), task, seeds, advance)
+            outcomes = on_client(client, task, list(enumerate(seeds)), name="replicate",
+                                 failed=lambda r, message: (None, {
+                                     "replicate": r, "seed": seeds[r], "error": message}),
+                                 advance=advance)
     tables = [table for table, _ in outcomes if table is not None]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return StudyResult(table, pd.DataFrame([choice for _, choice in outcomes]), truth)
@@ -162,22 +166,3 @@ def _choices(result: ModelComparison):
         except ValueError:  # not computed, or every model set aside
             out[name] = None
     return out
-
-
-def _on_client(client, task, seeds, advance):
-    from dask.distributed import as_completed
-
-    from .compare import TASK_RETRIES
-
-    futures = {client.submit(task, r, seed, key=f"bayesgmm-replicate-{r}-{seed}", pure=False,
-                             retries=TASK_RETRIES): r for r, seed in enumerate(seeds)}
-    outcomes = [None] * len(seeds)
-    for future in as_completed(futures):
-        r = futures[future]
-        try:
-            outcomes[r] = future.result()
-        except Exception as error:  # noqa: BLE001 - a lost task is a row
-            outcomes[r] = (None, {"replicate": r, "seed": seeds[r],
-                                  "error": f"task failed: {type(error).__name__}: {error}"})
-        advance(None)
-    return outcomes
