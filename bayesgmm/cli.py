@@ -535,6 +535,36 @@ def _bayes_summary(model, method):
     return "\n".join(lines)
 
 
+#: Seconds ``compare --scheduler`` waits to reach the scheduler.
+SCHEDULER_TIMEOUT = 10
+
+
+@contextlib.contextmanager
+def _dask_client(workers, scheduler):
+    """None, or a Dask client: a local cluster of ``workers`` processes, or the
+    scheduler at ``scheduler``; closed afterwards."""
+    if workers is None and scheduler is None:
+        yield None
+        return
+    if workers is not None and scheduler is not None:
+        raise InputError("give --workers (a local cluster) or --scheduler (an existing "
+                         "one), not both.")
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise InputError(f"--scheduler {scheduler!r}: cannot reach it ({error}).") \
+                from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) \
+            as cluster, Client(cluster) as client:
+        yield client
+
+
 #: The most models ``compare --components`` may ask for.
 MAX_COMPONENT_VALUES = 100
 
@@ -587,6 +617,12 @@ def _parse_components(text):
               help="Empty cells (NaN): 'marginalize' fits the observed entries, each row's "
                    "likelihood the marginal of its observed columns (missing at random); "
                    "'raise' refuses them.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Fit the grid's cells in parallel on a local Dask cluster of this many "
+                   "worker processes (one cell per task).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Fit the grid's cells on the Dask cluster whose scheduler is at ADDRESS "
+                   "(e.g. tcp://host:8786); bayesgmm must be installed on its workers.")
 @click.option("--em-only", is_flag=True, help="Classical criteria only (no sampling).")
 @click.option("--evidence", is_flag=True,
               help="Also the log evidence, Bayes factors and model probabilities.")
@@ -601,8 +637,9 @@ def _parse_components(text):
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write the criteria plot.")
 @click.option("--force", is_flag=True, help="Overwrite existing output files.")
 @click.pass_context
-def compare_command(ctx, data, components, covariance, columns, weights, missing, em_only,
-                    evidence, evidence_method, draws, tune, chains, seed, out, plot, force):
+def compare_command(ctx, data, components, covariance, columns, weights, missing, workers,
+                    scheduler, em_only, evidence, evidence_method, draws, tune, chains, seed,
+                    out, plot, force):
     """Compare numbers of components and covariance types on DATA."""
     from ._loo import check_loo_weights
     from .compare import compare
@@ -626,11 +663,12 @@ def compare_command(ctx, data, components, covariance, columns, weights, missing
     if unknown:
         raise InputError(f"unknown covariance type(s) {unknown}; valid: {COVARIANCE_CHOICES}.")
     quiet = ctx.obj["quiet"]
-    result = _run(lambda: compare(
-        X, ks, types, sample_weight=sample_weight, missing=missing, methods=("em",) if em_only else
-        ("em", "bayes"), evidence=evidence, evidence_method=evidence_method, draws=draws,
-        tune=tune, chains=chains,
-        random_state=seed, progressbar=not quiet), "the comparison")
+    with _dask_client(workers, scheduler) as client:
+        result = _run(lambda: compare(
+            X, ks, types, sample_weight=sample_weight, missing=missing,
+            methods=("em",) if em_only else ("em", "bayes"), evidence=evidence,
+            evidence_method=evidence_method, draws=draws, tune=tune, chains=chains,
+            random_state=seed, progressbar=not quiet, client=client), "the comparison")
     _echo(repr(result))
     writers = []
     if out:

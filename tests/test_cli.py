@@ -537,3 +537,19 @@ def test_missing_entries_are_marginalised_by_default(tmp_path):
         frame)
     assert model.n_missing_ == 3
     assert model.log_likelihood_ == pytest.approx(expected.log_likelihood_, rel=1e-10)
+
+
+def test_compare_on_local_dask_workers_writes_the_sequential_table(faithful_csv, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr("bayesgmm.cli.SCHEDULER_TIMEOUT", 1)
+    args = ["compare", faithful_csv, "-k", "1-3", "--covariance", "diag,VEV", "--em-only",
+            "--seed", "2"]
+    assert run(*args, "--out", tmp_path / "a.csv").exit_code == 0
+    result = run(*args, "--workers", "2", "--out", tmp_path / "b.csv")
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b.csv"),
+                                  pd.read_csv(tmp_path / "a.csv"))
+    message = one_line_error(run(*args, "--workers", "2", "--scheduler", "tcp://x:1"), 2)
+    assert "not both" in message
+    message = one_line_error(run(*args, "--scheduler", "tcp://127.0.0.1:9"), 2)
+    assert "--scheduler 'tcp://127.0.0.1:9': cannot reach it" in message
