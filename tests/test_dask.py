@@ -306,3 +306,35 @@ def test_simulation_study_on_the_cluster_equals_the_local_one(client):
     remote = simulation_study(simulate, 4, client=client, **options)
     pd.testing.assert_frame_equal(remote.table, local.table)
     pd.testing.assert_frame_equal(remote.choices, local.choices)
+
+
+class _DiesOnce:
+    """A simulator whose first call kills its worker process (a lost worker)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __call__(self, seed):
+        import os
+
+        from bayesgmm import datasets
+
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return datasets.simulate_mixture(80, [0.5, 0.5], [[0, 0], [3, 3]], [[1, 1], [1, 1]],
+                                         random_state=seed)
+
+
+def test_a_lost_worker_is_survived(client, tmp_path):
+    """A worker dying mid-study: its task runs again elsewhere and the table is whole."""
+    from bayesgmm import simulation_study
+
+    options = dict(n_components=[1, 2], covariance_types=["diag"], methods=("em",),
+                   random_state=6, progressbar=False)
+    remote = simulation_study(_DiesOnce(str(tmp_path / "died")), 3, client=client, **options)
+    assert (tmp_path / "died").exists()
+    local = simulation_study(_DiesOnce(str(tmp_path / "died")), 3, **options)
+    pd.testing.assert_frame_equal(remote.table, local.table)
+    assert (remote.choices["error"] == "").all()
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
