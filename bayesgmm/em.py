@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -15,6 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.random import sample_without_replacement
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import ThreadpoolController
 
 from ._gaussian import (
     DEFAULT_COVARIANCE_TYPE,
@@ -46,10 +48,16 @@ INIT_METHODS = ("auto", "hierarchical", "kmeans", "k-means++", "random", "random
 #: starts when there are more rows.
 HIERARCHICAL_SUBSAMPLE = 2000
 
-#: Rows the hierarchical start of ``init_params="auto"`` agglomerates when it screens
-#: its starts on a subsample of large data (agglomeration costs the square of the rows:
-#: 0.05 s instead of 0.2-0.4 s for 2,000 rows of 10 features).
+#: Rows the hierarchical start of ``init_params="auto"`` agglomerates at most when it
+#: screens its starts on a subsample of large data (agglomeration costs the square of
+#: the rows: 0.05 s instead of 0.2-0.4 s for 2,000 rows of 10 features) ...
 AUTO_HIERARCHICAL_ROWS = 1000
+
+#: ... and per component below that: 100 rows a component found the 1,000-row start's
+#: optimum on simulated data with 3-15 components, 50 lost up to 0.27 nats a point at
+#: 12 components (benchmarks/README.md, "Whole fits"). Three components: 300 rows,
+#: 0.005 s instead of 0.05 s at D = 2.
+AUTO_HIERARCHICAL_ROWS_PER_COMPONENT = 100
 
 # "auto" keeps the earlier of two starts whose log-likelihoods differ by less than this
 # (relative): they reached the same optimum, and rounding must not pick the labelling.
@@ -139,6 +147,8 @@ class _BlockEngine:
         self.prior = None
         #: the FixedParameters (bayesgmm._fixed), in these data's coordinates
         self.fixed = None
+        #: whether EM's final pass labels the rows (not for ``fit``, nor on a subsample)
+        self.labels_wanted = True
 
     def subset(self, rows):
         """The same engine (centre, structure, prior) on some of the rows."""
@@ -146,6 +156,7 @@ class _BlockEngine:
                               self.structure)
         engine.data_variance, engine.prior, engine.fixed = (self.data_variance, self.prior,
                                                             self.fixed)
+        engine.labels_wanted = False
         return engine
 
     def log_prior(self, params):
@@ -231,7 +242,8 @@ class _BlockEngine:
                 weights, means, precisions_cholesky):
             log_norm, resp = _normalise_in_place(
                 joint, lambda cols: self._robust_joint(block, cols, weights, means,
-                                                        precisions_cholesky))
+                                                        precisions_cholesky),
+                normalise=moments or labels)
             if labels:
                 result.labels[block] = np.argmax(resp, axis=0)
             if self.unweighted:
@@ -289,12 +301,16 @@ class _BlockEngine:
         scatter = np.zeros((n_features, n_features))
         spread = np.zeros(n_features)
         rows = max(256, _BLOCK_BYTES // (3 * self.X.dtype.itemsize * n_features))
+        buffer = np.empty((n_features, min(rows, n)), dtype=self.X.dtype)
         for start in range(0, n, rows):
             block = slice(start, min(start + rows, n))
+            xt = buffer[:, :block.stop - start]
             with np.errstate(over="ignore", invalid="ignore"):
-                xt = self.X[block].T - self.center[:, None]
-            scatter += (xt * self.sample_weight[block]) @ xt.T
-            np.maximum(spread, np.abs(xt).max(axis=1), out=spread)
+                np.subtract(self.X[block].T, self.center[:, None], out=xt)
+            scatter += (xt if self.unweighted else xt * self.sample_weight[block]) @ xt.T
+            # the largest |deviation| without a temporary of |xt|
+            np.maximum(spread, xt.max(axis=1), out=spread)
+            np.maximum(spread, -xt.min(axis=1), out=spread)
         return scatter / self.sample_weight.sum(), spread
 
     def predict_blocks(self, weights, means, precisions_cholesky):
@@ -311,8 +327,10 @@ def _split_moments(totals, n_features):
     return totals[:, :n_features], totals[:, n_features:-1], totals[:, -1].copy()
 
 
-def _normalise_in_place(joint, robust_joint=None):
-    """Turn log joint densities (K, b) into responsibilities; return log p(x) too.
+def _normalise_in_place(joint, robust_joint=None, normalise=True):
+    """Turn log joint densities (K, b) into responsibilities; return log p(x) too
+    (without ``normalise``, when only log p(x) is wanted, the densities are left
+    unnormalised).
 
     The max and sum run over the short component axis of a component-major
     array, i.e. as K vectorised passes over long rows. Columns whose expanded
@@ -344,7 +362,8 @@ def _normalise_in_place(joint, robust_joint=None):
             cols = columns[empty]
             joint[:, cols] = fallback[:, empty]
             total[cols] = 1.0
-    joint /= total
+    if normalise:
+        joint /= total
     return log_norm, joint
 
 
@@ -655,10 +674,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             ensure_all_finite="allow-nan" if allow_nan else True,
         )
 
-    def _engine(self, X, sample_weight, center):
+    def _engine(self, X, sample_weight, center, has_missing=None):
         """The EM engine for ``X``: the block engine, or with missing entries the
-        pattern-by-pattern one (:mod:`bayesgmm._missing`)."""
-        if np.isnan(X).any():
+        pattern-by-pattern one (:mod:`bayesgmm._missing`). ``has_missing``: whether X
+        has NaN, when the caller knows (None: look)."""
+        if np.isnan(X).any() if has_missing is None else has_missing:
             from ._missing import MissingEngine
 
             return MissingEngine(X, sample_weight, center, self._structure)
@@ -680,7 +700,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         -------
         self
         """
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        self._fit(X, sample_weight, labels=False)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -694,6 +714,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         if _dask.is_dask_input(X):
             return _dask.fit(self, X, sample_weight).predict(X)
+        return self._fit(X, sample_weight, labels=True)
+
+    def _fit(self, X, sample_weight, *, labels):
+        """Fit to ``X``; return the most probable component of every sample if ``labels``
+        (else None: ``fit`` saves the final pass the arg-max)."""
+        if _dask.is_dask_input(X):
+            _dask.fit(self, X, sample_weight)
+            return None
         self._check_parameters()
         X = self._validate_X(X, reset=True)
         weights = check_sample_weight(sample_weight, X.shape[0], np.float64)
@@ -703,7 +731,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         structure = self._structure
         fixed = self._fixed_parameters(X.shape[1])
         prior = None
-        n_missing = int(np.isnan(X).sum())
+        # the weighted total is NaN when an entry is (0 * NaN is NaN too), and it is
+        # needed for the centre anyway: the NaN count only when it is not finite
+        total = weights @ X
+        n_missing = 0 if np.isfinite(total).all() else int(np.isnan(X).sum())
         if n_missing:
             from ._missing import mean_imputed
 
@@ -717,7 +748,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         else:
             prior = self.prior.resolve(X_filled, self.n_components, structure,
                                        sample_weight=weights)
-        center = (weights @ X_filled) / weights.sum()
+        center = (total if not n_missing else weights @ X_filled) / weights.sum()
         covariance, spread = _BlockEngine(X_filled, weights, center,
                                           structure).data_covariance()
         _check_representable(spread, X.dtype)
@@ -728,7 +759,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             covariance = scaling.standardise_covariance(covariance)
         else:
             X_fit = X
-        engine = self._engine(X_fit, weights, center)
+        engine = self._engine(X_fit, weights, center, has_missing=n_missing > 0)
+        engine.labels_wanted = labels
         start_engine = engine if not n_missing else _BlockEngine(X_filled, weights, center,
                                                                   structure)
         for e in {id(engine): engine, id(start_engine): start_engine}.values():
@@ -796,7 +828,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         if screen is not None:
             if self.verbose:
                 print("Best start on the subsample, continued on all the data")
-            best = self._run_em(engine, best["params"])
+            params = self._refined_on_more_rows(engine, best["params"], random_state)
+            best = self._run_em(engine, params)
 
         params = best["params"]
         if scaling is not None:
@@ -866,7 +899,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             if abs(change) < self.tol:
                 converged = True
                 break
-        final = engine.sweep(*params[:2], params[3], moments=False, labels=True)
+        final = engine.sweep(*params[:2], params[3], moments=False,
+                             labels=getattr(engine, "labels_wanted", True))
         _check_finite_log_likelihood(final.log_likelihood)
         # max_iter=0 asks for the initialisation itself, as in scikit-learn
         collapsed = (
@@ -887,6 +921,21 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             "trace": trace,
             "labels": final.labels,
         }
+
+    def _refined_on_more_rows(self, engine, params, random_state):
+        """One EM step from the screened start on a subsample large enough that its
+        optimum is within about ``tol / 2`` a point of the full data's (p / 2m for p
+        free parameters on m rows), so that EM on all the rows can stop after its
+        second iteration; ``params`` unchanged when that subsample is more than half
+        the rows."""
+        n_params = engine.structure.n_parameters(self.n_components, engine.X.shape[1])
+        size = math.ceil(n_params / self.tol) if self.tol > 0 else engine.X.shape[0]
+        if 2 * size > np.count_nonzero(engine.sample_weight):
+            return params
+        more = engine.subset(_subsample(engine.sample_weight, random_state, size))
+        sweep = more.sweep(*params[:2], params[3], moments=True)
+        return self._m_step(more, sweep.nk, sweep.sum_x, sweep.sum_q, sweep.centres,
+                            previous=params[2])
 
     def _m_step(self, engine, nk, sum_x, sum_q, centres, previous=None):
         """Parameters maximising the expected complete-data log-likelihood.
@@ -942,7 +991,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         mclust's hierarchical start in its SVD coordinates and in standardised ones (one
         start for one feature: quantiles), then ``n_init`` scale-free k-means starts;
         when the starts are ``screened`` on a subsample of large data, one hierarchical
-        start on ``AUTO_HIERARCHICAL_ROWS`` of its rows. When the user gives every
+        start on ``AUTO_HIERARCHICAL_ROWS_PER_COMPONENT`` rows a component of its rows
+        (at most ``AUTO_HIERARCHICAL_ROWS``). When the user gives every
         initial parameter all starts are equal, and one is run."""
         if all(p is not None for p in user_init):
             return [self.init_params]
@@ -1001,11 +1051,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             # so that the start does not depend on the units of the features
             sd = np.sqrt(np.maximum(np.average((X - engine.center) ** 2, axis=0, weights=w), 0))
             sd[~(sd > 0)] = 1.0
-            labels = (
-                KMeans(n_clusters=K, n_init=1, random_state=random_state)
-                .fit(X / sd, sample_weight=w)
-                .labels_
-            )
+            # one thread: on at most 2,000 rows scikit-learn's OpenMP threads only
+            # contend with BLAS's still-spinning ones (0.08 s instead of 0.003 s)
+            with _threadpool_controller().limit(limits=1, user_api="openmp"):
+                labels = (
+                    KMeans(n_clusters=K, n_init=1, random_state=random_state)
+                    .fit(X / sd, sample_weight=w)
+                    .labels_
+                )
             return _one_hot(labels, K), None
         if method == "k-means++":
             _, indices = kmeans_plusplus(X, K, random_state=random_state, sample_weight=w)
@@ -1020,8 +1073,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         # hierarchical: mclust's start (model-based agglomeration of a subsample in
         # SVD coordinates, or standardised ones; classes between quantiles for one
         # feature)
-        rows = _subsample(w, random_state, AUTO_HIERARCHICAL_ROWS
-                          if method == "hierarchical-screen" else HIERARCHICAL_SUBSAMPLE)
+        size = (min(AUTO_HIERARCHICAL_ROWS, AUTO_HIERARCHICAL_ROWS_PER_COMPONENT * K)
+                if method == "hierarchical-screen" else HIERARCHICAL_SUBSAMPLE)
+        rows = _subsample(w, random_state, size)
         rows = np.flatnonzero(w > 0) if rows is None else rows
         if X.shape[1] == 1:
             labels = quantile_classes(X[rows, 0], K)
@@ -1326,6 +1380,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
 
 # ------------------------------------------------------------------- helpers
+@functools.cache
+def _threadpool_controller():
+    """The thread pools of the loaded libraries, found once (finding them takes ms)."""
+    return ThreadpoolController()
+
+
 def _subsample(sample_weight, random_state, size=HIERARCHICAL_SUBSAMPLE):
     """``size`` sorted random rows of positive weight, or None when there are at most
     ``size`` such rows."""

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """EM on a Dask array read from disk, on workers with less memory than the data.
 
-Run from the repository root on an otherwise idle machine (needs ``zarr``, installed
-with the project)::
+Run from the repository root on an otherwise idle machine (needs ``zarr``: installed
+with nutpie, which ``make`` installs; else ``pip install zarr``)::
 
     .venv/bin/python benchmarks/dask_em.py                       # 1e8 x 10 float32, 4 GB
     .venv/bin/python benchmarks/dask_em.py --rows 200000000 --memory-limit 2GB   # 8 GB
