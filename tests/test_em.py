@@ -770,3 +770,64 @@ def test_auto_keeps_the_best_of_its_starts(monkeypatch, covariance_type):
     alone = GaussianMixtureEM(4, covariance_type=covariance_type, init_params="hierarchical",
                               tol=1e-8, max_iter=2000).fit(X)
     assert alone.log_likelihood_ == runs[0]
+
+
+def test_auto_agglomerates_100_rows_a_component_of_the_screening_subsample(monkeypatch):
+    """Screening large data, the hierarchical start agglomerates 100 rows a component of
+    the 2,000-row subsample (at most 1,000): its cost is the square of the rows."""
+    calls = []
+    original = em_module.hierarchical_classes
+
+    def spy(Z, n_clusters):
+        calls.append(len(Z))
+        return original(Z, n_clusters)
+
+    monkeypatch.setattr(em_module, "hierarchical_classes", spy)
+    X, _ = datasets.simulate_mixture(5000, [0.3, 0.3, 0.4], [[0, 0], [6, 0], [0, 6]],
+                                     [1.0, 1.0, 1.0], random_state=1)
+    GaussianMixtureEM(3, random_state=0).fit(X)
+    assert calls == [3 * em_module.AUTO_HIERARCHICAL_ROWS_PER_COMPONENT]
+    calls.clear()
+    X12, _ = datasets.simulate_mixture(5000, [1 / 12] * 12, [[6 * i, 0] for i in range(12)],
+                                       [1.0] * 12, random_state=1)
+    GaussianMixtureEM(12, covariance_type="spherical", random_state=0).fit(X12)
+    assert calls == [em_module.AUTO_HIERARCHICAL_ROWS]
+
+
+def test_screened_start_takes_one_em_step_on_p_over_tol_rows(monkeypatch):
+    """After the screening, one EM step on ceil(p / tol) rows (p free parameters) when
+    that is at most 3/5 of the rows, none otherwise; the fit reaches scikit-learn's
+    optimum, and fit and fit_predict fit the same model."""
+    rows = []
+    original = em_module._BlockEngine.sweep
+
+    def spy(self, *args, **kwargs):
+        rows.append(len(self.X))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(em_module._BlockEngine, "sweep", spy)
+    X, _ = datasets.simulate_mixture(30000, [0.5, 0.5], [[0, 0], [5, 5]], [1.0, 2.0],
+                                     random_state=2)
+    model = GaussianMixtureEM(2, random_state=0).fit(X)
+    step = math.ceil(model.n_parameters() / model.tol)
+    assert step == 11000 and rows.count(step) == 1
+    assert rows[-model.n_iter_ - 1:] == [30000] * (model.n_iter_ + 1)
+    reference = GaussianMixture(2, random_state=0).fit(X)
+    assert model.score(X) >= reference.score(X) - 1e-9
+    rows.clear()
+    labels = GaussianMixtureEM(2, random_state=0).fit_predict(X)
+    np.testing.assert_array_equal(labels, model.predict(X))
+    rows.clear()
+    GaussianMixtureEM(2, tol=1e-5, random_state=0).fit(X)  # 1.1e6 rows: no step
+    assert set(rows) == {em_module.HIERARCHICAL_SUBSAMPLE, 30000}
+
+
+def test_fit_and_fit_predict_fit_the_same_model(random_data):
+    """fit skips the final labelling; the parameters are those of fit_predict."""
+    X = random_data.X["full"]
+    a = GaussianMixtureEM(3, random_state=0).fit(X)
+    b = GaussianMixtureEM(3, random_state=0)
+    labels = b.fit_predict(X)
+    for name in ("weights_", "means_", "covariances_", "lower_bound_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(labels, a.predict(X))
