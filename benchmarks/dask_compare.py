@@ -9,7 +9,7 @@ with the demo's 1000 + 1000 draws x 4 chains) by ``compare(..., client=...)`` on
 ``LocalCluster`` of 1 and of 2 worker processes (one thread each), each on a fresh
 cluster: its workers compile their own models (PyTensor's disk cache is shared, so the
 second cluster finds the first's compiled code). Timed: the whole ``compare`` call, and
-on the workers the time inside the tasks (``client.get_task_stream``), whose
+on the workers the time inside the tasks (``distributed.get_task_stream``), whose
 difference from the wall time x workers is idle workers, data transfer and the
 client's own work (LOO comparison, ranking). The tables of 1 and 2 workers are checked
 to be equal. Results go to ``benchmarks/results-dask-compare.json``.
@@ -38,7 +38,7 @@ def main(argv=None):
     parser.add_argument("--wait-quiet", type=float, default=60.0)
     parser.add_argument("--json", default=DEFAULT_JSON)
     args = parser.parse_args(argv)
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     from bayesgmm import compare, datasets
     from bayesgmm.demo import CHAINS, DRAWS, TUNE
@@ -56,7 +56,7 @@ def main(argv=None):
         with LocalCluster(n_workers=n_workers, threads_per_worker=1,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             client.wait_for_workers(n_workers)
-            with client.get_task_stream() as stream:
+            with get_task_stream(client=client) as stream:
                 start = time.perf_counter()
                 result = compare(X, ks, random_state=0, progressbar=False, client=client,
                                  **settings)
