@@ -22,7 +22,6 @@ along features (refused: rechunk with ``X.rechunk({1: -1})``).
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 
@@ -325,40 +324,8 @@ def fit(model, X, sample_weight=None):
         start = _start_engine(X_fit, weights, engine, random_state)
         # "auto" screens its starts by EM on the subsample, as in memory on large data
         screen = start if model.init_params == "auto" else None
-    starts = (model._start_methods(n_init, user_init, screened=screen is not None)
-              if do_init else [None])
-
-    best, failure = None, None
-    for init, method in enumerate(starts):
-        if model.verbose:
-            print(f"Initialization {init}" + (f" ({method})" if method else ""))
-        try:
-            if do_init:
-                params = model._initial_parameters(start or engine, random_state, user_init,
-                                                   method)
-            else:
-                params = tuple(np.asarray(p, dtype=np.float64) for p in (
-                    model.weights_, model.means_, model.covariances_,
-                    model.precisions_cholesky_))
-                if scaling is not None:
-                    params = scaling.to_standardised(params)
-            run = model._run_em(screen or engine, params, previous)
-        except _em.CollapsedComponentError as error:
-            if model.verbose:
-                print(f"  {error}")
-            failure = error
-            continue
-        margin = _em._SAME_OPTIMUM if model.init_params == "auto" else 0.0
-        if best is None or run["objective"] > best["objective"] + margin * abs(
-                best["objective"]):
-            best = run
-    if best is None:
-        if len(starts) > 1:
-            raise _em.CollapsedComponentError(
-                failure.components, model.reg_covar,
-                prefix=f"All {len(starts)} initializations failed; in the last one ",
-            ) from failure
-        raise failure
+    best = model._best_of_starts(engine, start or engine, screen, scaling, random_state,
+                                 user_init, previous, n_init, do_init)
     if screen is not None:
         if model.verbose:
             print("Best start on the subsample, continued on all the data")
@@ -371,17 +338,7 @@ def fit(model, X, sample_weight=None):
     model.prior_ = None
     model.log_prior_ = 0.0
     model.n_missing_ = 0
-    model.converged_ = best["converged"]
-    model.n_iter_ = best["n_iter"]
-    model._set_trace(np.asarray(best["trace"]) - log_jacobian * total_weight, total_weight)
-    if not model.converged_ and model.max_iter > 0:
-        warnings.warn(
-            "Best performing initialization did not converge. Try different init "
-            "parameters, or increase max_iter, tol, or check for degenerate data. "
-            f"(max_iter={model.max_iter}, tol={model.tol})",
-            _em.ConvergenceWarning,
-            stacklevel=3,
-        )
+    model._set_run(best, log_jacobian * total_weight, total_weight, stacklevel=4)
     return model
 
 

@@ -789,17 +789,58 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             rows = _subsample(engine.sample_weight, random_state)
             if rows is not None:
                 screen, screen_start = engine.subset(rows), start_engine.subset(rows)
+        best = self._best_of_starts(engine, screen_start or start_engine, screen, scaling,
+                                    random_state, user_init, previous, n_init, do_init)
+        if screen is not None:
+            if self.verbose:
+                print("Best start on the subsample, continued on all the data")
+            params = self._refined_on_more_rows(engine, best["params"], random_state)
+            best = self._run_em(engine, params)
+
+        params = best["params"]
+        if scaling is not None:
+            params = scaling.to_original(params)
+        total_weight = weights.sum()
+        self._set_parameters(params, X.dtype)
+        self.prior_ = None if prior is None else prior.prior
+        self.log_prior_ = 0.0 if prior is None else structure.log_prior(prior, *params[1:3])
+        self.n_missing_ = n_missing
+        self._set_run(best, log_jacobian * total_weight, total_weight, stacklevel=3)
+        return best["labels"]
+
+    def _set_run(self, best, log_jacobian, total_weight, stacklevel):
+        """The best run's convergence, iterations and log-likelihood trace (less the
+        standardisation's ``log_jacobian``), with scikit-learn's warning if it did not
+        converge (its sentence first, so that code matching it keeps working)."""
+        self.converged_ = best["converged"]
+        self.n_iter_ = best["n_iter"]
+        self._set_trace(np.asarray(best["trace"]) - log_jacobian, total_weight)
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data. "
+                f"(max_iter={self.max_iter}, tol={self.tol})",
+                ConvergenceWarning,
+                stacklevel=stacklevel,
+            )
+
+    def _best_of_starts(self, engine, start_engine, screen, scaling, random_state, user_init,
+                        previous, n_init, do_init):
+        """EM from every start (or, for a warm start, from the fitted parameters) and the
+        best run: the starts' initial parameters from ``start_engine``, EM on ``screen``
+        (a subsample the best continues from; the caller continues it) or ``engine``.
+        Restarts that collapse are dropped; all collapsing is an error. Shared by the
+        in-memory fit and the Dask one (:mod:`bayesgmm._dask`)."""
         starts = (self._start_methods(n_init, user_init, screened=screen is not None)
                   if do_init else [None])
-
         best, failure = None, None
         for init, method in enumerate(starts):
             if self.verbose:
                 print(f"Initialization {init}" + (f" ({method})" if method else ""))
             try:
                 if do_init:
-                    params = self._initial_parameters(screen_start or start_engine,
-                                                      random_state, user_init, method)
+                    params = self._initial_parameters(start_engine, random_state, user_init,
+                                                      method)
                 else:
                     params = (self.weights_, self.means_, self.covariances_,
                               self.precisions_cholesky_)
@@ -826,33 +867,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                     prefix=f"All {len(starts)} initializations failed; in the last one ",
                 ) from failure
             raise failure
-        if screen is not None:
-            if self.verbose:
-                print("Best start on the subsample, continued on all the data")
-            params = self._refined_on_more_rows(engine, best["params"], random_state)
-            best = self._run_em(engine, params)
-
-        params = best["params"]
-        if scaling is not None:
-            params = scaling.to_original(params)
-        total_weight = weights.sum()
-        self._set_parameters(params, X.dtype)
-        self.prior_ = None if prior is None else prior.prior
-        self.log_prior_ = 0.0 if prior is None else structure.log_prior(prior, *params[1:3])
-        self.n_missing_ = n_missing
-        self.converged_ = best["converged"]
-        self.n_iter_ = best["n_iter"]
-        self._set_trace(np.asarray(best["trace"]) - log_jacobian * total_weight, total_weight)
-        if not self.converged_ and self.max_iter > 0:
-            # scikit-learn's sentence first, so that code matching it keeps working
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data. "
-                f"(max_iter={self.max_iter}, tol={self.tol})",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return best["labels"]
+        return best
 
     def _warn_if_regularisation_dominates(self, variances):
         """Warn when ``reg_covar`` is not small against the variances EM works with."""
