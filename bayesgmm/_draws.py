@@ -108,13 +108,17 @@ def pointwise_log_likelihood(posterior, X, spec):
     )
 
 
-def membership_draws(posterior, X, spec):
-    """Membership probabilities of every draw, (n_draws, n_samples, K)."""
-    params = stacked_parameters(posterior, spec)
+def _memberships(X, params, spec, dtype=np.float64):
+    """Membership probabilities of every draw of ``params``, (n_draws, n_samples, K)."""
     return np.concatenate([
-        np.exp(joint - logsumexp(joint, axis=2, keepdims=True))
+        np.exp(joint - logsumexp(joint, axis=2, keepdims=True)).astype(dtype, copy=False)
         for joint in joint_log_prob_chunks(X, params, spec)
     ])
+
+
+def membership_draws(posterior, X, spec):
+    """Membership probabilities of every draw, (n_draws, n_samples, K)."""
+    return _memberships(X, stacked_parameters(posterior, spec), spec)
 
 
 class Memberships:
@@ -123,10 +127,7 @@ class Memberships:
 
     def __init__(self, X, params, spec):
         self.n_draws = len(params["weights"])
-        self._values = np.concatenate([
-            np.exp(joint - logsumexp(joint, axis=2, keepdims=True)).astype(np.float32)
-            for joint in joint_log_prob_chunks(X, params, spec)
-        ])
+        self._values = _memberships(X, params, spec, np.float32)
 
     def __call__(self, i):
         return self._values[i]
@@ -145,20 +146,22 @@ def impute_draws(posterior, X, spec, seed):
     from ._masked import conditional_gaussian, missing_patterns
 
     params = stacked_parameters(posterior, spec)
-    memberships = membership_draws(posterior, X, spec)  # (S, n, K)
+    S, K = params["weights"].shape
     rng = np.random.default_rng(seed)
-    S, n, K = memberships.shape
     draws = np.broadcast_to(X, (S,) + X.shape).copy()
     mean = X.copy()
-    pattern, observed = missing_patterns(X)
+    incomplete = np.flatnonzero(np.isnan(X).any(axis=1))  # the complete rows are copied
+    if len(incomplete) == 0:
+        return draws, mean
+    memberships = _memberships(X[incomplete], params, spec)  # (S, incomplete rows, K)
+    pattern, observed = missing_patterns(X[incomplete])
     for p, mask in enumerate(observed):
-        rows = np.flatnonzero(pattern == p)
+        members = np.flatnonzero(pattern == p)
+        rows = incomplete[members]
         O, M = np.flatnonzero(mask), np.flatnonzero(~mask.astype(bool))
-        if len(M) == 0 or len(rows) == 0:
-            continue
         cond_mean, cond_cov = conditional_gaussian(X[np.ix_(rows, O)], params["means"],
                                                    params["covariances"], O, M)
-        r = memberships[:, rows]  # (S, r, K)
+        r = memberships[:, members]  # (S, r, K)
         mean[np.ix_(rows, M)] = np.einsum("srk,skrm->rm", r, cond_mean) / S
         # a component per draw and row, by inverting the cumulative memberships
         u = rng.random((S, len(rows), 1))

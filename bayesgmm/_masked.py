@@ -56,7 +56,7 @@ def missing_patterns(X):
     """``(pattern, observed)`` of data with NaN for missing entries.
 
     ``pattern`` (n,) int64 indexes the rows of ``observed`` (P, D) int64, 1 where the
-    feature is observed; the patterns are sorted (the complete one, if any, last).
+    feature is observed; the patterns are sorted (the complete one, if any, first).
     """
     X = np.asarray(X, dtype=np.float64)
     keys, inverse = np.unique(np.isnan(X), axis=0, return_inverse=True)
@@ -154,8 +154,10 @@ class MaskedMixtureLogDensityGrad(Op):
     def make_node(self, X, pattern, observed, log_w, mu, L, g):
         inputs = MaskedMixtureLogDensity().make_node(X, pattern, observed, log_w, mu, L).inputs
         g = _float64(g)
-        if g.ndim != 1:
-            g = pt.broadcast_to(g, (inputs[0].shape[0],)) if g.ndim == 0 else g
+        if g.ndim == 0:  # one weight for every row
+            g = pt.broadcast_to(g, (inputs[0].shape[0],))
+        elif g.ndim != 1:
+            raise ValueError(f"the output gradient must be a vector, got {g.ndim} dimensions.")
         outputs = [v.type() for v in inputs[3:]]
         return Apply(self, [*inputs, g], outputs)
 

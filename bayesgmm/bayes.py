@@ -484,9 +484,9 @@ class GaussianMixtureBayes(BaseEstimator):
         hdi_prob = check_hdi_prob(hdi_prob)
         check_seed("random_state", random_state)
         X = self._X if X is None else self._check_X(X)
-        draws, mean = impute_draws(self.posterior, X, self.spec_,
-                                   np.random.SeedSequence(random_state).generate_state(1)[0])
         posterior = self.posterior
+        draws, mean = impute_draws(posterior, X, self.spec_,
+                                   np.random.SeedSequence(random_state).generate_state(1)[0])
         chains, n_draws = posterior.sizes["chain"], posterior.sizes["draw"]
         coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
                   "obs_id": np.arange(len(X)), "feature": list(self.spec_.feature_names)}

@@ -29,6 +29,12 @@ from ._gaussian import (DEFAULT_COVARIANCE_TYPE, bayesian_covariance_names,
 from ._validation import MISSING_OPTIONS
 
 PROG = "bayesgmm"
+#: ``--missing`` of ``fit`` and ``compare``.
+MISSING_OPTION = click.option(
+    "--missing", type=click.Choice(MISSING_OPTIONS), default=MISSING_OPTIONS[0],
+    show_default=True,
+    help="Empty cells (NaN): 'marginalize' fits the observed entries, each row's likelihood "
+         "the marginal of its observed columns (missing at random); 'raise' refuses them.")
 COVARIANCE_CHOICES = valid_covariance_names()
 
 
@@ -444,11 +450,7 @@ def main(ctx, quiet, debug):
 @click.option("--weights", metavar="COLUMN",
               help="Column of sample weights (non-negative; an integer weight counts its row "
                    "that many times); not a feature.")
-@click.option("--missing", type=click.Choice(MISSING_OPTIONS), default=MISSING_OPTIONS[0],
-              show_default=True,
-              help="Empty cells (NaN): 'marginalize' fits the observed entries, each row's "
-                   "likelihood the marginal of its observed columns (missing at random); "
-                   "'raise' refuses them.")
+@MISSING_OPTION
 @click.option("--draws", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--tune", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--chains", type=click.IntRange(min=1), default=4, show_default=True)
@@ -612,11 +614,7 @@ def _parse_components(text):
 @click.option("--weights", metavar="COLUMN",
               help="Column of sample weights, given to every fit; not a feature. The "
                    "Bayesian criteria (LOO, WAIC) need integer weights.")
-@click.option("--missing", type=click.Choice(MISSING_OPTIONS), default=MISSING_OPTIONS[0],
-              show_default=True,
-              help="Empty cells (NaN): 'marginalize' fits the observed entries, each row's "
-                   "likelihood the marginal of its observed columns (missing at random); "
-                   "'raise' refuses them.")
+@MISSING_OPTION
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Fit the grid's cells in parallel on a local Dask cluster of this many "
                    "worker processes (one cell per task).")

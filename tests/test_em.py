@@ -212,7 +212,8 @@ def test_zero_weight_rows_are_ignored(random_data):
     assert a.log_likelihood_ == pytest.approx(b.log_likelihood_, rel=1e-6)
 
 
-def test_hierarchical_init_uses_a_subsample(monkeypatch):
+def hierarchical_rows(monkeypatch):
+    """The number of rows of every hierarchical start, recorded as fits run."""
     calls = []
     original = em_module.hierarchical_classes
 
@@ -221,6 +222,11 @@ def test_hierarchical_init_uses_a_subsample(monkeypatch):
         return original(Z, n_clusters)
 
     monkeypatch.setattr(em_module, "hierarchical_classes", spy)
+    return calls
+
+
+def test_hierarchical_init_uses_a_subsample(monkeypatch):
+    calls = hierarchical_rows(monkeypatch)
     X, _ = datasets.simulate_mixture(3000, [0.5, 0.5], [[0, 0], [8, 8]], [1.0, 1.0],
                                      random_state=0)
     model = GaussianMixtureEM(2, init_params="hierarchical", random_state=0).fit(X)
@@ -775,14 +781,7 @@ def test_auto_keeps_the_best_of_its_starts(monkeypatch, covariance_type):
 def test_auto_agglomerates_100_rows_a_component_of_the_screening_subsample(monkeypatch):
     """Screening large data, the hierarchical start agglomerates 100 rows a component of
     the 2,000-row subsample (at most 1,000): its cost is the square of the rows."""
-    calls = []
-    original = em_module.hierarchical_classes
-
-    def spy(Z, n_clusters):
-        calls.append(len(Z))
-        return original(Z, n_clusters)
-
-    monkeypatch.setattr(em_module, "hierarchical_classes", spy)
+    calls = hierarchical_rows(monkeypatch)
     X, _ = datasets.simulate_mixture(5000, [0.3, 0.3, 0.4], [[0, 0], [6, 0], [0, 6]],
                                      [1.0, 1.0, 1.0], random_state=1)
     GaussianMixtureEM(3, random_state=0).fit(X)
