@@ -195,14 +195,21 @@ class FixedParameters:
         out[self.covariance_mask] = self.covariances[self.covariance_mask]
         return out
 
+    def means_from(self, means):
+        """Means with the fixed ones written over them (exactly: the M-step's
+        ``(mu - c) + c`` may differ from ``mu`` in the last bit)."""
+        if self.mean_mask is None:
+            return means
+        out = np.array(means, dtype=np.float64)
+        out[self.mean_mask] = self.means[self.mean_mask]
+        return out
+
     def apply(self, params):
         """(weights, means, covariances) of a start with the fixed values written in."""
         weights, means, covariances = (np.array(p, dtype=np.float64) for p in params)
         if self.weight_mask is not None:
             weights = self.weights_from(weights)
-        if self.mean_mask is not None:
-            means[self.mean_mask] = self.means[self.mean_mask]
-        return weights, means, self.covariances_from(covariances)
+        return weights, self.means_from(means), self.covariances_from(covariances)
 
     def holds(self, weights, means, covariances):
         """Whether parameters (EM's attributes, this structure's layout) have these fixed

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._gaussian import _LOG_2PI
-from .em import _BLOCK_BYTES, _BlockEngine, _normalise_in_place, _PassResult, _robust_log_joint
+from .em import (_BLOCK_BYTES, _BlockEngine, _normalise_in_place, _PassResult,
+                 _robust_log_joint, with_settings_of)
 
 __all__ = []
 
@@ -191,11 +192,9 @@ class MissingEngine:
                                          dtype=bool).reshape(len(self.patterns), X.shape[1])
 
     def subset(self, rows):
-        engine = MissingEngine(self.X[rows], self.sample_weight[rows], self.center,
-                               self.structure)
-        engine.data_variance, engine.prior, engine.fixed = (self.data_variance, self.prior,
-                                                            self.fixed)
-        return engine
+        """The same engine (centre, structure, prior) on some of the rows."""
+        return with_settings_of(self, MissingEngine(self.X[rows], self.sample_weight[rows],
+                                                    self.center, self.structure))
 
     # ------------------------------------------------------------- the E-step
     def _incomplete_e_steps(self, weights, means, precisions_cholesky):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import math
 import numbers
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -153,12 +155,8 @@ class _BlockEngine:
 
     def subset(self, rows):
         """The same engine (centre, structure, prior) on some of the rows."""
-        engine = _BlockEngine(self.X[rows], self.sample_weight[rows], self.center,
-                              self.structure)
-        engine.data_variance, engine.prior, engine.fixed = (self.data_variance, self.prior,
-                                                            self.fixed)
-        engine.labels_wanted = False
-        return engine
+        return with_settings_of(self, _BlockEngine(self.X[rows], self.sample_weight[rows],
+                                                   self.center, self.structure))
 
     def log_prior(self, params):
         """The prior's log density at (weights, means, covariances, ...); 0 without one."""
@@ -169,23 +167,30 @@ class _BlockEngine:
         # log-likelihood, as mclust does for every family
         return 0.0 if math.isnan(value) else value
 
-    def blocks(self, centres=()):
-        """Yield (rows, F, Fs): ``F = [x - center; q(x - center); 1]`` of shape (D + m + 1, b)
+    def _block_size(self, n_centres):
+        """Rows of a block when ``n_centres`` components have buffers of their own."""
+        return max(256, self.block_rows // (1 + n_centres))
+
+    def blocks(self, centres=(), start=0, stop=None):
+        """Yield (rows, F, Fs) for the rows ``start:stop`` (all by default; ``start`` a
+        block boundary): ``F = [x - center; q(x - center); 1]`` of shape (D + m + 1, b)
         and one such array in ``Fs`` for each row of ``centres``.
 
         The arrays are views of reused buffers: use them before asking for the next block.
         """
         n, n_features = self.X.shape
+        stop = n if stop is None else stop
         centres = [np.asarray(c, dtype=self.X.dtype) for c in centres]
-        rows = max(256, self.block_rows // (1 + len(centres)))
-        buffers = np.empty((1 + len(centres), self.n_rows_f, min(rows, n)), dtype=self.X.dtype)
+        rows = self._block_size(len(centres))
+        buffers = np.empty((1 + len(centres), self.n_rows_f, min(rows, stop - start)),
+                           dtype=self.X.dtype)
         buffers[:, -1] = 1.0
-        for start in range(0, n, rows):
-            block = slice(start, min(start + rows, n))
-            stop = block.stop - start
+        for first in range(start, stop, rows):
+            block = slice(first, min(first + rows, stop))
+            size = block.stop - first
             Fs = []
             for buffer, centre in zip(buffers, [self.center, *centres]):
-                F = buffer[:, :stop]
+                F = buffer[:, :size]
                 xt = F[:n_features]
                 # points beyond 1e154 overflow q(x): their columns are redone robustly
                 with np.errstate(over="ignore", invalid="ignore"):
@@ -215,52 +220,75 @@ class _BlockEngine:
             const = coef.const + np.log(weights)
         return np.hstack([coef.lin, -0.5 * coef.quad, const[:, None]]).astype(self.X.dtype)
 
+    @staticmethod
+    def _products(left, F, Fs, near, far, *, moments=False):
+        """``left @ F`` (K, b): the log joint densities, ``left`` the coefficients; or
+        with ``moments`` ``left @ Fᵀ`` (K, D + m + 1): the moments, ``left`` the
+        responsibilities. The far components' rows use their own buffers ``Fs``."""
+        def right(G):
+            return G.T if moments else G
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not len(far):
+                return left @ right(F)
+            out = np.empty((len(left), right(F).shape[1]), dtype=F.dtype)
+            out[near] = left[near] @ right(F)
+            for k, Fk in zip(far, Fs):
+                out[k] = left[k] @ right(Fk)
+            return out
+
     def joint_blocks(self, weights, means, precisions_cholesky):
-        """Yield (block, F, (near, far, Fs, centres), joint): the log joint densities
-        (K, b) of every block, and the expanded blocks they came from."""
+        """Yield (block, joint): the log joint densities (K, b) of every block."""
         far, centres = self.plan(means, precisions_cholesky)
         coef = self.coefficients(weights, means, precisions_cholesky, centres)
         near = np.setdiff1d(np.arange(len(means)), far)
         for block, F, Fs in self.blocks(centres[far]):
-            with np.errstate(over="ignore", invalid="ignore"):
-                if not len(far):
-                    joint = coef @ F
-                else:
-                    joint = np.empty((len(means), F.shape[1]), dtype=F.dtype)
-                    joint[near] = coef[near] @ F
-                    for k, Fk in zip(far, Fs):
-                        joint[k] = coef[k] @ Fk
-            yield block, F, (near, far, Fs, centres), joint
+            yield block, self._products(coef, F, Fs, near, far)
 
     def sweep(self, weights, means, precisions_cholesky, *, moments=True, labels=False):
-        """One pass over the data at the given parameters."""
+        """One pass over the data at the given parameters.
+
+        The blocks are shared among threads (:func:`_sweep_threads`; numpy and BLAS
+        release the GIL), each with buffers of its own; the blocks' log-likelihoods and
+        moments are added in block order, so the result does not depend on the number
+        of threads.
+        """
         n_components, n_features = means.shape
+        far, centres = self.plan(means, precisions_cholesky)
+        coef = self.coefficients(weights, means, precisions_cholesky, centres)
+        near = np.setdiff1d(np.arange(n_components), far)
         result = _PassResult(0.0)
-        totals = np.zeros((n_components, self.n_rows_f))
         if labels:
             result.labels = np.empty(self.X.shape[0], dtype=np.intp)
-        for block, F, (near, far, Fs, centres), joint in self.joint_blocks(
-                weights, means, precisions_cholesky):
-            log_norm, resp = _normalise_in_place(
-                joint, lambda cols: self._robust_joint(block, cols, weights, means,
-                                                        precisions_cholesky),
-                normalise=moments or labels)
-            if labels:
-                result.labels[block] = np.argmax(resp, axis=0)
-            if self.unweighted:
-                result.log_likelihood += float(log_norm.sum(dtype=np.float64))
-            else:
-                wb = self.sample_weight[block]
-                result.log_likelihood += float(wb @ log_norm.astype(np.float64))
-                if moments:
-                    resp *= wb
-            if moments:
-                if not len(far):
-                    totals += resp @ F.T
+
+        def run(start, stop):
+            parts = []
+            for block, F, Fs in self.blocks(centres[far], start, stop):
+                joint = self._products(coef, F, Fs, near, far)
+                log_norm, resp = _normalise_in_place(
+                    joint, lambda cols: self._robust_joint(block, cols, weights, means,
+                                                            precisions_cholesky),
+                    normalise=moments or labels)
+                if labels:
+                    result.labels[block] = np.argmax(resp, axis=0)
+                if self.unweighted:
+                    log_likelihood = float(log_norm.sum(dtype=np.float64))
                 else:
-                    totals[near] += resp[near] @ F.T
-                    for k, Fk in zip(far, Fs):
-                        totals[k] += resp[k] @ Fk.T
+                    wb = self.sample_weight[block]
+                    log_likelihood = float(wb @ log_norm.astype(np.float64))
+                    if moments:
+                        resp *= wb
+                parts.append((log_likelihood, self._products(resp, F, Fs, near, far,
+                                                             moments=True)
+                              if moments else None))
+            return parts
+
+        totals = np.zeros((n_components, self.n_rows_f))
+        for log_likelihood, part in _over_blocks(run, self.X.shape[0],
+                                                 self._block_size(len(far))):
+            result.log_likelihood += log_likelihood
+            if moments:
+                totals += part
         if moments:
             result.sum_x, result.sum_q, result.nk = _split_moments(totals, n_features)
             result.centres = centres
@@ -316,11 +344,147 @@ class _BlockEngine:
 
     def predict_blocks(self, weights, means, precisions_cholesky):
         """Yield (block, log p(x), responsibilities (b, K)) for prediction."""
-        for block, _, _, joint in self.joint_blocks(weights, means, precisions_cholesky):
+        for block, joint in self.joint_blocks(weights, means, precisions_cholesky):
             log_norm, resp = _normalise_in_place(
                 joint, lambda cols: self._robust_joint(block, cols, weights, means,
                                                         precisions_cholesky))
             yield block, log_norm, resp.T
+
+
+#: Rows below which a sweep runs on one thread (threads cost more than they save).
+_THREADED_ROWS = 50_000
+
+
+def _sweep_threads(n_rows):
+    """Threads a sweep of ``n_rows`` rows shares its blocks among: as many as BLAS may
+    use (``OMP_NUM_THREADS`` and the like, threadpoolctl's limits, Dask workers' one
+    thread all respected) and the process may run on, one for small data."""
+    if n_rows < _THREADED_ROWS:
+        return 1
+    blas = [info["num_threads"] for info in _threadpool_controller().select(
+        user_api="blas").info()]
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    return max(1, min([available, *blas]))
+
+
+@functools.cache
+def _sweep_pool(n_threads):
+    return concurrent.futures.ThreadPoolExecutor(n_threads,
+                                                 thread_name_prefix="bayesgmm-sweep")
+
+
+def _over_blocks(run, n_rows, block_size):
+    """``run(start, stop)``'s lists of per-block results over the rows in blocks of
+    ``block_size``, in block order: the blocks split into one contiguous run per
+    thread, each thread's BLAS on one thread meanwhile."""
+    n_blocks = -(-n_rows // block_size)
+    n_threads = min(_sweep_threads(n_rows), n_blocks)
+    if n_threads <= 1:
+        return run(0, n_rows)
+    bounds = [min(n_rows, (n_blocks * t // n_threads) * block_size)
+              for t in range(n_threads + 1)]
+    with _threadpool_controller().limit(limits=1, user_api="blas"):
+        futures = [_sweep_pool(n_threads).submit(run, bounds[t], bounds[t + 1])
+                   for t in range(n_threads)]
+        return [part for future in futures for part in future.result()]
+
+
+def engine_for(X, sample_weight, center, structure, has_missing=None):
+    """The EM engine of in-memory ``X``: the block engine, or with missing entries the
+    pattern-by-pattern one (:mod:`bayesgmm._missing`). ``has_missing``: whether X has
+    NaN, when the caller knows (None: look)."""
+    if np.isnan(X).any() if has_missing is None else has_missing:
+        from ._missing import MissingEngine
+
+        return MissingEngine(X, sample_weight, center, structure)
+    return _BlockEngine(X, sample_weight, center, structure)
+
+
+def with_settings_of(source, engine):
+    """``engine`` given the fit's settings of ``source`` (the data's variances for the
+    collapse check, the prior, the fixed parameters), for a subsample: no labels."""
+    engine.data_variance, engine.prior, engine.fixed = (source.data_variance, source.prior,
+                                                        source.fixed)
+    engine.labels_wanted = False
+    return engine
+
+
+class _ArrayData:
+    """The data of an in-memory fit, as :meth:`GaussianMixtureEM._fit` asks for them.
+
+    :class:`bayesgmm._dask.DaskData` answers the same questions of a Dask array; the
+    fit itself is one code path for both.
+    """
+
+    def __init__(self, model, X, sample_weight):
+        self.X = model._validate_X(X, reset=True)
+        self.weights = check_sample_weight(sample_weight, self.X.shape[0], np.float64)
+        self.n_features = self.X.shape[1]
+        self.dtype = self.X.dtype
+        self.n_points = int(np.count_nonzero(self.weights))
+        self.total_weight = self.weights.sum()
+        self.n_missing = 0
+        self.filled = self.X
+
+    def scan(self, structure):
+        """The centre (D,), covariance (D, D) and each feature's largest deviation from
+        the centre (D,) of the data, mean-imputed where entries are missing (as are EM's
+        start, the scale checks and the prior's defaults)."""
+        X, weights = self.X, self.weights
+        # the weighted total is NaN when an entry is (0 * NaN is NaN too), and it is
+        # needed for the centre anyway: the NaN count only when it is not finite
+        total = weights @ X
+        self.n_missing = 0 if np.isfinite(total).all() else int(np.isnan(X).sum())
+        if self.n_missing:
+            from ._missing import mean_imputed
+
+            self.filled = mean_imputed(X, weights)
+            total = weights @ self.filled
+        center = total / weights.sum()
+        covariance, spread = _BlockEngine(self.filled, weights, center,
+                                          structure).data_covariance()
+        return center, covariance, spread
+
+    def resolve_prior(self, prior, n_components, structure):
+        return prior.resolve(self.filled, n_components, structure, sample_weight=self.weights)
+
+    def standardise(self, scaling):
+        """The data standardised (``standardize=True``); returns their new centre."""
+        self.X, self.filled = scaling.standardise(self.X), scaling.standardise(self.filled)
+        return (self.weights @ self.filled) / self.weights.sum()
+
+    def log_jacobian(self, scaling):
+        """log|det| of the standardisation per unit of weight (missing entries, which
+        have no density, not counted)."""
+        if not self.n_missing:
+            return scaling.log_jacobian
+        observed = self.weights @ ~np.isnan(self.X)
+        return scaling.log_jacobian_of(observed / self.weights.sum())
+
+    def engines(self, structure, center, labels):
+        """The engine EM runs on, and the one its starts are computed on (the
+        mean-imputed data when entries are missing)."""
+        engine = engine_for(self.X, self.weights, center, structure,
+                            has_missing=self.n_missing > 0)
+        engine.labels_wanted = labels
+        start = engine if not self.n_missing else _BlockEngine(self.filled, self.weights,
+                                                                center, structure)
+        return engine, start
+
+    def start_engines(self, engine, start, random_state, screened):
+        """(the engine the starts are computed on, the engine they run EM on first, or
+        None for all the data). ``screened`` ("auto"): on more rows than the
+        hierarchical subsample every start runs EM on the subsample, and only the best
+        continues on all the data."""
+        rows = _subsample(engine.sample_weight, random_state) if screened else None
+        if rows is None:
+            return start, None
+        return start.subset(rows), engine.subset(rows)
+
+    def continued(self, model, engine, params, random_state):
+        """The best screened start, moved towards the optimum of all the data."""
+        return model._refined_on_more_rows(engine, params, random_state)
 
 
 def _split_moments(totals, n_features):
@@ -675,15 +839,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             ensure_all_finite="allow-nan" if allow_nan else True,
         )
 
-    def _engine(self, X, sample_weight, center, has_missing=None):
-        """The EM engine for ``X``: the block engine, or with missing entries the
-        pattern-by-pattern one (:mod:`bayesgmm._missing`). ``has_missing``: whether X
-        has NaN, when the caller knows (None: look)."""
-        if np.isnan(X).any() if has_missing is None else has_missing:
-            from ._missing import MissingEngine
-
-            return MissingEngine(X, sample_weight, center, self._structure)
-        return _BlockEngine(X, sample_weight, center, self._structure)
+    def _engine(self, X, sample_weight, center):
+        """The EM engine of in-memory ``X`` (see :func:`engine_for`)."""
+        return engine_for(X, sample_weight, center, self._structure)
 
     # -------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -713,57 +871,33 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             Identical to ``fit(X).predict(X)``. For a Dask ``X`` (see
             :mod:`bayesgmm._dask`), a lazy Dask array.
         """
-        if _dask.is_dask_input(X):
-            return _dask.fit(self, X, sample_weight).predict(X)
-        return self._fit(X, sample_weight, labels=True)
+        labels = self._fit(X, sample_weight, labels=True)
+        return self.predict(X) if _dask.is_dask_input(X) else labels
 
     def _fit(self, X, sample_weight, *, labels):
-        """Fit to ``X``; return the most probable component of every sample if ``labels``
-        (else None: ``fit`` saves the final pass the arg-max)."""
-        if _dask.is_dask_input(X):
-            _dask.fit(self, X, sample_weight)
-            return None
+        """Fit to ``X`` (in memory, or a Dask array: :mod:`bayesgmm._dask`); return the
+        most probable component of every sample if ``labels`` (else None: ``fit`` saves
+        the final pass the arg-max)."""
         self._check_parameters()
-        X = self._validate_X(X, reset=True)
-        weights = check_sample_weight(sample_weight, X.shape[0], np.float64)
-        n_points = int(np.count_nonzero(weights))
-        check_enough_samples(n_points, self.n_components)
-        self._check_initial_parameters(X.shape[1])
+        data = (_dask.DaskData if _dask.is_dask_input(X) else _ArrayData)(
+            self, X, sample_weight)
+        n_features = data.n_features
+        self._check_initial_parameters(n_features)
         structure = self._structure
-        fixed = self._fixed_parameters(X.shape[1])
+        fixed = self._fixed_parameters(n_features)
+        center, covariance, spread = data.scan(structure)
+        check_enough_samples(data.n_points, self.n_components)
         prior = None
-        # the weighted total is NaN when an entry is (0 * NaN is NaN too), and it is
-        # needed for the centre anyway: the NaN count only when it is not finite
-        total = weights @ X
-        n_missing = 0 if np.isfinite(total).all() else int(np.isnan(X).sum())
-        if n_missing:
-            from ._missing import mean_imputed
-
-            # the start, the centre, the scale checks and the prior's defaults: on
-            # mean-imputed data
-            X_filled = mean_imputed(X, weights)
-        else:
-            X_filled = X
         if self.prior is None:
-            structure.check_estimable(self.n_components, X.shape[1], n_points)
+            structure.check_estimable(self.n_components, n_features, data.n_points)
         else:
-            prior = self.prior.resolve(X_filled, self.n_components, structure,
-                                       sample_weight=weights)
-        center = (total if not n_missing else weights @ X_filled) / weights.sum()
-        covariance, spread = _BlockEngine(X_filled, weights, center,
-                                          structure).data_covariance()
-        _check_representable(spread, X.dtype)
+            prior = data.resolve_prior(self.prior, self.n_components, structure)
+        _check_representable(spread, data.dtype)
         scaling = _Scaling.of(structure, center, covariance) if self.standardize else None
         if scaling is not None:
-            X_fit, X_filled = scaling.standardise(X), scaling.standardise(X_filled)
-            center = (weights @ X_filled) / weights.sum()
+            center = data.standardise(scaling)
             covariance = scaling.standardise_covariance(covariance)
-        else:
-            X_fit = X
-        engine = self._engine(X_fit, weights, center, has_missing=n_missing > 0)
-        engine.labels_wanted = labels
-        start_engine = engine if not n_missing else _BlockEngine(X_filled, weights, center,
-                                                                  structure)
+        engine, start_engine = data.engines(structure, center, labels)
         for e in {id(engine): engine, id(start_engine): start_engine}.values():
             e.data_variance = _variance_if_nonsingular(covariance)
             e.prior = (prior if prior is None or scaling is None
@@ -773,39 +907,35 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
-        # log|det| of the map to standardised data, per unit of weight; a missing entry
-        # has no density, so it does not count
-        log_jacobian = 0.0 if scaling is None else scaling.log_jacobian_of(X, weights)
+        # log|det| of the map to standardised data, per unit of weight
+        log_jacobian = 0.0 if scaling is None else data.log_jacobian(scaling)
         # scikit-learn carries the last lower bound of a warm start over, so that a
         # refit that no longer improves is recognised as converged
         previous = (self.lower_bounds_[-1] + log_jacobian
                     if not do_init and len(getattr(self, "lower_bounds_", ())) else -np.inf)
         user_init = self._user_initial_parameters(scaling)
 
-        # "auto" on more rows than the hierarchical subsample: every start runs EM on
-        # the subsample, and only the best continues on all the data
-        screen = screen_start = None
-        if do_init and self.init_params == "auto" and not all(p is not None for p in user_init):
-            rows = _subsample(engine.sample_weight, random_state)
-            if rows is not None:
-                screen, screen_start = engine.subset(rows), start_engine.subset(rows)
-        best = self._best_of_starts(engine, screen_start or start_engine, screen, scaling,
-                                    random_state, user_init, previous, n_init, do_init)
+        screen = None
+        if do_init and not all(p is not None for p in user_init):
+            start_engine, screen = data.start_engines(engine, start_engine, random_state,
+                                                      screened=self.init_params == "auto")
+        best = self._best_of_starts(engine, start_engine, screen, scaling, random_state,
+                                    user_init, previous, n_init, do_init)
         if screen is not None:
             if self.verbose:
                 print("Best start on the subsample, continued on all the data")
-            params = self._refined_on_more_rows(engine, best["params"], random_state)
+            params = data.continued(self, engine, best["params"], random_state)
             best = self._run_em(engine, params)
 
         params = best["params"]
         if scaling is not None:
             params = scaling.to_original(params)
-        total_weight = weights.sum()
-        self._set_parameters(params, X.dtype)
+        self._set_parameters(params, data.dtype)
         self.prior_ = None if prior is None else prior.prior
         self.log_prior_ = 0.0 if prior is None else structure.log_prior(prior, *params[1:3])
-        self.n_missing_ = n_missing
-        self._set_run(best, log_jacobian * total_weight, total_weight, stacklevel=3)
+        self.n_missing_ = data.n_missing
+        self._set_run(best, log_jacobian * data.total_weight, data.total_weight,
+                      stacklevel=3)
         return best["labels"]
 
     def _set_run(self, best, log_jacobian, total_weight, stacklevel):
@@ -984,9 +1114,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 means_centred = ((nk[:, None] * means_centred + prior.shrinkage * offsets)
                                  / (nk + prior.shrinkage)[:, None])
         precisions_cholesky = engine.structure.precisions_cholesky(covariances, self.reg_covar)
+        means = means_centred + centres
         return (
             nk / nk.sum() if fixed is None else fixed.weights_from(nk),
-            means_centred + centres,
+            means if fixed is None else fixed.means_from(means),
             covariances,
             precisions_cholesky,
         )
@@ -1181,6 +1312,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         X_imputed : ndarray of shape (n_samples, n_features)
         covariance : ndarray of shape (n_samples, n_features, n_features)
             Only with ``return_covariance``.
+
+        For a Dask ``X`` both are lazy Dask arrays chunked as its rows.
         """
         from ._missing import MissingEngine
 
@@ -1188,6 +1321,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         if not isinstance(return_covariance, (bool, np.bool_)):
             raise ValueError("return_covariance must be True or False, got "
                              f"{return_covariance!r}.")
+        if _dask.is_dask_input(X):
+            return _dask.impute(self, X, bool(return_covariance))
         X = as_numeric_table(X, allow_nan=True)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
                           ensure_all_finite="allow-nan")
@@ -1281,6 +1416,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         probabilities and ``map(i)`` the most probable component (Biernacki,
         Celeux and Govaert 2000). Lower is better; mclust's ICL is ``-icl``.
         """
+        if _dask.is_dask_input(X):
+            return _dask.icl(self, X, sample_weight)
         log_prob, resp, w = self._log_likelihood_and_n(X, sample_weight)
         bic = -2 * (w @ log_prob) + self.n_parameters() * math.log(w.sum())
         with np.errstate(divide="ignore"):
@@ -1507,15 +1644,12 @@ class _Scaling:
         #: log|det| of the map to the standardised data, per sample
         self.log_jacobian = float(np.sum(np.log(scale)))
 
-    def log_jacobian_of(self, X, weights):
-        """The mean log|det| per unit of weight over the rows of ``X``, whose NaN
-        (missing) entries carry no density: ``log_jacobian`` for complete data."""
-        missing = np.isnan(X)
-        if not missing.any():
-            return self.log_jacobian
-        log_scale = np.broadcast_to(np.log(self.scale), X.shape[1:])
-        per_row = (~missing) @ log_scale
-        return float(weights @ per_row / weights.sum())
+    def log_jacobian_of(self, observed):
+        """The mean log|det| per unit of weight when feature j is observed in a share
+        ``observed[j]`` of the weight (a missing entry carries no density):
+        ``log_jacobian`` for complete data."""
+        log_scale = np.broadcast_to(np.log(self.scale), np.shape(observed))
+        return float(observed @ log_scale)
 
     @classmethod
     def of(cls, structure, center, covariance):

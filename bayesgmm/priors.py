@@ -268,11 +268,25 @@ class ConjugatePrior(Prior):
         weight counting a row that many times, the divisor ``sum(w) - 1``).
         """
         X = np.asarray(X, dtype=float)
-        n, D = X.shape
+        w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight,
+                                                                      dtype=float)
+        data_mean = (w @ X) / w.sum()
+        variance = None
+        if self.scale is None:
+            deviations = X - data_mean
+            variance = (deviations.T * w) @ deviations / (w.sum() - 1)
+        return self.resolve_from_moments(data_mean, variance, np.count_nonzero(w),
+                                         n_components, structure)
+
+    def resolve_from_moments(self, data_mean, variance, n_points, n_components, structure
+                             ) -> "ResolvedConjugatePrior":
+        """:meth:`resolve` from the data's (weighted) mean (D,), covariance (D, D; divisor
+        ``sum(w) - 1``; only read for the default scale) and number of rows of positive
+        weight: what data too large for memory (a Dask array) give in one pass."""
+        data_mean = np.asarray(data_mean, dtype=float)
+        D = data_mean.shape[0]
         K = int(n_components)
         kind = structure.prior_scale_kind
-        w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        data_mean = (w @ X) / w.sum()
         mean = data_mean if self.mean is None else np.asarray(self.mean, dtype=float)
         if mean.shape not in ((), (D,)):
             raise ValueError(
@@ -286,12 +300,9 @@ class ConjugatePrior(Prior):
                 f"Wishart prior on a {D} x {D} covariance needs dof > {D - 1} to be proper "
                 f"(mclust's default is D + 2 = {D + 2}).")
         if self.scale is None:
-            deviations = X - data_mean
-            variance = (deviations.T * w) @ deviations / (w.sum() - 1)
             factor = (1.0 / K) ** (2.0 / D)
             if kind == "matrix":
-                scale = factor * (variance if np.count_nonzero(w) > D
-                                  else np.diag(np.diag(variance)))
+                scale = factor * (variance if n_points > D else np.diag(np.diag(variance)))
             else:
                 scale = np.full(D if kind == "vector" else (), factor * np.trace(variance) / D)
             if not np.all(np.diag(np.atleast_2d(scale)) > 0):

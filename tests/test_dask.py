@@ -19,6 +19,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm import COVARIANCE_STRUCTURES, GaussianMixtureEM
 from bayesgmm import _dask
+from bayesgmm._gaussian import prior_covariance_names
+from bayesgmm.priors import ConjugatePrior
 
 # uneven row chunks of the 600 rows of conftest.RandomData
 ROW_CHUNKS = (150, 37, 263, 150)
@@ -36,6 +38,19 @@ def client():
 def data(random_data, client):
     """The in-memory data, and the same on the cluster in uneven row chunks."""
     X = random_data.X["full"]
+    return X, client.persist(da.from_array(X, chunks=(ROW_CHUNKS, -1)))
+
+
+@pytest.fixture(scope="module")
+def missing_data(random_data, client):
+    """The data with about 15% of the entries missing (never a whole row), in memory
+    and on the cluster; chunk 1 (rows 150 to 186) is kept complete."""
+    X = random_data.X["full"].copy()
+    rng = np.random.default_rng(1)
+    hidden = rng.random(X.shape) < 0.15
+    hidden[hidden.all(axis=1), 0] = False
+    hidden[150:187] = False
+    X[hidden] = np.nan
     return X, client.persist(da.from_array(X, chunks=(ROW_CHUNKS, -1)))
 
 
@@ -80,6 +95,95 @@ def test_fit_equals_in_memory_fit_from_the_same_start(data, covariance_type):
     D = n_features_of(covariance_type)
     memory, lazy = fixed_start_pair(X[:, :D], Xd[:, :D], covariance_type)
     assert_same_fit(memory, lazy)
+
+
+@pytest.mark.parametrize("covariance_type",
+                         [name for name in COVARIANCE_STRUCTURES if n_features_of(name) == 2])
+def test_fit_with_missing_entries_equals_in_memory(missing_data, covariance_type):
+    """Chunks with NaN run the in-memory missing-data engine, complete chunks the block
+    engine; the sums are the in-memory fit's."""
+    X, Xd = missing_data
+    memory, lazy = fixed_start_pair(X, Xd, covariance_type)
+    assert_same_fit(memory, lazy)
+    assert lazy.n_missing_ == memory.n_missing_ == int(np.isnan(X).sum())
+
+
+@pytest.mark.parametrize("covariance_type", prior_covariance_names())
+def test_map_em_equals_in_memory(data, covariance_type):
+    """The prior's data-scaled defaults from the one pass's moments, as in memory."""
+    X, Xd = data
+    D = n_features_of(covariance_type)
+    memory, lazy = fixed_start_pair(X[:, :D], Xd[:, :D], covariance_type,
+                                    prior=ConjugatePrior())
+    assert_same_fit(memory, lazy)
+    assert lazy.prior_.scale == pytest.approx(memory.prior_.scale, rel=RTOL)
+    np.testing.assert_allclose(lazy.prior_.mean, memory.prior_.mean, rtol=RTOL)
+    assert lazy.log_prior_ == pytest.approx(memory.log_prior_, rel=1e-9, nan_ok=True)
+
+
+def test_missing_entries_with_prior_standardize_and_weights_equal_in_memory(missing_data):
+    X, Xd = missing_data
+    weights = np.random.default_rng(2).integers(0, 4, len(X)).astype(float)
+    options = dict(covariance_type="VEV", standardize=True, prior=ConjugatePrior(),
+                   random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = GaussianMixtureEM(3, max_iter=2, **options).fit(X, sample_weight=weights)
+        init = dict(weights_init=start.weights_, means_init=start.means_,
+                    precisions_init=start.precisions_, max_iter=8, tol=0, **options)
+        memory = GaussianMixtureEM(3, **init).fit(X, sample_weight=weights)
+        lazy = GaussianMixtureEM(3, **init).fit(Xd, sample_weight=da.from_array(weights,
+                                                                                chunks=100))
+    assert_same_fit(memory, lazy)
+    assert lazy.bic(Xd, sample_weight=weights) == pytest.approx(
+        memory.bic(X, sample_weight=weights), rel=RTOL)
+
+
+def test_fixed_parameters_equal_in_memory(missing_data):
+    X, Xd = missing_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        # fix_start_pair's start: component 2's mean there, rounded
+        mean = GaussianMixtureEM(3, covariance_type="VVV", max_iter=2,
+                                 random_state=0).fit(X).means_[2].round(1)
+    fixed = {"weights": [0.2, np.nan, np.nan], "means": [[np.nan] * 2, [np.nan] * 2, mean]}
+    memory, lazy = fixed_start_pair(X, Xd, "VVV", fixed=fixed)
+    assert_same_fit(memory, lazy)
+    assert lazy.weights_[0] == 0.2
+    np.testing.assert_array_equal(lazy.means_[2], mean)
+
+
+def test_default_start_with_missing_entries(missing_data, monkeypatch):
+    """The start on a mean-imputed subsample, screened by the missing-data EM on it,
+    reaches the in-memory optimum."""
+    X, Xd = missing_data
+    monkeypatch.setattr(_dask, "START_ROWS", 400)
+    memory = GaussianMixtureEM(3, tol=1e-10, random_state=0).fit(X)
+    for init_params in ("auto", "kmeans"):
+        lazy = GaussianMixtureEM(3, tol=1e-10, random_state=0,
+                                 init_params=init_params).fit(Xd)
+        assert lazy.lower_bound_ == pytest.approx(memory.lower_bound_, rel=1e-8)
+        # the same optimum (the means' spread is 24; tol=1e-10 stops both near it)
+        np.testing.assert_allclose(np.sort(lazy.means_[:, 0]), np.sort(memory.means_[:, 0]),
+                                   rtol=0, atol=1e-5)
+
+
+def test_icl_and_impute_equal_in_memory(missing_data):
+    X, Xd = missing_data
+    memory, lazy = fixed_start_pair(X, Xd, "VVV")
+    weights = np.random.default_rng(3).integers(0, 3, len(X)).astype(float)
+    assert lazy.icl(Xd) == pytest.approx(memory.icl(X), rel=RTOL)
+    assert lazy.icl(Xd, sample_weight=weights) == pytest.approx(
+        memory.icl(X, sample_weight=weights), rel=RTOL)
+    filled = lazy.impute(Xd)
+    assert isinstance(filled, da.Array) and filled.chunks[0] == ROW_CHUNKS
+    np.testing.assert_allclose(filled.compute(), memory.impute(X), rtol=1e-12)
+    filled, covariance = lazy.impute(Xd, return_covariance=True)
+    assert isinstance(covariance, da.Array) and covariance.chunks[0] == ROW_CHUNKS
+    expected_filled, expected_covariance = memory.impute(X, return_covariance=True)
+    np.testing.assert_allclose(filled.compute(), expected_filled, rtol=1e-12)
+    np.testing.assert_allclose(covariance.compute(), expected_covariance, rtol=1e-10,
+                               atol=1e-12 * np.abs(expected_covariance).max())
 
 
 def test_standardize_and_sample_weight_equal_in_memory(data):
@@ -180,8 +284,14 @@ def test_bad_input(data):
         model.fit(da.from_array(X, chunks=(100, 1)))
     X_nan = X.copy()
     X_nan[[200, 201], 0] = np.nan
-    with pytest.raises(ValueError, match=r"2 NaN in chunk 2 \(rows 187 to 449\)\. EM on "
-                                         "Dask input does not treat NaN as missing"):
+    X_nan[500, 1] = np.nan
+    with pytest.raises(ValueError, match=r"has 3 NaN, the first 2 in chunk 2 \(rows 187 to "
+                                         r"449\); missing='raise' refuses"):
+        GaussianMixtureEM(3, missing="raise").fit(da.from_array(X_nan, chunks=(ROW_CHUNKS,
+                                                                               -1)))
+    X_nan[300] = np.nan
+    with pytest.raises(ValueError, match=r"1 row\(s\) whose entries are all NaN in chunk 2 "
+                                         r"\(rows 187 to 449\)"):
         model.fit(da.from_array(X_nan, chunks=(ROW_CHUNKS, -1)))
     X_inf = X.copy()
     X_inf[599, 1] = np.inf
@@ -189,10 +299,6 @@ def test_bad_input(data):
         model.fit(da.from_array(X_inf, chunks=(ROW_CHUNKS, -1)))
     with pytest.raises(ValueError, match="unknown chunk sizes"):
         model.fit(Xd[Xd[:, 0] > 0])
-    with pytest.raises(ValueError, match="prior .MAP-EM. is not supported with Dask"):
-        from bayesgmm.priors import ConjugatePrior
-
-        GaussianMixtureEM(3, prior=ConjugatePrior()).fit(Xd)
     with pytest.raises(ValueError, match="negative or non-finite weight in chunk 0"):
         model.fit(Xd, sample_weight=-da.ones(len(X), chunks=100))
     with pytest.raises(ValueError, match="sample_weight has 600 negative values"):

@@ -42,3 +42,12 @@ def test_compare_models(tmp_path):
     out = run_example("compare_models.py", tmp_path)
     assert "elpd_loo" in out and "choose" in out
     assert (tmp_path / "compare_models.png").stat().st_size > 10_000
+
+
+def test_dask_cluster(tmp_path):
+    out = run_example("dask_cluster.py", tmp_path)
+    assert "workers: 2" in out
+    assert "EM: " in out and "converged True" in out
+    assert "means: [[0.0, 0.0, 0.0], [3.0, 1.0, -2.0]] weights: [0.3, 0.7]" in out
+    assert "compare on the cluster: 12 cells" in out
+    assert (tmp_path / "labels.zarr").exists() and (tmp_path / "imputed.zarr").exists()
