@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._gaussian import CollapsedComponentError, collapsed_components
-from ._validation import check_enough_samples
+from ._validation import check_enough_samples, describe_error
 from .em import (
     _BlockEngine,
     _check_finite_log_likelihood,
@@ -174,7 +174,7 @@ class _Batch:
                     self.structure.check_estimable(K, self.D, int(n_points))
                     messages[n_points] = ""
                 except ValueError as error:
-                    messages[n_points] = _describe(error)
+                    messages[n_points] = describe_error(error)
             self.errors[b] = messages[n_points]
 
     def start(self, start):
@@ -222,9 +222,9 @@ class _Batch:
         try:
             self.structure.precisions_cholesky(self.covariances[b], self.reg_covar)
         except CollapsedComponentError as error:
-            self.errors[b] = _describe(error)
+            self.errors[b] = describe_error(error)
         else:  # not reached: the batched factor failed on one of this fit's components
-            self.errors[b] = _describe(CollapsedComponentError([], self.reg_covar))
+            self.errors[b] = describe_error(CollapsedComponentError([], self.reg_covar))
 
     def _e_step(self, fits, moments):
         """Log-likelihoods (b,) of ``fits`` at their parameters and, with ``moments``,
@@ -279,7 +279,7 @@ class _Batch:
 
     def _fail(self, fits, error):
         for b in fits:
-            self.errors[b] = _describe(error)
+            self.errors[b] = describe_error(error)
 
     def run(self, advance=None):
         advance = advance or (lambda n: None)
@@ -319,13 +319,13 @@ class _Batch:
             log_likelihood, _ = self._e_step(fits, moments=False)
         for b, value in zip(fits, log_likelihood):
             if not np.isfinite(value):
-                self.errors[b] = _describe(_non_finite_error())
+                self.errors[b] = describe_error(_non_finite_error())
                 continue
             variance = self.data_variance[b]
             if variance is not None and self.max_iter > 0:
                 collapsed = collapsed_components(self.structure, self.covariances[b], variance)
                 if collapsed:
-                    self.errors[b] = _describe(CollapsedComponentError(collapsed,
+                    self.errors[b] = describe_error(CollapsedComponentError(collapsed,
                                                                        self.reg_covar))
                     continue
             self.log_likelihood[b] = value
@@ -350,5 +350,3 @@ def _non_finite_error():
         return error
 
 
-def _describe(error):
-    return f"{type(error).__name__}: {error}"

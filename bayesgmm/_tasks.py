@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 
-from ._validation import check_client
+from ._validation import check_client, describe_error
 
 __all__ = []
 
@@ -42,7 +42,7 @@ def on_client(client, function, arguments, *, name, failed, advance=None):
         try:
             results[i] = future.result()
         except Exception as error:  # noqa: BLE001 - a failed task is a result, not an abort
-            results[i] = failed(i, f"task failed: {type(error).__name__}: {error}")
+            results[i] = failed(i, f"task failed: {describe_error(error)}")
         if advance is not None:
             advance(None)
     return results

@@ -23,6 +23,11 @@ __all__ = [
 ]
 
 
+def describe_error(error) -> str:
+    """A failed fit's error as it is recorded in a results table: ``"Type: message"``."""
+    return f"{type(error).__name__}: {error}"
+
+
 def _column_label(columns, j) -> str:
     return repr(columns[j]) if columns is not None else f"{j}"
 

@@ -78,6 +78,7 @@ from ._validation import (
     check_integer,
     check_number,
     check_seed,
+    describe_error,
 )
 from .em import GaussianMixtureEM
 
@@ -510,7 +511,7 @@ def _bootstrap_replicate(job: _BootstrapJob, index, seed):
     try:
         model, caught = _fit_from(job.template, job.start, X, sample_weight)
     except _FIT_ERRORS as error:
-        return {"error": _describe(error)}
+        return {"error": describe_error(error)}
     return _relabelled(job, {
         "weights": model.weights_, "means": model.means_, "covariances": model.covariances_,
         "log_likelihood": model.log_likelihood_, "n_iter": model.n_iter_,
@@ -736,7 +737,7 @@ def _observed_fits(X, template, max_components, split_starts):
         try:
             return fit()
         except _FIT_ERRORS as error:
-            failures.append(f"G={what}: {_describe(error)}")
+            failures.append(f"G={what}: {describe_error(error)}")
             return None
 
     models = {1: clone(template).set_params(n_components=1).fit(X)}
@@ -782,7 +783,7 @@ def _lrt_replicate(job: _LRTJob, index, seed):
     try:
         null = _fit_from(job.template, job.null, X)[0]
     except _FIT_ERRORS as error:
-        return {"error": _describe(error)}
+        return {"error": describe_error(error)}
     alt_log_likelihood, failures = -np.inf, []
     for start in [job.alt, *(_split_starts(null) if job.split_starts else ())]:
         try:
@@ -794,7 +795,7 @@ def _lrt_replicate(job: _LRTJob, index, seed):
     if not np.isfinite(alt_log_likelihood):
         # the duplicated point alone would give 0: a replicate without any G + 1 fit
         # has no statistic
-        return {"error": f"every G + 1 start failed; the last: {_describe(failures[-1])}"}
+        return {"error": f"every G + 1 start failed; the last: {describe_error(failures[-1])}"}
     alt_log_likelihood = max(alt_log_likelihood, null.log_likelihood_)  # the duplicate
     return {"lrts": _lrts(null.log_likelihood_, alt_log_likelihood),
             "log_likelihood_null": null.log_likelihood_,
@@ -878,10 +879,6 @@ def _fit_from(template, start, X, sample_weight=None):
         n_components=len(weights), weights_init=weights / weights.sum(), means_init=means,
         precisions_init=precisions, warm_start=False)
     return _fit_quietly(model, X, sample_weight)
-
-
-def _describe(error):
-    return f"{type(error).__name__}: {error}"
 
 
 def _reason(description):

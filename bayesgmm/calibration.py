@@ -33,7 +33,7 @@ import xarray as xr
 from scipy import stats
 
 from ._gaussian import DEFAULT_COVARIANCE_TYPE
-from ._validation import check_integer, check_seed
+from ._validation import check_integer, check_seed, describe_error
 from .bayes import POSTERIOR_VARS, GaussianMixtureBayes, _n_divergent
 from .model import as_array_and_names, build_model_from_spec, make_spec
 from .priors import GMMPriors
@@ -190,7 +190,7 @@ def simulation_based_calibration(n_components, covariance_type=DEFAULT_COVARIANC
         try:
             fit.fit(X, draws=draws, tune=tune, chains=chains, progressbar=False, **fit_kwargs)
         except Exception as error:  # recorded and counted, the run goes on
-            fits.append({"replicate": r, "error": f"{type(error).__name__}: {error}",
+            fits.append({"replicate": r, "error": describe_error(error),
                          "seconds": time.perf_counter() - began})
             continue
         thinned = _thinned(fit.posterior, n_rank_draws)

@@ -407,13 +407,15 @@ def _model_figure(model, X, title):
     from . import plots
 
     n_features = model.n_features_in_
+    if n_features > 2:  # each panel shows the rows observed in its two features
+        fig = plots.plot_pairs(model, X, n_draws=20 if plots._is_bayes(model) else 0)
+        fig.suptitle(title)
+        return fig
     X = X[~np.isnan(np.asarray(X, dtype=float)).any(axis=1)]  # a point needs every coordinate
     if n_features == 1:
         fig = plots.plot_density(model, X).figure
-    elif n_features == 2:
-        fig = plots.plot_clusters(model, X).figure
     else:
-        fig = plots.plot_pairs(model, X, n_draws=20 if plots._is_bayes(model) else 0)
+        fig = plots.plot_clusters(model, X).figure
     fig.suptitle(title)
     return fig
 

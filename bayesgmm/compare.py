@@ -18,7 +18,7 @@ from scipy.special import logsumexp
 
 from ._gaussian import bayesian_covariance_names, get_covariance_structure
 from ._validation import (check_choice, check_client, check_integer, check_number, check_seed,
-                          optional_sample_weight)
+                          describe_error, optional_sample_weight)
 from .em import GaussianMixtureEM
 from .model import as_array_and_names
 
@@ -539,7 +539,7 @@ def _try(row, column, fit, *args, **kwargs):
             warnings.simplefilter("ignore")  # fits of a grid are judged by the table
             return fit(*args, **kwargs)
     except Exception as error:  # noqa: BLE001 - a failed fit is a row, not an abort
-        row[column] = f"{type(error).__name__}: {error}"
+        row[column] = describe_error(error)
         return None
 
 

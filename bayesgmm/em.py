@@ -285,7 +285,8 @@ class _BlockEngine:
 
         totals = np.zeros((n_components, self.n_rows_f))
         for log_likelihood, part in _over_blocks(run, self.X.shape[0],
-                                                 self._block_size(len(far))):
+                                                 self._block_size(len(far)),
+                                                 n_components * self.n_rows_f):
             result.log_likelihood += log_likelihood
             if moments:
                 totals += part
@@ -351,15 +352,19 @@ class _BlockEngine:
             yield block, log_norm, resp.T
 
 
-#: Rows below which a sweep runs on one thread (threads cost more than they save).
+#: A sweep runs on one thread below this many rows, or below this many products per
+#: row (components x expanded features): threads then cost more than they save
+#: (measured: 1.5x faster at (1e6, 10, 8, full), 1.3x at diag, 1.07x at (1e5, 3, 8),
+#: 0.8-0.9x at D = 2, K = 3; benchmarks/README.md, "Threaded sweeps").
 _THREADED_ROWS = 50_000
+_THREADED_PRODUCTS = 100
 
 
-def _sweep_threads(n_rows):
-    """Threads a sweep of ``n_rows`` rows shares its blocks among: as many as BLAS may
-    use (``OMP_NUM_THREADS`` and the like, threadpoolctl's limits, Dask workers' one
-    thread all respected) and the process may run on, one for small data."""
-    if n_rows < _THREADED_ROWS:
+def _sweep_threads(n_rows, products_per_row):
+    """Threads a sweep shares its blocks among: as many as BLAS may use
+    (``OMP_NUM_THREADS`` and the like, threadpoolctl's limits, Dask workers' one thread
+    all respected) and the process may run on; one for small work."""
+    if n_rows < _THREADED_ROWS or products_per_row < _THREADED_PRODUCTS:
         return 1
     blas = [info["num_threads"] for info in _threadpool_controller().select(
         user_api="blas").info()]
@@ -369,23 +374,26 @@ def _sweep_threads(n_rows):
 
 
 @functools.cache
-def _sweep_pool(n_threads):
+def _thread_pool(n_threads, pid):
+    """A pool of ``n_threads`` threads of process ``pid`` (a forked child, whose copy of
+    its parent's pool has no threads, makes its own)."""
     return concurrent.futures.ThreadPoolExecutor(n_threads,
                                                  thread_name_prefix="bayesgmm-sweep")
 
 
-def _over_blocks(run, n_rows, block_size):
+def _over_blocks(run, n_rows, block_size, products_per_row):
     """``run(start, stop)``'s lists of per-block results over the rows in blocks of
     ``block_size``, in block order: the blocks split into one contiguous run per
     thread, each thread's BLAS on one thread meanwhile."""
     n_blocks = -(-n_rows // block_size)
-    n_threads = min(_sweep_threads(n_rows), n_blocks)
+    n_threads = min(_sweep_threads(n_rows, products_per_row), n_blocks)
     if n_threads <= 1:
         return run(0, n_rows)
     bounds = [min(n_rows, (n_blocks * t // n_threads) * block_size)
               for t in range(n_threads + 1)]
     with _threadpool_controller().limit(limits=1, user_api="blas"):
-        futures = [_sweep_pool(n_threads).submit(run, bounds[t], bounds[t + 1])
+        pool = _thread_pool(n_threads, os.getpid())
+        futures = [pool.submit(run, bounds[t], bounds[t + 1])
                    for t in range(n_threads)]
         return [part for future in futures for part in future.result()]
 
@@ -850,7 +858,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Numpy array, pandas DataFrame or xarray DataArray (dims sample x feature).
+            Numpy array, pandas DataFrame or xarray DataArray (dims sample x feature),
+            or a Dask array (or DataArray backed by one: see :mod:`bayesgmm._dask`).
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; an integer weight counts a row that many times.

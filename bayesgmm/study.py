@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._tasks import on_client
-from ._validation import check_integer, check_seed
+from ._validation import check_integer, check_seed, describe_error
 from .compare import CRITERIA, ModelComparison, compare
 
 __all__ = ["StudyResult", "simulation_study"]
@@ -150,7 +150,7 @@ class _Replicate:
             result = compare(X, self.n_components, self.covariance_types,
                              random_state=seed, progressbar=False, **self.options)
         except Exception as error:  # noqa: BLE001 - a failed replicate is a row
-            choice["error"] = f"{type(error).__name__}: {error}"
+            choice["error"] = describe_error(error)
             return None, choice
         choice.update(_choices(result))
         table = result.table.copy()

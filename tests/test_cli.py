@@ -539,6 +539,24 @@ def test_missing_entries_are_marginalised_by_default(tmp_path):
     assert model.log_likelihood_ == pytest.approx(expected.log_likelihood_, rel=1e-10)
 
 
+def test_the_pairs_figure_keeps_the_incomplete_rows(tmp_path, monkeypatch):
+    """With more than two features each panel shows the rows observed in its pair."""
+    from bayesgmm import plots
+
+    frame = datasets.load_diabetes().drop(columns="class")  # three features
+    frame.iloc[[3, 60], 2] = np.nan
+    frame.to_csv(tmp_path / "nan.csv", index=False)
+    seen = []
+    original = plots.plot_pairs
+    monkeypatch.setattr(plots, "plot_pairs",
+                        lambda model, X, **kw: seen.append(len(X)) or original(model, X, **kw))
+    result = run("fit", tmp_path / "nan.csv", "--components", "2", "--seed", "0",
+                 "--out", tmp_path / "a.nc", "--plot", tmp_path / "a.png")
+    assert result.exit_code == 0, result.output
+    assert seen == [len(frame)]
+    assert (tmp_path / "a.png").stat().st_size > 10_000
+
+
 def test_compare_on_local_dask_workers_writes_the_sequential_table(faithful_csv, tmp_path,
                                                                     monkeypatch):
     monkeypatch.setattr("bayesgmm.cli.SCHEDULER_TIMEOUT", 1)

@@ -830,3 +830,45 @@ def test_fit_and_fit_predict_fit_the_same_model(random_data):
     for name in ("weights_", "means_", "covariances_", "lower_bound_"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     np.testing.assert_array_equal(labels, a.predict(X))
+
+
+# ------------------------------------------------------------ threaded sweeps
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_sweep_shared_among_threads_equals_the_one_thread_sweep(weighted, monkeypatch):
+    """The blocks' partial sums are added in block order: three threads give the very
+    numbers of one (BLAS on one thread in both, as each sweep thread's is)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(7)
+    n = 3 * em_module._THREADED_ROWS + 123
+    X = np.concatenate([rng.normal(size=(n // 2, 3)), rng.normal(4.0, 0.5, (n - n // 2, 3))])
+    weights = rng.integers(0, 3, n).astype(float) if weighted else np.ones(n)
+    model = GaussianMixtureEM(2, covariance_type="VVV", max_iter=1, tol=0,
+                              random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X[:2000])
+    params = (model.weights_, model.means_, model.precisions_cholesky_)
+    engine = em_module._BlockEngine(X, weights, X.mean(axis=0), model._structure)
+    engine.block_rows = 5000  # many blocks
+    monkeypatch.setattr(em_module, "_sweep_threads", lambda *args: 3)
+    threaded = engine.sweep(*params, moments=True, labels=True)
+    monkeypatch.setattr(em_module, "_sweep_threads", lambda *args: 1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        single = engine.sweep(*params, moments=True, labels=True)
+    assert threaded.log_likelihood == single.log_likelihood
+    for name in ("nk", "sum_x", "sum_q", "centres", "labels"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(single, name))
+    # and the sums are those of the data: the weights' total, and the log-likelihood
+    assert threaded.nk.sum() == pytest.approx(weights.sum(), rel=1e-12)
+    assert threaded.log_likelihood == pytest.approx(
+        weights @ model.score_samples(X), rel=1e-12)
+
+
+def test_sweep_threads_follow_the_blas_limit():
+    from threadpoolctl import threadpool_limits
+
+    assert em_module._sweep_threads(em_module._THREADED_ROWS - 1, 500) == 1
+    assert em_module._sweep_threads(10**7, em_module._THREADED_PRODUCTS - 1) == 1
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert em_module._sweep_threads(10**7, 500) == 1
