@@ -304,8 +304,13 @@ def test_loo_is_arviz_loo_with_exact_refits_and_ranks_the_true_k_within_its_se(b
         assert (table.loc[k, "set_aside"] == "") == (rhat <= 1.01 and ess >= 400 and reliable)
         assert fits["bayes"].em_.means_ == pytest.approx(fits["em"].means_)
     assert (table["bayes_error"] == "").all()
-    # the true model and the underfitted one converge (4000 draws of well-separated data)
-    assert table.loc[2, "set_aside"] == "" and table.loc[3, "set_aside"] == ""
+    # the true model converges (4000 draws of well-separated data). The underfitted
+    # K = 2 has a second mode (another pair of the three clusters merged, 48 nats lower
+    # at BAYESGMM_TEST_SEED=5) that a chain can fall into while tuning; then it is set
+    # aside as multimodal, never ranked
+    assert table.loc[3, "set_aside"] == ""
+    assert table.loc[2, "set_aside"] == "" or table.loc[2, "set_aside"].startswith(
+        "multimodal")
 
     def difference(a, b):  # elpd_a - elpd_b and its se, from the pointwise terms
         d = elpd_i[a] - elpd_i[b]
@@ -322,9 +327,12 @@ def test_loo_is_arviz_loo_with_exact_refits_and_ranks_the_true_k_within_its_se(b
     ranked = table[table["set_aside"] == ""]
     assert ranked["loo_weight"].sum() == pytest.approx(1.0)
     assert table.loc[chosen[0], "elpd_loo_diff"] == 0
-    assert table.loc[2, "elpd_loo_diff"] == pytest.approx(
-        table.loc[2, "elpd_loo"] - table.loc[chosen[0], "elpd_loo"])
-    assert 0 < table.loc[2, "elpd_loo_dse"] < -table.loc[2, "elpd_loo_diff"] / 4
+    if table.loc[2, "set_aside"] == "":
+        assert table.loc[2, "elpd_loo_diff"] == pytest.approx(
+            table.loc[2, "elpd_loo"] - table.loc[chosen[0], "elpd_loo"])
+        assert 0 < table.loc[2, "elpd_loo_dse"] < -table.loc[2, "elpd_loo_diff"] / 4
+    else:  # a set-aside model is not compared
+        assert np.isnan(table.loc[2, "elpd_loo_diff"])
     assert table.loc[table["set_aside"] != "", "loo_weight"].isna().all()
     assert result.best("bic") == (3, "full")
 
