@@ -173,15 +173,15 @@ def _chunk_data_moments(index, start, X, w):
         return {"bad": (*where, int(missing.all(axis=1).sum()), "empty")}
     total = float(w.sum())
     observed = ~missing
+    observed_sum = w @ (np.where(observed, X, 0) if n_nan else X)
     part = {
         "bad": None, "weight": total, "n_points": int(np.count_nonzero(w)),
         "n_nan": n_nan, "first_nan": (*where, n_nan) if n_nan else None,
-        "observed_weight": w @ observed,
-        "observed_sum": w @ (np.where(observed, X, 0) if n_nan else X),
+        "observed_weight": w @ observed, "observed_sum": observed_sum,
         "mean": None, "scatter": None, "low": None, "high": None,
     }
     if not n_nan:
-        mean = (w @ X) / total if total > 0 else np.zeros(X.shape[1])
+        mean = observed_sum / total if total > 0 else np.zeros(X.shape[1])
         deviations = X - mean
         part.update(mean=mean, scatter=(deviations.T * w) @ deviations,
                     low=X.min(axis=0).astype(np.float64),
@@ -221,7 +221,9 @@ def _combine_data_moments(parts):
 def _chunk_filled_moments(X, w, fill, center):
     """A chunk's scatter about ``center`` and feature ranges, missing entries replaced
     by ``fill`` (the observed means)."""
-    filled = np.where(np.isnan(X), fill.astype(X.dtype), X)
+    from ._missing import filled_with  # not at import: _missing imports em, em this
+
+    filled = filled_with(X, fill)
     deviations = filled - center.astype(X.dtype)
     return {"scatter": (deviations.T * w) @ deviations,
             "low": filled.min(axis=0).astype(np.float64),
@@ -268,9 +270,10 @@ def _data_moments(X, sample_weight, missing):
     if not total > 0:
         raise ValueError("sample_weight must not be all zero.")
     if moments["n_nan"]:
+        from ._missing import observed_means
+
         observed = moments["observed_weight"]
-        # the column's weighted mean of its observed entries (0 for none), as in memory
-        fill = moments["observed_sum"] / np.where(observed > 0, observed, 1.0)
+        fill = observed_means(moments["observed_sum"], observed)  # as mean_imputed's
         center = (moments["observed_sum"] + fill * (total - observed)) / total
         parts = [delayed(_chunk_filled_moments, pure=True)(x, w, fill, center)
                  for _, x, w in chunks]
@@ -402,8 +405,9 @@ class DaskData:
         if not np.count_nonzero(w_rows):
             raise ValueError(f"The {len(w_rows)} rows drawn for the start all have zero "
                              "weight.")
-        filled = (X_rows if self.fill is None
-                  else np.where(np.isnan(X_rows), self.fill.astype(X_rows.dtype), X_rows))
+        from ._missing import filled_with
+
+        filled = X_rows if self.fill is None else filled_with(X_rows, self.fill)
         start = _em.with_settings_of(engine, _em._BlockEngine(
             filled, w_rows, engine.center, engine.structure))
         if not screened:

@@ -380,8 +380,18 @@ def mean_imputed(X, sample_weight):
     entries (the start of EM, and the data behind its scale checks)."""
     observed = ~np.isnan(X)
     w = np.asarray(sample_weight, dtype=np.float64)[:, None] * observed
-    totals = w.sum(axis=0)
-    means = np.where(observed, X, 0.0).astype(np.float64).T @ np.asarray(sample_weight,
-                                                                          np.float64)
-    means = means / np.where(totals > 0, totals, 1.0)
-    return np.where(observed, X, means.astype(X.dtype)).astype(X.dtype)
+    sums = np.where(observed, X, 0.0).astype(np.float64).T @ np.asarray(sample_weight,
+                                                                         np.float64)
+    return filled_with(X, observed_means(sums, w.sum(axis=0)))
+
+
+def observed_means(sums, weights):
+    """Each column's weighted mean of its observed entries from their weighted sums and
+    weights (D,) (0 for a column with none): what :func:`mean_imputed` fills in, and
+    what a pass over data too large for memory gives (:mod:`bayesgmm._dask`)."""
+    return sums / np.where(weights > 0, weights, 1.0)
+
+
+def filled_with(X, means):
+    """``X`` with its missing (NaN) entries replaced by ``means`` (D,), in X's dtype."""
+    return np.where(np.isnan(X), np.asarray(means).astype(X.dtype), X).astype(X.dtype)
